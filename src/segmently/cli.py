@@ -1,0 +1,110 @@
+"""The command line. It composes core functions; none of the logic lives here."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from segmently import commands, control
+from segmently.store import Store, StoreLockedError, normalize_url
+
+app = typer.Typer(help="Segmently: product usage segmentation.", no_args_is_help=True)
+projects_app = typer.Typer(help="Create and list projects.", no_args_is_help=True)
+app.add_typer(projects_app, name="projects")
+console = Console()
+
+
+class Ctx:
+    db: str = normalize_url(None)
+    json: bool = False
+
+
+@app.callback()
+def main(
+    db: str = typer.Option(None, "--db", envvar="SEGMENTLY_DB",
+                           help="Database URL: duckdb:///file.duckdb, postgres://user@host/db,"
+                                " or a path. Default ./segmently.duckdb."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    Ctx.db = normalize_url(db)
+    Ctx.json = json_output
+
+
+def open_store() -> Store:
+    return Store(Ctx.db)
+
+
+def run(command: str, **args: Any) -> Any:
+    """Run a core command here, or in the server that holds the DuckDB file."""
+    try:
+        store = open_store()
+    except StoreLockedError:
+        ctl = control.read_control(Ctx.db)
+        if ctl is None:
+            raise typer.BadParameter(f"{Ctx.db} is locked by another process and no running "
+                                     "`segmently serve` owns it") from None
+        return control.remote_call(ctl, command, args)
+    with store:
+        return commands.REGISTRY[command](store, **args)
+
+
+def show(rows: Any, title: str | None = None) -> None:
+    if Ctx.json:
+        typer.echo(json.dumps(rows, default=str, indent=2))
+        return
+    if isinstance(rows, dict):
+        rows = [rows]
+    if not rows:
+        console.print("(nothing)")
+        return
+    table = Table(title=title)
+    for key in rows[0]:
+        table.add_column(str(key))
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    console.print(table)
+
+
+@projects_app.command("create")
+def projects_create(name: str) -> None:
+    """Create a project; prints its write key (public) and secret key (shown only once)."""
+    show(run("projects_create", name=name), title="new project: keep the secret key safe")
+
+
+@projects_app.command("list")
+def projects_list() -> None:
+    show(run("projects_list"), title="projects")
+
+
+@app.command()
+def stats() -> None:
+    """Row counts per project and table."""
+    show(run("stats"), title="stored rows")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+) -> None:
+    """Run the HTTP server: ingestion APIs, the segment API and the UI."""
+    import uvicorn
+
+    from segmently.web.app import create_app
+
+    store = open_store()
+    ctl = control.write_control(Ctx.db, f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{port}")
+    try:
+        uvicorn.run(create_app(store, control_token=ctl.token if ctl else None),
+                    host=host, port=port, log_level="warning")
+    finally:
+        control.remove_control(Ctx.db, ctl)
+        store.close()
+
+
+if __name__ == "__main__":
+    app()

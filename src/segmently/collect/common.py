@@ -1,0 +1,103 @@
+"""Field conversions every wire format shares: ids, timestamps, and the event checks."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from segmently.collect.errors import InputError
+from segmently.collect.limits import Limits, check_depth
+from segmently.store.rows import Message
+
+MAX_ID_LENGTH = 512
+MAX_NAME_LENGTH = 1024
+
+
+def parse_timestamp(value: Any, where: str) -> datetime:
+    """ISO 8601 (offset or Z; none means UTC) or epoch seconds/milliseconds -> naive UTC."""
+    if isinstance(value, datetime):
+        ts = value
+    elif isinstance(value, bool):
+        raise InputError(f"{where} must be an ISO 8601 timestamp, got a boolean", code="bad_type")
+    elif isinstance(value, int | float):
+        seconds = value / 1000 if abs(value) > 1e11 else value
+        try:
+            ts = datetime.fromtimestamp(seconds, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise InputError(f"{where} is out of range: {value}", code="bad_timestamp") from exc
+    elif isinstance(value, str):
+        try:
+            ts = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError as exc:
+            raise InputError(
+                f"{where} is not an ISO 8601 timestamp: {value[:64]!r}", code="bad_timestamp"
+            ) from exc
+    else:
+        raise InputError(
+            f"{where} must be an ISO 8601 timestamp, got {type(value).__name__}", code="bad_type"
+        )
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(timezone.utc).replace(tzinfo=None)
+    return ts
+
+
+def as_id(value: Any, where: str) -> str | None:
+    """User/anonymous/account/message ids: strings or integers, stored as strings."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InputError(f"{where} must be a string, got {type(value).__name__}", code="bad_type")
+    text = str(value)
+    if not text.strip():
+        return None
+    if len(text) > MAX_ID_LENGTH:
+        raise InputError(f"{where} is longer than {MAX_ID_LENGTH} characters", code="too_long")
+    return text
+
+
+def as_name(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{where} must be a non-empty string", code="missing_field")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InputError(f"{where} is longer than {MAX_NAME_LENGTH} characters", code="too_long")
+    if "\x00" in value:
+        raise InputError(f"{where} contains a NUL character", code="bad_value")
+    return value
+
+
+def as_object(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(f"{where} must be a JSON object, got {type(value).__name__}", code="bad_type")
+    return value
+
+
+def check_message(msg: Message, limits: Limits, now: datetime, where: str) -> Message:
+    """The checks every stored message passes, whatever its wire format."""
+    if msg.user_id is None and msg.anonymous_id is None:
+        raise InputError(f"{where} needs a user id or an anonymous id", code="missing_field")
+    if msg.timestamp - now > limits.max_future:
+        raise InputError(
+            f"{where}.timestamp {msg.timestamp.isoformat()}Z is more than "
+            f"{limits.max_future} in the future",
+            code="timestamp_in_future",
+        )
+    for name in ("properties", "context", "traits", "traits_once", "account_traits"):
+        value = getattr(msg, name)
+        if value:
+            check_depth(value, limits.max_depth, f"{where}.{name}")
+    size = sum(
+        len(orjson.dumps(v, default=str))
+        for v in (msg.properties, msg.context, msg.traits, msg.traits_once, msg.account_traits)
+        if v
+    )
+    if size > limits.max_event_bytes:
+        raise InputError(
+            f"{where} is {size} bytes; one event may be at most {limits.max_event_bytes} bytes",
+            code="event_too_large",
+            status=413,
+        )
+    return msg

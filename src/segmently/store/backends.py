@@ -1,0 +1,123 @@
+"""Opening an Ibis backend from a URL, and the little each engine needs that Ibis leaves out.
+
+Accepted URLs: `duckdb:///abs/path.duckdb` (or `duckdb://relative.duckdb`), `duckdb://:memory:`, a bare path (DuckDB),
+`postgres://user@host:port/db` / `postgresql://...`. Everything else is passed to
+`ibis.connect`, so any Ibis backend can be named.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ibis
+from ibis.backends import BaseBackend
+
+DEFAULT_DB = "segmently.duckdb"
+
+
+class StoreLockedError(RuntimeError):
+    """The DuckDB file is held by another process (usually `segmently serve`)."""
+
+
+def normalize_url(url: str | None) -> str:
+    url = url or DEFAULT_DB
+    if "://" not in url:
+        if url == ":memory:":
+            return "duckdb://:memory:"
+        return f"duckdb://{Path(url).expanduser().resolve()}"
+    if url.startswith("postgresql://"):
+        return "postgres://" + url.removeprefix("postgresql://")
+    return url
+
+
+def duckdb_path(url: str) -> Path | None:
+    """The file behind a DuckDB URL, or None for other engines and in-memory databases."""
+    url = normalize_url(url)
+    if not url.startswith("duckdb://"):
+        return None
+    path = url.removeprefix("duckdb://")
+    if path in ("", ":memory:", "/:memory:"):
+        return None
+    return Path(path)
+
+
+def is_duckdb(url: str) -> bool:
+    return normalize_url(url).startswith("duckdb://")
+
+
+def connect(url: str, *, read_only: bool = False) -> BaseBackend:
+    url = normalize_url(url)
+    if url.startswith("duckdb://"):
+        import duckdb
+
+        path = duckdb_path(url)
+        try:
+            raw = duckdb.connect(str(path) if path else ":memory:", read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreLockedError(str(exc)) from exc
+            raise
+        return ibis.duckdb.from_connection(raw)
+    return ibis.connect(url)
+
+
+class ThreadLocalBackends:
+    """One Ibis backend per thread over the same database.
+
+    DuckDB connections must not be shared between threads (each thread gets a cursor of
+    the one process-wide connection); PostgreSQL gets one connection per thread.
+    """
+
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
+        self.url = normalize_url(url)
+        self.read_only = read_only
+        self.root = connect(self.url, read_only=read_only)
+        self._local = threading.local()
+        self._all: list[BaseBackend] = [self.root]
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> str:
+        return self.root.name
+
+    def get(self) -> BaseBackend:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            if threading.current_thread() is threading.main_thread():
+                con = self.root
+            elif self.engine == "duckdb":
+                con = ibis.duckdb.from_connection(self.root.con.cursor())
+            else:
+                con = connect(self.url)
+            self._local.con = con
+            with self._lock:
+                self._all.append(con)
+        return con
+
+    def close(self) -> None:
+        with self._lock:
+            for con in reversed(self._all):
+                with contextlib.suppress(Exception):
+                    con.disconnect()
+            self._all.clear()
+
+
+@contextlib.contextmanager
+def transaction(con: BaseBackend) -> Iterator[None]:
+    """Run the enclosed Ibis inserts as one transaction (all or nothing)."""
+    if con.name == "postgres":
+        with con.con.transaction():
+            yield
+        return
+    raw: Any = con.con
+    raw.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        raw.execute("ROLLBACK")
+        raise
+    raw.execute("COMMIT")

@@ -1,0 +1,149 @@
+"""The event store: durable, deduplicated appends and Ibis tables to read from."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+import pyarrow.compute as pc
+from ibis.backends import BaseBackend
+
+from segmently.store import schema
+from segmently.store.backends import ThreadLocalBackends, normalize_url, transaction
+from segmently.store.rows import Message, RowBatch, to_rows
+
+DEFAULT_DEDUP_WINDOW = timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    received: int
+    stored: int
+
+    @property
+    def duplicates(self) -> int:
+        return self.received - self.stored
+
+
+def utcnow() -> datetime:
+    """Naive UTC now, microsecond precision: the store's clock for received_at."""
+    return datetime.utcnow().replace(tzinfo=None)  # noqa: DTZ003
+
+
+class Store:
+    """Tables of one Segmently database, over any Ibis backend.
+
+    Writes go through `append`, which is safe to call from several threads (a lock makes
+    this process the single writer that DuckDB requires). A message id already stored
+    for the project within `dedup_window` of arrival time is skipped, so client retries
+    and re-imports store nothing twice; `dedup_window=None` checks all history.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        read_only: bool = False,
+        dedup_window: timedelta | None = DEFAULT_DEDUP_WINDOW,
+    ) -> None:
+        self.url = normalize_url(url)
+        self.backends = ThreadLocalBackends(self.url, read_only=read_only)
+        self.read_only = read_only
+        self.dedup_window = dedup_window
+        self._write_lock = threading.Lock()
+        if not read_only:
+            self.ensure_schema()
+
+    # -- connections -------------------------------------------------------------------
+    @property
+    def con(self) -> BaseBackend:
+        return self.backends.get()
+
+    @property
+    def engine(self) -> str:
+        return self.backends.engine
+
+    def close(self) -> None:
+        self.backends.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def ensure_schema(self) -> None:
+        con = self.con
+        existing = set(con.list_tables())
+        for name, sch in schema.TABLES.items():
+            if name not in existing:
+                con.create_table(name, schema=sch)
+
+    def table(self, name: str) -> ir.Table:
+        return self.con.table(name)
+
+    def events(self, project_id: str) -> ir.Table:
+        t = self.table(schema.EVENTS)
+        return t.filter(t.project_id == project_id)
+
+    # -- writes ------------------------------------------------------------------------
+    def append(
+        self, project_id: str, messages: list[Message], received_at: datetime | None = None
+    ) -> AppendResult:
+        """Store messages in one transaction; returns how many were new."""
+        if not messages:
+            return AppendResult(0, 0)
+        rows = to_rows(project_id, messages, received_at or utcnow())
+        return self.append_rows(project_id, rows)
+
+    def append_rows(self, project_id: str, rows: RowBatch) -> AppendResult:
+        received = rows.events.num_rows
+        with self._write_lock:
+            con = self.con
+            keep = self._new_message_ids(con, project_id, rows.events)
+            with transaction(con):
+                for name, table in rows.tables().items():
+                    table = table.filter(pc.is_in(table["message_id"], keep))
+                    if name == schema.EVENTS:
+                        table = _first_per_message(table)
+                        stored = table.num_rows
+                    if table.num_rows:
+                        con.insert(name, ibis.memtable(table))
+        return AppendResult(received, stored)
+
+    def insert_table(self, name: str, table: pa.Table) -> None:
+        """Insert rows that need no deduplication (projects, definitions)."""
+        with self._write_lock:
+            con = self.con
+            with transaction(con):
+                con.insert(name, ibis.memtable(table))
+
+    def _new_message_ids(self, con: BaseBackend, project_id: str, events: pa.Table) -> pa.Array:
+        ids = pc.unique(events["message_id"])
+        t = con.table(schema.EVENTS)
+        cond = t.project_id == project_id
+        if self.dedup_window is not None:
+            oldest = pc.min(events["received_at"]).as_py() - self.dedup_window
+            cond &= t.received_at >= oldest
+        seen = (
+            t.filter(cond)
+            .semi_join(ibis.memtable(pa.table({"message_id": ids})), "message_id")
+            .select("message_id")
+            .to_pyarrow()["message_id"]
+        )
+        if len(seen) == 0:
+            return ids
+        return ids.filter(pc.invert(pc.is_in(ids, seen.combine_chunks())))
+
+
+def _first_per_message(events: pa.Table) -> pa.Table:
+    """Drop repeated message ids inside one batch, keeping the first occurrence."""
+    if pc.count_distinct(events["message_id"]).as_py() == events.num_rows:
+        return events
+    indexed = events.append_column("__i", pa.array(range(events.num_rows), pa.int64()))
+    first = indexed.group_by("message_id").aggregate([("__i", "min")])["__i_min"]
+    return events.take(pc.sort_indices(first))

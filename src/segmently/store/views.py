@@ -1,0 +1,77 @@
+"""Read-time resolution of the append-only tables: identities, latest traits, users.
+
+All of it is Ibis, so it runs on whatever engine holds the store. `as_of` bounds what was
+known (received_at) and what had happened (timestamp) at an instant, which makes any past
+answer reproducible after late data arrives.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import ibis
+import ibis.expr.types as ir
+
+from segmently.store import schema
+from segmently.store.store import Store
+
+
+def _known(t: ir.Table, project_id: str, as_of: datetime | None, when: str) -> ir.Table:
+    t = t.filter(t.project_id == project_id)
+    if as_of is not None:
+        t = t.filter(t.received_at <= as_of, t[when] < as_of)
+    return t
+
+
+def identity_map(store: Store, project_id: str, as_of: datetime | None = None) -> ir.Table:
+    """alias_id -> user_id, the latest link per alias (an alias or identify merges ids)."""
+    t = _known(store.table(schema.IDENTITIES), project_id, as_of, "linked_at")
+    latest = t.mutate(
+        _rank=ibis.row_number().over(group_by=t.alias_id, order_by=[t.linked_at.desc(),
+                                                                      t.received_at.desc()])
+    )
+    return latest.filter(latest._rank == 0).select("alias_id", "user_id")
+
+
+def resolved_events(store: Store, project_id: str, as_of: datetime | None = None) -> ir.Table:
+    """Events with `person_id`: the identified user an event belongs to.
+
+    person_id = the user an id was merged into, else user_id, else anonymous_id.
+    """
+    events = _known(store.table(schema.EVENTS), project_id, as_of, "timestamp")
+    ids = identity_map(store, project_id, as_of)
+    distinct_id = events.user_id.coalesce(events.anonymous_id)
+    events = events.mutate(_distinct_id=distinct_id)
+    joined = events.left_join(ids, events._distinct_id == ids.alias_id)
+    return joined.mutate(person_id=joined.user_id_right.coalesce(joined._distinct_id)).drop(
+        "_distinct_id", "alias_id", "user_id_right"
+    )
+
+
+def latest_traits(
+    store: Store, project_id: str, kind: str = "user", as_of: datetime | None = None
+) -> ir.Table:
+    """(entity_id, trait, value): the latest value of each trait, or the first for set_once."""
+    t = _known(store.table(schema.TRAITS), project_id, as_of, "set_at")
+    t = t.filter(t.kind == kind)
+    if kind == "user":
+        ids = identity_map(store, project_id, as_of)
+        t = t.left_join(ids, t.entity_id == ids.alias_id)
+        t = t.mutate(entity_id=t.user_id.coalesce(t.entity_id)).drop("alias_id", "user_id")
+    # A plain set beats any set_once; among sets the latest wins, among set_once the first.
+    order = [t.once.asc(), ibis.cases((t.once, t.set_at.epoch_seconds()),
+                                      else_=-t.set_at.epoch_seconds()).asc(),
+             t.received_at.desc()]
+    ranked = t.mutate(_rank=ibis.row_number().over(group_by=[t.entity_id, t.trait], order_by=order))
+    return ranked.filter(ranked._rank == 0).select("entity_id", "trait", "value")
+
+
+def users(store: Store, project_id: str, as_of: datetime | None = None) -> ir.Table:
+    """One row per person: first and last seen, event count, latest account."""
+    e = resolved_events(store, project_id, as_of)
+    return e.group_by(user_id=e.person_id).aggregate(
+        first_seen=e.timestamp.min(),
+        last_seen=e.timestamp.max(),
+        events=e.count(),
+        account_id=e.account_id.argmax(e.timestamp.epoch_seconds()),
+    )

@@ -1,0 +1,58 @@
+"""The FastAPI application: it composes routers over one store and holds no logic."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from segmently import __version__
+from segmently.collect.errors import InputError
+from segmently.collect.limits import Limits
+from segmently.store import Store
+from segmently.web import internal_routes, native_routes
+from segmently.web.state import AppState
+
+
+def create_app(
+    store: Store, limits: Limits | None = None, *, control_token: str | None = None
+) -> FastAPI:
+    state = AppState(store, limits or Limits.from_env(), control_token=control_token)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.writer.start()
+        try:
+            yield
+        finally:
+            state.writer.stop()
+
+    app = FastAPI(
+        title="Segmently",
+        version=__version__,
+        description="Product usage segmentation: ingestion, segments, memberships.",
+        lifespan=lifespan,
+    )
+    app.state.segmently = state
+
+    @app.exception_handler(InputError)
+    async def input_error(request: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse({"code": exc.code, "message": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        return JSONResponse({"code": "invalid_request", "message": f"{where}: {err['msg']}"},
+                              status_code=400)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "engine": store.engine}
+
+    app.include_router(native_routes.router)
+    app.include_router(internal_routes.router)
+    return app
