@@ -54,7 +54,7 @@ class Store:
         self.backends = ThreadLocalBackends(self.url, read_only=read_only)
         self.read_only = read_only
         self.dedup_window = dedup_window
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()
         if not read_only:
             self.ensure_schema()
 
@@ -76,10 +76,19 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def write_lock(self) -> threading.RLock:
+        """Held by every write; hold it to make a read-then-write sequence atomic."""
+        return self._write_lock
+
     def ensure_schema(self) -> None:
+        self.ensure_tables(schema.TABLES)
+
+    def ensure_tables(self, tables: dict[str, ibis.Schema]) -> None:
+        """Create the tables that do not exist yet (each stage owns its own tables)."""
         con = self.con
         existing = set(con.list_tables())
-        for name, sch in schema.TABLES.items():
+        for name, sch in tables.items():
             if name not in existing:
                 con.create_table(name, schema=sch)
 
@@ -117,10 +126,16 @@ class Store:
 
     def insert_table(self, name: str, table: pa.Table) -> None:
         """Insert rows that need no deduplication (projects, definitions)."""
+        self.insert_tables({name: table})
+
+    def insert_tables(self, tables: dict[str, pa.Table]) -> None:
+        """Insert into several tables in one transaction (empty tables are skipped)."""
         with self._write_lock:
             con = self.con
             with transaction(con):
-                con.insert(name, ibis.memtable(table))
+                for name, table in tables.items():
+                    if table.num_rows:
+                        con.insert(name, ibis.memtable(table))
 
     def _new_message_ids(self, con: BaseBackend, project_id: str, events: pa.Table) -> pa.Array:
         ids = pc.unique(events["message_id"])
