@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import ibis
 import ibis.expr.types as ir
 
+from segmently.profile.literals import f64
 from segmently.profile.vocabulary import (
     PAYMENT_AMOUNT,
     PAYMENT_FAILED,
@@ -43,7 +44,7 @@ def billing(events: ir.Table, as_of: datetime, *, window_days: int = 30) -> ir.T
     started = per_user.trial_started_at
     ended_after = lambda col: col.notnull() & (col >= started)  # noqa: E731
     return per_user.mutate(
-        revenue_to_date=per_user.revenue_to_date.fill_null(0.0),
+        revenue_to_date=per_user.revenue_to_date.fill_null(f64(0.0)),
         on_trial=started.notnull()
         & ~ended_after(per_user.converted_at)
         & ~ended_after(per_user.cancelled_at),

@@ -1,0 +1,74 @@
+"""The per-user profile: every metric in one table, one row per person known at as_of."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import ibis
+import ibis.expr.types as ir
+
+from segmently.profile.activity import activity
+from segmently.profile.adoption import feature_usage, journey_stage, milestones_reached
+from segmently.profile.billing import billing
+from segmently.profile.config import Vocabulary
+from segmently.profile.feedback import nps
+from segmently.profile.literals import f64
+from segmently.profile.scores import engagement, health, lifecycle
+from segmently.profile.vocabulary import PLAN_TRAIT
+from segmently.store import Store
+from segmently.store.views import latest_traits, resolved_events
+
+
+ACTIVITY_TYPES = ("track", "page", "screen")
+
+
+@dataclass(frozen=True)
+class Profiles:
+    """The wide per-user table and the long per-feature / per-milestone tables behind it."""
+
+    users: ir.Table
+    features: ir.Table | None
+    milestones: ir.Table | None
+
+
+def _attach(left: ir.Table, right: ir.Table | None, key: str = "person_id") -> ir.Table:
+    if right is None:
+        return left
+    joined = left.left_join(right, left.user_id == right[key])
+    return joined.drop(key) if key in joined.columns else joined
+
+
+def _plan(store: Store, project_id: str, as_of: datetime) -> ir.Table:
+    t = latest_traits(store, project_id, "user", as_of)
+    t = t.filter(t.trait == PLAN_TRAIT)
+    return t.select(person_id=t.entity_id, plan=t.value.cast("json").str)
+
+
+def build_profiles(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime) -> Profiles:
+    everything = resolved_events(store, project_id, as_of)
+    # identify/group/alias manage data; only what users did counts as activity
+    events = everything.filter(everything.type.isin(ACTIVITY_TYPES))
+    window = vocab.activity_window_days
+    users = activity(events, as_of, window_days=window, session_gap=vocab.session_gap_minutes * 60)
+    users = _attach(users, nps(events))
+    users = _attach(users, billing(events, as_of, window_days=30))
+    users = _attach(users, engagement(events, vocab.engagement, as_of))
+    users = _attach(users, lifecycle(events, as_of))
+    users = _attach(users, _plan(store, project_id, as_of))
+    features = feature_usage(events, vocab.features, as_of, window)
+    if features is not None:
+        used = features.filter(features.uses_window > 0)
+        breadth = used.group_by("person_id").aggregate(features_used=used.count())
+        users = _attach(users, breadth)
+        users = users.mutate(features_used=users.features_used.fill_null(0))
+        users = users.mutate(adoption_share=users.features_used.cast("float64")
+                             / len(vocab.features))
+    else:
+        users = users.mutate(features_used=ibis.literal(0), adoption_share=f64(0.0))
+    milestones = milestones_reached(events, vocab.milestones)
+    if milestones is not None:
+        users = _attach(users, journey_stage(milestones))
+    users = users.mutate(engagement_score=users.engagement_score.fill_null(f64(0.0)),
+                         engagement_points=users.engagement_points.fill_null(f64(0.0)))
+    return Profiles(users=health(users, vocab.health), features=features, milestones=milestones)
