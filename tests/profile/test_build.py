@@ -107,3 +107,27 @@ def test_vocabulary_errors_name_the_field() -> None:
     with pytest.raises(ValidationError, match="repeated: x"):
         Vocabulary.model_validate({"features": [
             {"name": "x", "events": [{"event": "a"}]}, {"name": "x", "events": [{"event": "b"}]}]})
+
+
+def test_accounts_roll_users_up(store: Store, profiles: dict[str, dict]) -> None:
+    from segmently.profile import build_profiles
+    from segmently.profile.accounts import account_rollup, user_accounts
+
+    store.append("p", [
+        Message(message_id="g1", type="group", event="$group", timestamp=AS_OF - 50 * D,
+                source="native", user_id="ann", account_id="acme"),
+        Message(message_id="g2", type="group", event="$group", timestamp=AS_OF - 50 * D,
+                source="native", user_id="bob", account_id="acme"),
+        Message(message_id="x1", type="track", event="clicked", timestamp=AS_OF - 40 * D,
+                source="native", user_id="cat", account_id="globex"),
+    ], received_at=AS_OF - 100 * D)
+    users = build_profiles(store, "p", VOCAB, AS_OF).users
+    rows = {r["account_id"]: r for r in
+            account_rollup(users, user_accounts(store, "p", AS_OF)).to_pyarrow().to_pylist()}
+    assert set(rows) == {"acme", "globex"}
+    acme = rows["acme"]
+    assert (acme["users"], acme["active_users"], acme["promoters"]) == (2, 2, 1)
+    assert acme["avg_engagement"] == pytest.approx((60 + 30) / 2)
+    assert acme["min_health"] == pytest.approx(profiles["bob"]["health_score"])
+    assert (acme["payments_missed_window"], acme["plan"]) == (1, "growth")
+    assert (rows["globex"]["users"], rows["globex"]["active_share"]) == (1, 1.0)
