@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
 
+from segmently.collect import importer
+from segmently.collect.importer import ImportReport
 from segmently.store import Store, schema
 from segmently.store import views
 from segmently.store.projects import Project, get_project_by_name, list_projects
@@ -42,6 +46,14 @@ class Segmently:
             if project in (p.name, p.project_id):
                 return p.project_id
         raise ValueError(f"no project named {project!r}")
+
+    def import_file(self, path: str | Path, project: str | None = None,
+                    **options: Any) -> ImportReport:
+        """Stream a JSONL/CSV/Parquet file into a project (see collect/importer.py);
+        options are those of `ImportOptions` (format, mapping, strict, ...)."""
+        pid = self.project_id(project)
+        return importer.import_file(path, pid, importer.store_sink(self.store, pid),
+                                    importer.ImportOptions(**options))
 
     def events(self, project: str | None = None, as_of: datetime | None = None) -> ir.Table:
         return views.resolved_events(self.store, self.project_id(project), as_of)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -84,6 +87,73 @@ def projects_list() -> None:
 def stats() -> None:
     """Row counts per project and table."""
     show(run("stats"), title="stored rows")
+
+
+@contextlib.contextmanager
+def _import_target(project: str | None) -> Iterator[tuple[str, Any]]:
+    """(project id, sink): this process's store, or the server holding the DuckDB file."""
+    from segmently.collect import importer
+
+    try:
+        store = open_store()
+    except StoreLockedError:
+        ctl = control.read_control(Ctx.db)
+        if ctl is None:
+            raise typer.BadParameter(f"{Ctx.db} is locked by another process and no running "
+                                     "`segmently serve` owns it") from None
+        pid = importer.pick_project(control.remote_call(ctl, "projects_list", {}), project)
+        yield pid, importer.remote_sink(ctl, pid)
+        return
+    with store:
+        pid = importer.pick_project(commands.projects_list(store), project)
+        yield pid, importer.store_sink(store, pid)
+
+
+@app.command("import")
+def import_file(
+    file: Path = typer.Argument(..., help="A .jsonl/.ndjson, .csv or .parquet file."),
+    project: str = typer.Option(None, "--project", help="Project name or id (default: the"
+                                " only project)."),
+    fmt: str = typer.Option(None, "--format", help="jsonl, csv, parquet, segment or posthog"
+                            " (default: from the extension)."),
+    mapping: str = typer.Option(None, "--map", help="Columns to fields, e.g. user_id=customer,"
+                                "event=action,timestamp=ts; other columns become properties."),
+    strict: bool = typer.Option(False, "--strict", help="Store nothing if any row is bad."),
+    show_bad: int = typer.Option(20, "--show-bad", help="How many bad rows to list."),
+) -> None:
+    """Import events from a file, streaming; bad rows are listed with their line numbers."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from segmently.collect.errors import InputError
+    from segmently.collect.formats import parse_mapping
+    from segmently.collect.importer import ImportOptions
+    from segmently.collect.importer import import_file as run_import
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                   TextColumn("{task.fields[rows]:>12,} rows  {task.fields[rate]:>10,.0f} rows/s"),
+                   TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+                   disable=Ctx.json)
+    try:
+        options = ImportOptions(format=fmt, mapping=parse_mapping(mapping), strict=strict,
+                                max_bad_reported=show_bad)
+        with _import_target(project) as (project_id, sink), bar:
+            task = bar.add_task(file.name, total=None, rows=0, rate=0.0)
+
+            def progress(rows: int, position: int, total: int) -> None:
+                elapsed = bar.tasks[0].elapsed or 1e-9
+                bar.update(task, completed=position, total=total, rows=rows, rate=rows / elapsed)
+
+            report = run_import(file, project_id, sink, options, progress)
+    except InputError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    result = report.as_dict()
+    if Ctx.json:
+        show(result)
+        return
+    show({k: v for k, v in result.items() if k != "bad"}, title="import")
+    if report.bad:
+        show([b.as_dict() for b in report.bad], title=f"bad rows (first {len(report.bad)})")
 
 
 @app.command()

@@ -71,3 +71,22 @@ def remote_call(control: ServerControl, command: str, args: dict[str, Any]) -> A
     if response.status_code != 200:
         raise RuntimeError(body.get("message", response.text))
     return body["result"]
+
+
+def remote_append(control: ServerControl, project_id: str, body: bytes) -> dict[str, int]:
+    """Send rows converted here (an encoded RowBatch) to the server's store."""
+    response = httpx.post(
+        f"{control.url}/internal/v1/append",
+        params={"project_id": project_id},
+        content=body,
+        headers={"Authorization": f"Bearer {control.token}",
+                 "Content-Type": "application/octet-stream"},
+        timeout=None,
+    )
+    if response.status_code != 200:
+        try:
+            message = response.json().get("message", response.text)
+        except ValueError:
+            message = response.text
+        raise RuntimeError(message)
+    return response.json()

@@ -10,11 +10,15 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from segmently import commands
+from segmently.collect import arrow_ipc
 from segmently.collect.errors import AuthError, InputError
+from segmently.store.projects import list_projects
 from segmently.web.auth import bearer
+from segmently.web.body import read_body
 from segmently.web.state import AppState
 
 router = APIRouter(prefix="/internal/v1", include_in_schema=False)
+MAX_APPEND_BODY = 1 << 30  # converted rows from the local CLI (`segmently import`)
 
 
 class Call(BaseModel):
@@ -41,3 +45,19 @@ async def call(request: Request, body: Call) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise InputError(str(exc), code="command_failed") from exc
     return {"result": result}
+
+
+@router.post("/append")
+async def append(request: Request, project_id: str) -> dict[str, int]:
+    """Store a RowBatch the CLI converted from a file (framed Arrow IPC, see
+    collect/arrow_ipc.py): one `Store.append_rows`, so one deduplicated transaction."""
+    state = require_control(request)
+    if project_id not in {p.project_id for p in await asyncio.to_thread(list_projects,
+                                                                         state.store)}:
+        raise InputError(f"no project with id {project_id!r}", code="unknown_project",
+                         status=404)
+    rows = arrow_ipc.decode(await read_body(request, MAX_APPEND_BODY))
+    if rows.events.num_rows == 0:
+        return {"received": 0, "stored": 0}
+    result = await asyncio.to_thread(state.store.append_rows, project_id, rows)
+    return {"received": result.received, "stored": result.stored}

@@ -1,0 +1,243 @@
+"""File formats of `segmently import`: detection, column mappings, and JSON-line rows.
+
+Tabular files (CSV, Parquet) are converted column-wise by `collect/tabular.py`; JSON
+lines are parsed one by one (orjson) and normalized here into `Message` objects, because
+each line is its own object and may be malformed on its own.
+
+Three JSON-line shapes are understood: generic rows (any keys, named by the same column
+mapping as tables), Segment messages (`type`, `event`, `userId`, `anonymousId`,
+`properties`, `traits`, `messageId`, ...) and PostHog exports (`event`, `distinct_id`,
+`properties` with `$set`/`$set_once`, `uuid`). The Segment and PostHog mappings here are
+deliberately minimal (the fields an export file carries), independent of the HTTP API
+modules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from segmently.collect.common import as_id, as_name, as_object, check_message, parse_timestamp
+from segmently.collect.errors import InputError
+from segmently.collect.limits import Limits
+from segmently.store.rows import MESSAGE_TYPES, Message
+
+FORMATS = ("jsonl", "csv", "parquet", "segment", "posthog")
+JSON_FORMATS = ("jsonl", "segment", "posthog")
+EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
+              ".parquet": "parquet", ".pq": "parquet"}
+
+TARGETS = ("user_id", "anonymous_id", "account_id", "event", "timestamp", "message_id", "type")
+ID_TARGETS = ("user_id", "anonymous_id", "account_id", "message_id")
+# Column names recognised without a --map (exact name first, then Segment's camelCase).
+ALIASES: dict[str, tuple[str, ...]] = {
+    "user_id": ("user_id", "userId"),
+    "anonymous_id": ("anonymous_id", "anonymousId"),
+    "account_id": ("account_id", "accountId", "groupId"),
+    "event": ("event",),
+    "timestamp": ("timestamp",),
+    "message_id": ("message_id", "messageId"),
+    "type": ("type",),
+}
+DEFAULT_NAMES = {"identify": "$identify", "page": "$page", "screen": "$screen",
+                 "group": "$group", "alias": "$alias"}
+SOURCE = "import"
+
+
+def detect_format(path: Path, fmt: str | None) -> str:
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}",
+                             code="bad_format")
+        return fmt
+    found = EXTENSIONS.get(path.suffix.lower())
+    if found is None:
+        raise InputError(f"cannot tell the format of {path.name!r} from its extension; "
+                         f"pass --format ({', '.join(FORMATS)})", code="bad_format")
+    return found
+
+
+def parse_mapping(text: str | None) -> dict[str, str]:
+    """`user_id=customer,event=action` -> {"user_id": "customer", "event": "action"}."""
+    out: dict[str, str] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        target, sep, source = part.partition("=")
+        target, source = target.strip(), source.strip()
+        if not sep or not source:
+            raise InputError(f"--map entry {part.strip()!r} must look like target=column",
+                             code="bad_mapping")
+        if target not in TARGETS:
+            raise InputError(f"--map target {target!r} is not one of {', '.join(TARGETS)}",
+                             code="bad_mapping")
+        out[target] = source
+    return out
+
+
+def resolve_mapping(columns: list[str], explicit: dict[str, str]) -> dict[str, str]:
+    """target -> source column: the explicit mapping, then the default names."""
+    missing = [src for src in explicit.values() if src not in columns]
+    if missing:
+        raise InputError(f"--map names column(s) {', '.join(map(repr, missing))} that the file "
+                         f"does not have; its columns: {', '.join(columns)}", code="bad_mapping")
+    used = set(explicit.values())
+    out = dict(explicit)
+    for target in TARGETS:
+        if target in out:
+            continue
+        for name in ALIASES[target]:
+            if name in columns and name not in used:
+                out[target] = name
+                used.add(name)
+                break
+    return out
+
+
+def content_id(content: Any) -> str:
+    """A message id from a row's content: the same row imported twice gets the same id."""
+    raw = orjson.dumps(content, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+                       default=str)
+    return "imp_" + hashlib.md5(raw, usedforsecurity=False).hexdigest()
+
+
+def import_timestamp(value: Any, where: str) -> datetime:
+    """parse_timestamp, plus epoch numbers written as text (as CSV files hold them)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InputError(f"{where} is missing", code="missing_field")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    return parse_timestamp(value, where)
+
+
+def _first(obj: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        value = obj.get(key)
+        if value is not None:
+            return value
+    return None
+
+
+def _finish(msg: Message, now: datetime, limits: Limits) -> Message:
+    if msg.type not in MESSAGE_TYPES:
+        raise InputError(f"type must be one of {', '.join(MESSAGE_TYPES)}, got {msg.type!r}",
+                         code="bad_value")
+    return check_message(msg, limits, now, "row")
+
+
+def generic_message(obj: dict[str, Any], mapping: dict[str, str], now: datetime,
+                    limits: Limits) -> Message:
+    """A JSON row named by the column mapping; other keys become properties."""
+    cols = resolve_mapping(list(obj), {t: s for t, s in mapping.items() if s in obj})
+    rest = {k: v for k, v in obj.items() if k not in set(cols.values())}
+    properties = as_object(rest.pop("properties", None), "properties")
+    context = as_object(rest.pop("context", None), "context")
+    traits = as_object(rest.pop("traits", None), "traits")
+    properties = {**rest, **properties}
+    typ = obj.get(cols.get("type", ""), None) or "track"
+    if not isinstance(typ, str):
+        raise InputError(f"type must be a string, got {type(typ).__name__}", code="bad_type")
+    name = obj.get(cols.get("event", ""))
+    if name is None and typ != "track":
+        name = DEFAULT_NAMES.get(typ)
+    user = as_id(obj.get(cols.get("user_id", "")), "user_id")
+    anon = as_id(obj.get(cols.get("anonymous_id", "")), "anonymous_id")
+    msg = Message(
+        message_id=as_id(obj.get(cols.get("message_id", "")), "message_id") or content_id(obj),
+        type=typ,
+        event=as_name(name, "event"),
+        timestamp=import_timestamp(obj.get(cols.get("timestamp", "")), "timestamp"),
+        source=SOURCE,
+        user_id=user,
+        anonymous_id=anon,
+        account_id=as_id(obj.get(cols.get("account_id", "")), "account_id"),
+        properties=properties,
+        context=context,
+        traits=(traits or properties) if typ == "identify" else None,
+        account_traits=(traits or properties) if typ == "group" else None,
+        alias_id=anon if typ in ("identify", "alias") and user else None,
+    )
+    return _finish(msg, now, limits)
+
+
+def segment_message(obj: dict[str, Any], now: datetime, limits: Limits) -> Message:
+    """One Segment message (as Segment's export or a replay log holds it)."""
+    typ = obj.get("type") or "track"
+    if not isinstance(typ, str):
+        raise InputError(f"type must be a string, got {type(typ).__name__}", code="bad_type")
+    properties = as_object(obj.get("properties"), "properties")
+    if typ in ("page", "screen") and obj.get("name") is not None:
+        properties = {**properties, "name": obj["name"]}
+    traits = as_object(obj.get("traits"), "traits")
+    name = obj.get("event") if typ == "track" else DEFAULT_NAMES.get(typ, obj.get("event"))
+    user = as_id(_first(obj, "userId", "user_id"), "userId")
+    anon = as_id(_first(obj, "anonymousId", "anonymous_id"), "anonymousId")
+    previous = as_id(_first(obj, "previousId", "previous_id"), "previousId")
+    msg = Message(
+        message_id=as_id(_first(obj, "messageId", "message_id"), "messageId") or content_id(obj),
+        type=typ,
+        event=as_name(name, "event"),
+        timestamp=import_timestamp(
+            _first(obj, "timestamp", "originalTimestamp", "sentAt", "receivedAt"), "timestamp"),
+        source=SOURCE,
+        user_id=user,
+        anonymous_id=anon,
+        account_id=as_id(_first(obj, "groupId", "group_id"), "groupId"),
+        properties=properties,
+        context=as_object(obj.get("context"), "context"),
+        traits=traits if typ == "identify" else None,
+        account_traits=traits if typ == "group" else None,
+        alias_id=previous if typ == "alias" else (anon if typ == "identify" and user else None),
+    )
+    return _finish(msg, now, limits)
+
+
+def posthog_message(obj: dict[str, Any], now: datetime, limits: Limits) -> Message:
+    """One PostHog event export row: distinct_id is the user, $set/$set_once are traits."""
+    name = as_name(obj.get("event"), "event")
+    properties = dict(as_object(obj.get("properties"), "properties"))
+    traits = as_object(properties.pop("$set", None) or obj.get("$set"), "properties.$set")
+    once = as_object(properties.pop("$set_once", None) or obj.get("$set_once"),
+                     "properties.$set_once")
+    groups = as_object(properties.get("$groups"), "properties.$groups")
+    user = as_id(obj.get("distinct_id"), "distinct_id")
+    identify = name in ("$identify", "$set")
+    anon = as_id(properties.get("$anon_distinct_id"), "properties.$anon_distinct_id")
+    msg = Message(
+        message_id=as_id(obj.get("uuid"), "uuid") or content_id(obj),
+        type="identify" if identify else "track",
+        event=name,
+        timestamp=import_timestamp(obj.get("timestamp"), "timestamp"),
+        source=SOURCE,
+        user_id=user,
+        account_id=as_id(next(iter(groups.values()), None), "properties.$groups"),
+        properties=properties,
+        traits=traits or None,
+        traits_once=once or None,
+        alias_id=anon if identify else None,
+    )
+    return _finish(msg, now, limits)
+
+
+def json_row_message(fmt: str, line: bytes, mapping: dict[str, str], now: datetime,
+                     limits: Limits) -> Message:
+    """One JSON line of a file in format `fmt`; raises InputError naming what is wrong."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"malformed JSON: {exc}", code="malformed_json") from exc
+    if not isinstance(obj, dict):
+        raise InputError(f"a line must hold a JSON object, got {type(obj).__name__}",
+                         code="bad_type")
+    if fmt == "segment":
+        return segment_message(obj, now, limits)
+    if fmt == "posthog":
+        return posthog_message(obj, now, limits)
+    return generic_message(obj, mapping, now, limits)
