@@ -14,6 +14,7 @@ from segmently.collect.errors import InputError
 from segmently.collect.limits import Limits
 from segmently.store import Store
 from segmently.web import internal_routes, native_routes
+from segmently.web import posthog_routes
 from segmently.web.state import AppState
 
 
@@ -54,5 +55,6 @@ def create_app(
         return {"status": "ok", "engine": store.engine}
 
     app.include_router(native_routes.router)
+    app.include_router(posthog_routes.router)
     app.include_router(internal_routes.router)
     return app
