@@ -38,7 +38,8 @@ Mapping of one event to a `Message`:
   `properties.$ignore_sent_at` is true; a lone `timestamp` is taken as is; none means
   now. Unlike PostHog (which clamps), a timestamp too far in the future is an error.
 - `uuid` is the message id (retries are deduplicated); without one an id is generated.
-- `properties` are stored as sent, minus the project token.
+- `properties` are stored as sent, minus the project token and `$set`/`$set_once`
+  (stored as traits), like `segmently import --format posthog` does.
 """
 
 from __future__ import annotations
@@ -119,7 +120,8 @@ def _sent_at(payload: Any, fields: dict[str, str]) -> datetime | None:
     if not raw:
         return None
     if not raw.strip().isdigit():
-        raise InputError(f"query parameter _ must be milliseconds since the epoch, got {raw[:32]!r}",
+        raise InputError("query parameter _ must be milliseconds since the epoch, "
+                         f"got {raw[:32]!r}",
                          code="bad_timestamp")
     return parse_timestamp(int(raw) / 1000, "query parameter _")
 
@@ -131,7 +133,11 @@ def _timestamp(e: dict[str, Any], props: dict[str, Any], now: datetime,
         if isinstance(offset, bool) or not isinstance(offset, int | float):
             raise InputError(f"{_at(where, 'offset')} must be a number of milliseconds",
                              code="bad_type")
-        return now - timedelta(milliseconds=offset)
+        try:
+            return now - timedelta(milliseconds=offset)
+        except (OverflowError, ValueError):
+            raise InputError(f"{_at(where, 'offset')} is out of range: {offset}",
+                             code="bad_timestamp") from None
     if e.get("timestamp") is None:
         return now
     ts = parse_timestamp(e["timestamp"], _at(where, "timestamp"))
@@ -142,7 +148,8 @@ def _timestamp(e: dict[str, Any], props: dict[str, Any], now: datetime,
     return now + (ts - sent_at)
 
 
-def _traits(e: dict[str, Any], props: dict[str, Any], key: str, where: str) -> dict[str, Any] | None:
+def _traits(e: dict[str, Any], props: dict[str, Any], key: str,
+            where: str) -> dict[str, Any] | None:
     merged = {**as_object(props.get(key), _at(where, f"properties.{key}")),
               **as_object(e.get(key), _at(where, key))}
     return merged or None
@@ -196,7 +203,7 @@ def to_message(e: Any, now: datetime, sent_at: datetime | None, limits: Limits, 
     )
     msg.user_id, msg.anonymous_id = _people(distinct, props, where)
     _special(msg, name, distinct, props, where, account_group)
-    for key in ("token", "$token"):
+    for key in ("token", "$token", "$set", "$set_once"):
         props.pop(key, None)
     msg.properties = props
     return check_message(msg, limits, now, label)
