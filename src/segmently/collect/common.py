@@ -75,10 +75,28 @@ def as_object(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+_TEXT_FIELDS = ("message_id", "event", "user_id", "anonymous_id", "account_id", "alias_id")
+
+
+def check_no_nul(msg: Message, where: str) -> None:
+    """NUL cannot be stored in PostgreSQL text, so ids, names and trait names refuse it
+    (inside properties it is JSON-escaped and harmless)."""
+    for name in _TEXT_FIELDS:
+        value = getattr(msg, name)
+        if value is not None and "\x00" in value:
+            raise InputError(f"{where}.{name} contains a NUL character", code="bad_value")
+    for name in ("traits", "traits_once", "account_traits"):
+        for key in getattr(msg, name) or ():
+            if "\x00" in str(key):
+                raise InputError(f"{where}.{name} has a name with a NUL character",
+                                 code="bad_value")
+
+
 def check_message(msg: Message, limits: Limits, now: datetime, where: str) -> Message:
     """The checks every stored message passes, whatever its wire format."""
     if msg.user_id is None and msg.anonymous_id is None:
         raise InputError(f"{where} needs a user id or an anonymous id", code="missing_field")
+    check_no_nul(msg, where)
     if msg.timestamp - now > limits.max_future:
         raise InputError(
             f"{where}.timestamp {msg.timestamp.isoformat()}Z is more than "

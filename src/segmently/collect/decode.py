@@ -26,11 +26,19 @@ def gunzip(body: bytes, limit: int) -> bytes:
             code="payload_too_large",
             status=413,
         )
+    if not inflater.eof:
+        raise InputError("body is a truncated gzip stream", code="bad_encoding")
     return out
 
 
 def maybe_gunzip(body: bytes, content_encoding: str | None, limit: int) -> bytes:
-    if (content_encoding or "").lower() == "gzip" or body[:2] == GZIP_MAGIC:
+    """Gunzip when declared (or when the gzip magic says so); refuse other encodings
+    rather than parse compressed bytes as JSON."""
+    encoding = (content_encoding or "").strip().lower()
+    if encoding not in ("", "identity", "gzip"):
+        raise InputError(f"unsupported Content-Encoding {encoding[:32]!r}; send gzip or none",
+                         code="unsupported_encoding", status=415)
+    if encoding == "gzip" or body[:2] == GZIP_MAGIC:
         return gunzip(body, limit)
     return body
 

@@ -61,7 +61,14 @@ def _validation_message(exc: ValidationError) -> str:
     return f"{_where(err['loc']) if err['loc'] else 'event'}: {err['msg']}"
 
 
+def _blank_is_none(value: str | None) -> str | None:
+    """An id of only whitespace identifies nobody (as `common.as_id` treats it)."""
+    return value if value is None or value.strip() else None
+
+
 def to_message(e: NativeEvent, now: datetime, limits: Limits, where: str) -> Message:
+    for name in ("user_id", "anonymous_id", "account_id", "previous_id", "message_id"):
+        setattr(e, name, _blank_is_none(getattr(e, name)))
     if e.type == "track" and not e.event:
         raise InputError(f"{where}.event is required for a track event", code="missing_field")
     if e.type == "alias" and not (e.previous_id and e.user_id):
