@@ -213,21 +213,28 @@ def test_posthog_export_lines(store: Store, tmp_path: Path) -> None:
          "timestamp": "2024-04-02T00:00:00Z",
          "properties": {"amount": 49, "$groups": {"company": "c1"}}},
         {"event": "broken", "uuid": "p4", "timestamp": "2024-04-02T00:00:00Z"},
+        {"event": "no uuid", "distinct_id": "u9", "timestamp": "2024-04-03T00:00:00Z"},
     ]
     path = write(tmp_path / "ph.jsonl", "\n".join(json.dumps(r) for r in rows))
     report = run_import(store, path, format="posthog")
-    assert report["stored"] == 3
-    assert report["bad"] == [{"line": 4, "reason": "row needs a user id or an anonymous id"}]
+    assert report["stored"] == 4
+    assert report["bad"] == [{"line": 4, "reason": "distinct_id is required"}]
+    # the capture API's mapping: $pageview is a page; $identify merges $anon_distinct_id
     assert events(store) == [
-        ("identify", "$identify", "u9", None, None, datetime(2024, 4, 1, 0, 5),
+        ("identify", "$identify", "u9", "d1", None, datetime(2024, 4, 1, 0, 5),
          {"$anon_distinct_id": "d1"}),
-        ("track", "$pageview", "d1", None, None, datetime(2024, 4, 1), {"$current_url": "/x"}),
+        ("page", "$pageview", "d1", None, None, datetime(2024, 4, 1), {"$current_url": "/x"}),
         ("track", "invoice paid", "u9", None, "c1", datetime(2024, 4, 2),
          {"amount": 49, "$groups": {"company": "c1"}}),
+        ("track", "no uuid", "u9", None, None, datetime(2024, 4, 3), {}),
     ]
     assert table_rows(store, schema.TRAITS, "entity_id", "trait", "value", "once") == [
         ("u9", "first_seen_plan", '"free"', True), ("u9", "plan", '"team"', False)]
     assert table_rows(store, schema.IDENTITIES, "alias_id", "user_id") == [("d1", "u9")]
+    sources = set(store.table(schema.EVENTS).to_pyarrow()["source"].to_pylist())
+    assert sources == {"import"}
+    again = run_import(store, path, format="posthog")
+    assert (again["stored"], again["duplicates"]) == (0, 4)
 
 
 def test_strict_stores_nothing_when_a_row_is_bad(store: Store, tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ each line is its own object and may be malformed on its own.
 Three JSON-line shapes are understood: generic rows (any keys, named by the same column
 mapping as tables), Segment messages (`type`, `event`, `userId`, `anonymousId`,
 `properties`, `traits`, `messageId`, ...) and PostHog exports (`event`, `distinct_id`,
-`properties` with `$set`/`$set_once`, `uuid`). The Segment and PostHog mappings here are
-deliberately minimal (the fields an export file carries), independent of the HTTP API
-modules.
+`properties` with `$set`/`$set_once`, `uuid`): PostHog rows go through the capture API's
+own mapping (collect/posthog.py); the Segment mapping here is a minimal one of the fields
+an export file carries.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from segmently.collect import posthog
 from segmently.collect.common import as_id, as_name, as_object, check_message, parse_timestamp
 from segmently.collect.errors import InputError
 from segmently.collect.limits import Limits
@@ -173,8 +174,9 @@ def segment_message(obj: dict[str, Any], now: datetime, limits: Limits) -> Messa
     if not isinstance(typ, str):
         raise InputError(f"type must be a string, got {type(typ).__name__}", code="bad_type")
     properties = as_object(obj.get("properties"), "properties")
-    if typ in ("page", "screen") and obj.get("name") is not None:
-        properties = {**properties, "name": obj["name"]}
+    if typ in ("page", "screen"):
+        named = {k: obj[k] for k in ("name", "category") if obj.get(k) is not None}
+        properties = {**properties, **named}
     traits = as_object(obj.get("traits"), "traits")
     name = obj.get("event") if typ == "track" else DEFAULT_NAMES.get(typ, obj.get("event"))
     user = as_id(_first(obj, "userId", "user_id"), "userId")
@@ -200,30 +202,18 @@ def segment_message(obj: dict[str, Any], now: datetime, limits: Limits) -> Messa
 
 
 def posthog_message(obj: dict[str, Any], now: datetime, limits: Limits) -> Message:
-    """One PostHog event export row: distinct_id is the user, $set/$set_once are traits."""
-    name = as_name(obj.get("event"), "event")
-    properties = dict(as_object(obj.get("properties"), "properties"))
-    traits = as_object(properties.pop("$set", None) or obj.get("$set"), "properties.$set")
-    once = as_object(properties.pop("$set_once", None) or obj.get("$set_once"),
-                     "properties.$set_once")
-    groups = as_object(properties.get("$groups"), "properties.$groups")
-    user = as_id(obj.get("distinct_id"), "distinct_id")
-    identify = name in ("$identify", "$set")
-    anon = as_id(properties.get("$anon_distinct_id"), "properties.$anon_distinct_id")
-    msg = Message(
-        message_id=as_id(obj.get("uuid"), "uuid") or content_id(obj),
-        type="identify" if identify else "track",
-        event=name,
-        timestamp=import_timestamp(obj.get("timestamp"), "timestamp"),
-        source=SOURCE,
-        user_id=user,
-        account_id=as_id(next(iter(groups.values()), None), "properties.$groups"),
-        properties=properties,
-        traits=traits or None,
-        traits_once=once or None,
-        alias_id=anon if identify else None,
-    )
-    return _finish(msg, now, limits)
+    """One PostHog event export row, normalized by the capture API's own mapping
+    (collect/posthog.py). A file is history, not a live request: its timestamps are
+    taken as written (no `offset`/`sent_at` clock correction against now), a missing
+    timestamp is an error, and a row without `uuid` gets a content hash for an id."""
+    if obj.get("timestamp") is None:
+        raise InputError("timestamp is missing", code="missing_field")
+    row = {k: v for k, v in obj.items() if k not in ("offset", "sent_at")}
+    if row.get("uuid") is None:
+        row["uuid"] = content_id(obj)
+    msg = posthog.to_message(row, now, None, limits, "", posthog.account_group_from_env())
+    msg.source = SOURCE
+    return msg
 
 
 def json_row_message(fmt: str, line: bytes, mapping: dict[str, str], now: datetime,

@@ -21,6 +21,9 @@ write pass leaves a prefix stored, and re-running the import completes it (idemp
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -102,7 +105,7 @@ def import_file(path: str | Path, project_id: str, sink: Sink,
     if options.strict:
         _validate(path, fmt, project_id, options)
     report = ImportReport(file=str(path), format=fmt)
-    for batch in _batches(path, fmt, project_id, options):
+    for batch in _read_ahead(_batches(path, fmt, project_id, options)):
         _record_bad(report, batch.converted.bad, options.max_bad_reported)
         report.rows_read += batch.rows
         if batch.converted.rows.events.num_rows:
@@ -112,6 +115,50 @@ def import_file(path: str | Path, project_id: str, sink: Sink,
         if progress is not None:
             progress(report.rows_read, batch.position, batch.total)
     return report
+
+
+def _read_ahead(batches: Iterator[_Batch]) -> Iterator[_Batch]:
+    """Read and convert the next batch in a thread while this one is being written: the
+    converter (DuckDB, Arrow) and the store both release the GIL, so on two cores the
+    import takes about max(convert, write) rather than their sum. One batch ahead at
+    most, so memory stays bounded."""
+    ahead: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        ahead.put(("batch", batch), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ahead.put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            ahead.put(("error", exc))
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="segmently-import-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = ahead.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            ahead.get_nowait()
+        worker.join()
 
 
 def _validate(path: Path, fmt: str, project_id: str, options: ImportOptions) -> None:
@@ -298,7 +345,10 @@ def _numbers_as_numbers(batch: pa.RecordBatch, mapped: set[str]) -> pa.RecordBat
 
 # -- where rows go, and which project ------------------------------------------------------
 def store_sink(store: Store, project_id: str) -> Sink:
-    """Write into a store this process holds."""
+    """Write into a store this process holds. DuckDB's own progress bar is turned off:
+    it would print into the output (and the --json report) of long inserts."""
+    if store.engine == "duckdb":
+        store.con.raw_sql("SET enable_progress_bar = false")
     return lambda rows: store.append_rows(project_id, rows)
 
 

@@ -127,52 +127,73 @@ def _content_id(parts: list[ir.StringValue]) -> ir.StringValue:
     return "imp_" + joined.hexdigest("md5")
 
 
-def _reason(typ, event, user, anon, account, raw_ts, ts, ids, now_limit) -> ir.StringValue:  # type: ignore[no-untyped-def]
-    too_long = event.length() > MAX_NAME_LENGTH
+def _too_long(event: ir.StringValue, ids: list[ir.StringValue]) -> ir.BooleanValue:
+    too_long = event.length().fill_null(0) > MAX_NAME_LENGTH
     for value in ids:
         too_long |= value.length().fill_null(0) > MAX_ID_LENGTH
-    return ibis.cases(
-        (user.isnull() & anon.isnull(), "missing_id"),
-        (~typ.isin(MESSAGE_TYPES), "bad_type"),
-        (event.isnull(), "missing_event"),
-        (raw_ts.isnull(), "missing_timestamp"),
-        (ts.isnull(), "bad_timestamp"),
-        (ts > now_limit, "future_timestamp"),
-        (too_long.fill_null(False), "too_long"),
-        else_=ibis.null("string"),
+    return too_long
+
+
+def normalize_expr(arrow_schema: pa.Schema, cols: dict[str, str]) -> ir.Table:
+    """Stage 1, per input schema: mapped columns renamed and cast, properties as JSON."""
+    t = ibis.table(ibis.Schema.from_pyarrow(arrow_schema), name=BATCH)
+    typ = _text(t, cols, "type").fill_null("track")
+    named = _text(t, cols, "event")
+    ts_col = t[cols["timestamp"]]
+    raw_ts = _text(t, cols, "timestamp") if ts_col.type().is_string() else ts_col
+    leftover = [n for n in arrow_schema.names if n not in set(cols.values()) and n != ROW]
+    return t.select(
+        type=typ,
+        event=named.fill_null(typ.substitute(DEFAULT_NAMES, else_=ibis.null("string"))),
+        user_id=_text(t, cols, "user_id"),
+        anonymous_id=_text(t, cols, "anonymous_id"),
+        account_id=_text(t, cols, "account_id"),
+        given_id=_text(t, cols, "message_id"),
+        timestamp=_timestamp(ts_col),
+        ts_missing=raw_ts.isnull(),
+        properties=_properties(t, leftover),
+        **{ROW: t[ROW]},
     )
 
 
-def events_expr(arrow_schema: pa.Schema, cols: dict[str, str], project_id: str,
-                now: datetime, max_future: timedelta) -> ir.Table:
-    """The conversion of one input batch (an unbound table named BATCH) to event rows."""
-    t = ibis.table(ibis.Schema.from_pyarrow(arrow_schema), name=BATCH)
-    user, anon, account = (_text(t, cols, k) for k in ("user_id", "anonymous_id", "account_id"))
-    typ = _text(t, cols, "type").fill_null("track")
-    named = _text(t, cols, "event")
-    event = named.fill_null(typ.substitute(DEFAULT_NAMES, else_=ibis.null("string")))
-    ts_col = t[cols["timestamp"]]
-    raw_ts = _text(t, cols, "timestamp") if ts_col.type().is_string() else ts_col
-    ts = _timestamp(ts_col)
-    leftover = [n for n in arrow_schema.names if n not in set(cols.values()) and n != ROW]
-    props = _properties(t, leftover)
-    given_id = _text(t, cols, "message_id")
-    hashed = _content_id([typ, event, user, anon, account, ts.cast("string"), props])
-    limit = ibis.literal(now + max_future, "timestamp")
-    return t.select(
+NORMALIZED = ibis.schema({
+    "type": "string", "event": "string", "user_id": "string", "anonymous_id": "string",
+    "account_id": "string", "given_id": "string", "timestamp": "timestamp",
+    "ts_missing": "boolean", "properties": "string", ROW: "int64",
+})
+
+
+def finish_expr(project_id: str, now: datetime, max_future: timedelta) -> ir.Table:
+    """Stage 2, over stage 1's output: message ids (given or a content hash) and the
+    reason a row is bad (null when it is good). Two stages so that DuckDB computes each
+    normalized value once."""
+    n = ibis.table(NORMALIZED, name=BATCH)
+    hashed = _content_id([n.type, n.event, n.user_id, n.anonymous_id, n.account_id,
+                          n.timestamp.cast("string"), n.properties])
+    reason = ibis.cases(
+        (n.user_id.isnull() & n.anonymous_id.isnull(), "missing_id"),
+        (~n.type.isin(MESSAGE_TYPES), "bad_type"),
+        (n.event.isnull(), "missing_event"),
+        (n.ts_missing, "missing_timestamp"),
+        (n.timestamp.isnull(), "bad_timestamp"),
+        (n.timestamp > ibis.literal(now + max_future, "timestamp"), "future_timestamp"),
+        (_too_long(n.event, [n.user_id, n.anonymous_id, n.account_id, n.given_id]),
+         "too_long"),
+        else_=ibis.null("string"),
+    )
+    return n.select(
         project_id=ibis.literal(project_id),
-        message_id=given_id.fill_null(hashed),
-        type=typ,
-        event=event,
-        user_id=user,
-        anonymous_id=anon,
-        account_id=account,
-        timestamp=ts,
-        properties=props,
+        message_id=n.given_id.fill_null(hashed),
+        type=n.type,
+        event=n.event,
+        user_id=n.user_id,
+        anonymous_id=n.anonymous_id,
+        account_id=n.account_id,
+        timestamp=n.timestamp,
+        properties=n.properties,
         context=ibis.literal("{}"),
         source=ibis.literal(SOURCE),
-        **{ROW: t[ROW], BAD: _reason(typ, event, user, anon, account, raw_ts, ts,
-                                     [user, anon, account, given_id], limit)},
+        **{ROW: n[ROW], BAD: reason},
     )
 
 
@@ -201,8 +222,11 @@ class TabularConverter:
         self.project_id = project_id
         self.now, self.max_future = now, max_future
         self._sql: dict[pa.Schema, str] = {}
+        finish = finish_expr(project_id, now, max_future)
+        self._finish_sql = str(ibis.to_sql(finish, dialect="duckdb"))
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute("SET enable_progress_bar = false")
 
     def close(self) -> None:
         self.con.close()
@@ -212,21 +236,24 @@ class TabularConverter:
         if sql is None:
             check_columns(arrow_schema, self.cols)
             with_row = arrow_schema.append(pa.field(ROW, pa.int64()))
-            expr = events_expr(with_row, self.cols, self.project_id, self.now, self.max_future)
+            expr = normalize_expr(with_row, self.cols)
             sql = self._sql[arrow_schema] = str(ibis.to_sql(expr, dialect="duckdb"))
         return sql
 
+    def _run(self, sql: str, table: pa.Table) -> pa.Table:
+        self.con.register(BATCH, table)
+        try:
+            return self.con.execute(sql).to_arrow_table()
+        finally:
+            self.con.unregister(BATCH)
+
     def convert(self, batch: pa.RecordBatch, lines: pa.Array, received_at: datetime) -> Converted:
         """Event rows of a batch; `lines` holds each row's line (or row) number."""
-        batch = _decode_dictionaries(batch)
+        batch = _prepare(batch)
         sql = self._compiled(batch.schema)
         table = pa.Table.from_batches([batch]).append_column(
             ROW, pa.array(range(batch.num_rows), pa.int64()))
-        self.con.register(BATCH, table)
-        try:
-            out = self.con.execute(sql).to_arrow_table()
-        finally:
-            self.con.unregister(BATCH)
+        out = self._run(self._finish_sql, self._run(sql, table))
         bad_mask = pc.is_valid(out[BAD])
         bad = self._bad_rows(out.filter(bad_mask), table, lines)
         good = out.filter(pc.invert(bad_mask)) if bad else out
@@ -246,11 +273,16 @@ class TabularConverter:
         return out
 
 
-def _decode_dictionaries(batch: pa.RecordBatch) -> pa.RecordBatch:
-    if not any(pa.types.is_dictionary(f.type) for f in batch.schema):
-        return batch
-    arrays = [pc.cast(a, a.type.value_type) if pa.types.is_dictionary(a.type) else a
-              for a in batch.columns]
+def _prepare(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Dictionary columns decoded; zoned timestamps made naive UTC here, where it is
+    free (Arrow stores UTC), rather than by a time zone conversion in DuckDB."""
+    arrays = []
+    for array in batch.columns:
+        if pa.types.is_dictionary(array.type):
+            array = pc.cast(array, array.type.value_type)
+        if pa.types.is_timestamp(array.type) and array.type.tz is not None:
+            array = pc.cast(array, pa.timestamp(array.type.unit))
+        arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
