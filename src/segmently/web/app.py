@@ -15,6 +15,7 @@ from segmently.collect.limits import Limits
 from segmently.store import Store
 from segmently.web import internal_routes, native_routes
 from segmently.web import posthog_routes
+from segmently.web import segment_routes
 from segmently.web.state import AppState
 
 
@@ -56,5 +57,6 @@ def create_app(
 
     app.include_router(native_routes.router)
     app.include_router(posthog_routes.router)
+    app.include_router(segment_routes.router)
     app.include_router(internal_routes.router)
     return app
