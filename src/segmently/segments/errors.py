@@ -1,0 +1,16 @@
+"""Errors of the segment engine. Each is a ValueError with a message naming what is wrong,
+so the CLI and the web app can show it as is (a 4xx, never a stack trace)."""
+
+from __future__ import annotations
+
+
+class RuleError(ValueError):
+    """A rule that does not validate; the message names the field at fault."""
+
+
+class SegmentReferenceError(RuleError):
+    """An `in_segment` reference to an unknown segment, or a cycle (`a -> b -> a`)."""
+
+
+class UnknownUserError(LookupError):
+    """Explain was asked about a user the store does not know at that instant."""

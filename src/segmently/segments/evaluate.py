@@ -1,0 +1,102 @@
+"""Evaluating many segments at one instant, in one pass over the events.
+
+    ev = evaluate(store, project_id, {"power": rule, "dormant": rule2}, as_of)
+    ev.table                 # Ibis: user_id + one boolean column per segment (ev.columns)
+    ev.membership()          # Arrow: (user_id, segment, member), long form
+    ev.members("power")      # Ibis: user_id of the members
+
+Time semantics: only events with timestamp < as_of that were received at or before as_of
+count (store.views.resolved_events), so re-evaluating a past instant after late data has
+arrived gives the same answer. Windows end at as_of.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from segmently.segments.aggregates import Aggregates
+from segmently.segments.errors import SegmentReferenceError
+from segmently.segments.lower import Lowerer
+from segmently.segments.rules import Rule, parse_rule
+from segmently.segments.windows import to_utc
+from segmently.store import Store, utcnow
+
+
+def as_rules(segments: Mapping[str, Rule | dict[str, Any]]) -> dict[str, Rule]:
+    """Accept parsed rules or raw JSON/YAML data (validated, errors naming the segment)."""
+    return {name: rule if not isinstance(rule, dict) else parse_rule(rule, f"{name}.rule")
+            for name, rule in segments.items()}
+
+
+def engine_of(store: Store) -> str:
+    return store.con.name
+
+
+@dataclass
+class Evaluation:
+    """Membership of several segments at one instant, as a lazy Ibis table."""
+
+    as_of: datetime
+    table: ir.Table
+    columns: dict[str, str]  # segment name -> boolean column of `table`
+
+    def members(self, segment: str) -> ir.Table:
+        if segment not in self.columns:
+            raise SegmentReferenceError(f"segment {segment!r} was not evaluated")
+        t = self.table
+        return t.filter(t[self.columns[segment]]).select("user_id").order_by("user_id")
+
+    def membership(self) -> pa.Table:
+        """(user_id, segment, member) for every known user and segment."""
+        wide = self.table.to_pyarrow()
+        parts = [pa.table({"user_id": wide["user_id"],
+                           "segment": pa.array([name] * wide.num_rows, pa.string()),
+                           "member": wide[col]})
+                 for name, col in self.columns.items()]
+        if not parts:
+            return pa.table({"user_id": pa.array([], pa.string()),
+                             "segment": pa.array([], pa.string()),
+                             "member": pa.array([], pa.bool_())})
+        return pa.concat_tables(parts)
+
+    def sizes(self) -> dict[str, int]:
+        t = self.table
+        counts = t.aggregate(**{c: ibis.cases((t[c], 1), else_=0).sum()
+                                 for c in self.columns.values()}).to_pyarrow()
+        return {name: int(counts[col][0].as_py() or 0) for name, col in self.columns.items()}
+
+
+def evaluate(
+    store: Store,
+    project_id: str,
+    segments: Mapping[str, Rule | dict[str, Any]],
+    as_of: datetime | None = None,
+    only: Iterable[str] | None = None,
+) -> Evaluation:
+    """Evaluate `only` (default: all) of `segments`; references resolve within `segments`."""
+    rules = as_rules(segments)
+    as_of = to_utc(as_of) if as_of is not None else utcnow()
+    lowerer = Lowerer(Aggregates(as_of, engine_of(store)), rules)
+    names = list(only) if only is not None else list(rules)
+    for name in rules:  # every definition is checked, even those not asked for
+        lowerer.segment(name)
+    nodes = {name: lowerer.segment(name) for name in names}
+    t = lowerer.aggs.table(store, project_id)
+    columns = {name: f"_s{i}" for i, name in enumerate(names)}
+    wide = t.select(user_id=t.person_id,
+                    **{columns[name]: node.truth(t) for name, node in nodes.items()})
+    return Evaluation(as_of, wide, columns)
+
+
+def members(store: Store, project_id: str, segments: Mapping[str, Rule | dict[str, Any]],
+            name: str, as_of: datetime | None = None) -> list[str]:
+    """The sorted user ids of one segment at as_of."""
+    ev = evaluate(store, project_id, segments, as_of, only=[name])
+    return ev.members(name).to_pyarrow()["user_id"].to_pylist()

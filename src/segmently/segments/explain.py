@@ -1,0 +1,99 @@
+"""Why a user is in or out: the rule tree with each node's truth and the observed values.
+
+It evaluates the same lowered nodes as `evaluate`, over the per-user table restricted to one
+user (the filter is pushed down to the events), and turns each node's observed values into
+a sentence: "report_viewed 3 times in the last 30 days; needs at least 5".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from segmently.segments.aggregates import Aggregates
+from segmently.segments.errors import UnknownUserError
+from segmently.segments.evaluate import as_rules, engine_of
+from segmently.segments.lower import Lowerer, Node
+from segmently.segments.rules import Rule, parse_rule
+from segmently.segments.windows import to_utc
+from segmently.store import Store, utcnow
+
+
+@dataclass
+class Explanation:
+    kind: str
+    label: str
+    truth: bool
+    observed: dict[str, Any]
+    sentence: str
+    children: list[Explanation] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "label": self.label, "truth": self.truth,
+                "observed": {k: v.isoformat() if isinstance(v, datetime) else v
+                             for k, v in self.observed.items()},
+                "sentence": self.sentence,
+                "children": [c.to_dict() for c in self.children]}
+
+    def text(self, indent: int = 0) -> str:
+        """The tree as indented lines, each marked yes / no."""
+        mark = "yes" if self.truth else "no "
+        line = f"{'  ' * indent}[{mark}] {self.sentence or self.label}"
+        return "\n".join([line, *(c.text(indent + 1) for c in self.children)])
+
+
+def _preorder(node: Node) -> list[Node]:
+    out = [node]
+    for child in node.children:
+        out.extend(_preorder(child))
+    return out
+
+
+def explain(
+    store: Store,
+    project_id: str,
+    rule: Rule | dict[str, Any],
+    user_id: str,
+    as_of: datetime | None = None,
+    segments: Mapping[str, Rule | dict[str, Any]] | None = None,
+) -> Explanation:
+    """Explain `rule` (references resolve in `segments`) for one user at as_of."""
+    rule = parse_rule(rule) if isinstance(rule, dict) else rule
+    as_of = to_utc(as_of) if as_of is not None else utcnow()
+    lowerer = Lowerer(Aggregates(as_of, engine_of(store)), as_rules(segments or {}))
+    root = lowerer.lower(rule)
+    nodes = _preorder(root)
+    t = lowerer.aggs.table(store, project_id, person=user_id)
+    columns: dict[str, Any] = {}
+    for i, node in enumerate(nodes):
+        columns[f"_n{i}"] = node.truth(t)
+        for j, expr in enumerate(node.observed(t).values()):
+            columns[f"_o{i}_{j}"] = expr
+    rows = t.select(**columns).to_pyarrow().to_pylist()
+    if not rows:
+        raise UnknownUserError(f"no user {user_id!r} in project {project_id!r} "
+                               f"as of {as_of.isoformat(sep=' ')}")
+    row = rows[0]
+    built: dict[int, Explanation] = {}
+    for i in reversed(range(len(nodes))):
+        node = nodes[i]
+        observed = {k: row[f"_o{i}_{j}"] for j, k in enumerate(node.observed(t))}
+        built[i] = Explanation(node.kind, node.label, bool(row[f"_n{i}"]), observed,
+                               node.sentence(observed) if observed else node.label)
+    _link(nodes, built)
+    return built[0]
+
+
+def _link(nodes: list[Node], built: dict[int, Explanation]) -> None:
+    index = 0
+
+    def walk(node: Node) -> Explanation:
+        nonlocal index
+        me = built[index]
+        index += 1
+        me.children = [walk(child) for child in node.children]
+        return me
+
+    walk(nodes[0])

@@ -1,0 +1,94 @@
+"""Explain (truth and observed value of every node) and hostile names, on both engines."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from segmently.segments import UnknownUserError, evaluate, explain
+from segmently.store import Message, Store, schema
+
+AS_OF = datetime(2026, 3, 31)
+DAY = timedelta(days=1)
+EVIL = "'; DROP TABLE events; --"
+
+
+def track(mid: str, user: str, event: str, at: datetime, **props: Any) -> Message:
+    return Message(message_id=mid, type="track", event=event, timestamp=at, source="native",
+                   user_id=user, properties=props)
+
+
+@pytest.fixture
+def loaded(store: Store) -> Store:
+    store.append("p", [
+        track("1", "ann", "report_viewed", AS_OF - 2 * DAY),
+        track("2", "ann", "report_viewed", AS_OF - 3 * DAY),
+        track("3", "ann", "report_viewed", AS_OF - 4 * DAY),
+        track("4", "ann", "report_viewed", AS_OF - 40 * DAY),
+        track("5", "bob", EVIL, AS_OF - DAY, **{EVIL: "x", 'q"uote': 3, "a.b": 1, "$os": "mac"}),
+        track("6", "bob", EVIL, AS_OF - 2 * DAY, **{EVIL: "y"}),
+        Message(message_id="7", type="identify", event="$identify", timestamp=AS_OF - DAY,
+                source="native", user_id="bob", traits={EVIL: "z", "plan": "pro"}),
+    ], received_at=datetime(2026, 1, 1))
+    return store
+
+
+VIEWED = {"kind": "performed", "event": "report_viewed", "at_least": 5,
+          "window": {"last": 30}}
+
+
+def test_explain_says_what_it_saw(loaded: Store) -> None:
+    rule = {"any": [VIEWED, {"kind": "property", "property": "plan", "op": "eq",
+                             "value": "pro"}]}
+    out = explain(loaded, "p", rule, "ann", AS_OF)
+    assert (out.kind, out.truth) == ("any", False)
+    viewed, plan = out.children
+    assert viewed.truth is False and viewed.observed == {"count": 3}
+    assert viewed.sentence == "report_viewed 3 times in the last 30 days; needs at least 5"
+    assert plan.truth is False and plan.observed == {"value": None}
+    assert plan.sentence == 'plan is not set; needs eq "pro"'
+    assert out.to_dict()["children"][0]["truth"] is False
+    assert "[no ] report_viewed 3 times" in out.text()
+
+
+def test_explain_follows_segment_references(loaded: Store) -> None:
+    segs = {"pro": {"kind": "property", "property": "plan", "op": "eq", "value": "pro"},
+            "dormant": {"kind": "last_seen", "more_than_days_ago": 7}}
+    rule = {"all": [{"kind": "in_segment", "segment": "pro"},
+                    {"kind": "not_in_segment", "segment": "dormant"}]}
+    out = explain(loaded, "p", rule, "bob", AS_OF, segments=segs)
+    assert out.truth is True
+    pro, not_dormant = out.children
+    assert pro.truth and pro.children[0].sentence == 'plan is "pro"; needs eq "pro"'
+    assert not_dormant.truth and not_dormant.children[0].truth is False
+    assert not_dormant.children[0].sentence.startswith("last seen 1 day ago (2026-03-30")
+
+
+def test_explain_unknown_user(loaded: Store) -> None:
+    with pytest.raises(UnknownUserError, match="no user 'nobody'"):
+        explain(loaded, "p", VIEWED, "nobody", AS_OF)
+
+
+def test_hostile_names_are_literals(loaded: Store) -> None:
+    segs = {
+        EVIL: {"kind": "performed", "event": EVIL, "at_least": 2,
+               "where": [{"property": EVIL, "op": "in", "value": ["x", "y"]}]},
+        'seg "quoted"': {"kind": "property", "property": EVIL, "op": "eq", "value": "z"},
+        "quote key": {"kind": "aggregate", "event": EVIL, "property": 'q"uote', "agg": "sum",
+                      "op": "eq", "value": 3},
+        "dotted key is one key": {"kind": "performed", "event": EVIL,
+                                  "where": [{"property": "a.b", "op": "eq", "value": 1}]},
+        "dollar key": {"kind": "performed", "event": EVIL,
+                       "where": [{"property": "$os", "op": "eq", "value": "mac"}]},
+        "ref": {"kind": "in_segment", "segment": EVIL},
+    }
+    ev = evaluate(loaded, "p", segs, AS_OF)
+    got = {name: set(ev.members(name).to_pyarrow()["user_id"].to_pylist()) for name in segs}
+    assert got == {name: {"bob"} for name in segs}
+    assert evaluate(loaded, "p", {"s": {"all": []}}, AS_OF).sizes() == {"s": 2}
+    assert loaded.events("p").count().to_pyarrow().as_py() == 7  # events table intact
+    assert schema.EVENTS in loaded.con.list_tables()
+    out = explain(loaded, "p", segs[EVIL], "bob", AS_OF)
+    assert out.sentence.startswith(f"{EVIL} (where {EVIL} in")
