@@ -181,10 +181,12 @@ def test_segment_lines(store: Store, tmp_path: Path) -> None:
         {"type": "alias", "userId": "u1", "previousId": "old-1", "messageId": "s5",
          "timestamp": "2024-02-01T10:03:00Z"},
         {"type": "track", "userId": "u2", "messageId": "s6", "timestamp": "2024-02-01"},
+        {"type": "track", "event": "Old", "userId": "u3", "timestamp": "2020-01-01T00:00:00Z",
+         "sentAt": "2020-01-01T01:00:00Z", "receivedAt": "2020-01-01T01:00:01Z"},
     ]
     path = write(tmp_path / "seg.log", "\n".join(json.dumps(m) for m in msgs) + "\n")
     report = run_import(store, path, format="segment")
-    assert (report["stored"], report["bad"]) == (5, [{"line": 6, "reason":
+    assert (report["stored"], report["bad"]) == (6, [{"line": 6, "reason":
                                                        "event must be a non-empty string"}])
     t = datetime(2024, 2, 1, 10, 0)
     assert events(store) == [
@@ -192,6 +194,7 @@ def test_segment_lines(store: Store, tmp_path: Path) -> None:
         ("group", "$group", "u1", None, "acme", t + timedelta(minutes=2), {}),
         ("identify", "$identify", "u1", "anon-1", None, t + timedelta(minutes=1), {}),
         ("page", "$page", None, "anon-1", None, t - timedelta(minutes=1), {"name": "Pricing"}),
+        ("track", "Old", "u3", None, None, datetime(2020, 1, 1), {}),  # history: as written
         ("track", "Signed Up", "u1", None, None, t, {"plan": "pro"}),
     ]
     assert table_rows(store, schema.TRAITS, "kind", "entity_id", "trait", "value") == [
@@ -199,6 +202,8 @@ def test_segment_lines(store: Store, tmp_path: Path) -> None:
     assert table_rows(store, schema.IDENTITIES, "alias_id", "user_id") == [
         ("anon-1", "u1"), ("old-1", "u1")]
     assert table_rows(store, schema.ACCOUNT_LINKS, "user_id", "account_id") == [("u1", "acme")]
+    again = run_import(store, path, format="segment")
+    assert (again["stored"], again["duplicates"]) == (0, 6)
 
 
 def test_posthog_export_lines(store: Store, tmp_path: Path) -> None:

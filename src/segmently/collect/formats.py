@@ -7,9 +7,9 @@ each line is its own object and may be malformed on its own.
 Three JSON-line shapes are understood: generic rows (any keys, named by the same column
 mapping as tables), Segment messages (`type`, `event`, `userId`, `anonymousId`,
 `properties`, `traits`, `messageId`, ...) and PostHog exports (`event`, `distinct_id`,
-`properties` with `$set`/`$set_once`, `uuid`): PostHog rows go through the capture API's
-own mapping (collect/posthog.py); the Segment mapping here is a minimal one of the fields
-an export file carries.
+`properties` with `$set`/`$set_once`, `uuid`). Segment and PostHog rows go through the
+HTTP APIs' own mappings (collect/segment.py, collect/posthog.py), so a file and a live
+request mean the same thing, except for time: a file's timestamps are taken as written.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from segmently.collect import posthog
+from segmently.collect import posthog, segment
 from segmently.collect.common import as_id, as_name, as_object, check_message, parse_timestamp
 from segmently.collect.errors import InputError
 from segmently.collect.limits import Limits
@@ -118,14 +118,6 @@ def import_timestamp(value: Any, where: str) -> datetime:
     return parse_timestamp(value, where)
 
 
-def _first(obj: dict[str, Any], *keys: str) -> Any:
-    for key in keys:
-        value = obj.get(key)
-        if value is not None:
-            return value
-    return None
-
-
 def _finish(msg: Message, now: datetime, limits: Limits) -> Message:
     if msg.type not in MESSAGE_TYPES:
         raise InputError(f"type must be one of {', '.join(MESSAGE_TYPES)}, got {msg.type!r}",
@@ -168,49 +160,33 @@ def generic_message(obj: dict[str, Any], mapping: dict[str, str], now: datetime,
     return _finish(msg, now, limits)
 
 
+def _history(obj: dict[str, Any], id_field: str, drop: tuple[str, ...]) -> dict[str, Any]:
+    """A file row made ready for an HTTP API's mapping: a file is history, not a live
+    request, so the clock-correction fields (which are relative to now) are dropped and
+    a row without an id gets its content hash."""
+    row = {k: v for k, v in obj.items() if k not in drop}
+    if row.get(id_field) is None:
+        row[id_field] = content_id(obj)
+    return row
+
+
 def segment_message(obj: dict[str, Any], now: datetime, limits: Limits) -> Message:
-    """One Segment message (as Segment's export or a replay log holds it)."""
-    typ = obj.get("type") or "track"
-    if not isinstance(typ, str):
-        raise InputError(f"type must be a string, got {type(typ).__name__}", code="bad_type")
-    properties = as_object(obj.get("properties"), "properties")
-    if typ in ("page", "screen"):
-        named = {k: obj[k] for k in ("name", "category") if obj.get(k) is not None}
-        properties = {**properties, **named}
-    traits = as_object(obj.get("traits"), "traits")
-    name = obj.get("event") if typ == "track" else DEFAULT_NAMES.get(typ, obj.get("event"))
-    user = as_id(_first(obj, "userId", "user_id"), "userId")
-    anon = as_id(_first(obj, "anonymousId", "anonymous_id"), "anonymousId")
-    previous = as_id(_first(obj, "previousId", "previous_id"), "previousId")
-    msg = Message(
-        message_id=as_id(_first(obj, "messageId", "message_id"), "messageId") or content_id(obj),
-        type=typ,
-        event=as_name(name, "event"),
-        timestamp=import_timestamp(
-            _first(obj, "timestamp", "originalTimestamp", "sentAt", "receivedAt"), "timestamp"),
-        source=SOURCE,
-        user_id=user,
-        anonymous_id=anon,
-        account_id=as_id(_first(obj, "groupId", "group_id"), "groupId"),
-        properties=properties,
-        context=as_object(obj.get("context"), "context"),
-        traits=traits if typ == "identify" else None,
-        account_traits=traits if typ == "group" else None,
-        alias_id=previous if typ == "alias" else (anon if typ == "identify" and user else None),
-    )
-    return _finish(msg, now, limits)
+    """One Segment message (an export or a replay log), normalized by the tracking API's
+    own mapping (collect/segment.py); its timestamp is taken as written."""
+    if obj.get("timestamp") is None and obj.get("originalTimestamp") is None:
+        raise InputError("timestamp is missing", code="missing_field")
+    row = _history(obj, "messageId", ("sentAt",))
+    msg = segment.to_message(row, segment.BATCH, now, None, {}, limits, "")
+    msg.source = SOURCE
+    return msg
 
 
 def posthog_message(obj: dict[str, Any], now: datetime, limits: Limits) -> Message:
     """One PostHog event export row, normalized by the capture API's own mapping
-    (collect/posthog.py). A file is history, not a live request: its timestamps are
-    taken as written (no `offset`/`sent_at` clock correction against now), a missing
-    timestamp is an error, and a row without `uuid` gets a content hash for an id."""
+    (collect/posthog.py); its timestamp is taken as written (no `offset`/`sent_at`)."""
     if obj.get("timestamp") is None:
         raise InputError("timestamp is missing", code="missing_field")
-    row = {k: v for k, v in obj.items() if k not in ("offset", "sent_at")}
-    if row.get("uuid") is None:
-        row["uuid"] = content_id(obj)
+    row = _history(obj, "uuid", ("offset", "sent_at"))
     msg = posthog.to_message(row, now, None, limits, "", posthog.account_group_from_env())
     msg.source = SOURCE
     return msg
