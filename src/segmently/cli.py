@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,43 @@ def import_file(
     show({k: v for k, v in result.items() if k != "bad"}, title="import")
     if report.bad:
         show([b.as_dict() for b in report.bad], title=f"bad rows (first {len(report.bad)})")
+
+
+@app.command()
+def demo(
+    users: int = typer.Option(2000, "--users", help="How many users (accounts follow)."),
+    days: int = typer.Option(90, "--days", help="Days of history, ending at --end."),
+    seed: int = typer.Option(42, "--seed", help="Same seed and options, same rows."),
+    project: str = typer.Option("demo", "--project", help="Project to fill (created when"
+                                " absent; must hold no events)."),
+    end: datetime = typer.Option(None, "--end", formats=["%Y-%m-%d"],
+                                 help="Exclusive end of the window, UTC (default: today"
+                                 " 00:00 UTC; pass it for identical rows on any day)."),
+) -> None:
+    """Generate a realistic B2B SaaS product's usage: accounts, personas, onboarding,
+    features, NPS, trials and payments (see docs/events.md)."""
+    from segmently.demo import DemoError, DemoOptions, run_demo
+    from segmently.demo.report import summary_tables
+
+    try:
+        options = DemoOptions(users=users, days=days, seed=seed, end=end)
+        store = open_store()
+    except DemoError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    except StoreLockedError:
+        raise typer.BadParameter(f"{Ctx.db} is held by another process (`segmently serve`?)"
+                                 "; stop it first: the demo writes in bulk") from None
+    with store:
+        try:
+            report = run_demo(store, options, project)
+        except DemoError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    tables = summary_tables(report)
+    if Ctx.json:
+        typer.echo(json.dumps(dict(tables), default=str, indent=2))
+        return
+    for title, rows in tables:
+        show(rows, title=title)
 
 
 @app.command()

@@ -124,6 +124,25 @@ class Store:
                         con.insert(name, ibis.memtable(table))
         return AppendResult(received, stored)
 
+    def append_new_rows(self, project_id: str, rows: RowBatch) -> AppendResult:
+        """Bulk append WITHOUT the dedup lookup, in one transaction.
+
+        Only for rows whose message ids are unique by construction and absent from the
+        project (generated data, e.g. `segmently demo` into an empty project): the lookup
+        `append_rows` does reads every recent id of the project, which makes filling a
+        project chunk by chunk quadratic. Repeated ids are NOT dropped here.
+        """
+        for name, table in rows.tables().items():
+            if table.num_rows and not pc.all(pc.equal(table["project_id"], project_id)).as_py():
+                raise ValueError(f"{name} rows of another project than {project_id}")
+        with self._write_lock:
+            con = self.backends.get()
+            with transaction(con):
+                for name, table in rows.tables().items():
+                    if table.num_rows:
+                        con.insert(name, ibis.memtable(table))
+        return AppendResult(rows.events.num_rows, rows.events.num_rows)
+
     def insert_table(self, name: str, table: pa.Table) -> None:
         """Insert rows that need no deduplication (projects, definitions)."""
         self.insert_tables({name: table})
