@@ -338,3 +338,22 @@ def test_append_new_rows_writes_every_table_without_a_dedup_lookup(store: Store)
     with pytest.raises(ValueError, match="another project"):
         store.append_new_rows("p2", _batch("p1", ["m9"]))
     assert store.events("p2").count().to_pyarrow().as_py() == 0
+
+
+def test_the_profile_stage_reads_the_demo_with_its_vocabulary(demo: Demo) -> None:
+    """End to end: features and milestones as the demo declares them; the journey stage
+    the profile computes is the one the generator gave each user."""
+    from segmently.demo.workspace import demo_vocabulary
+    from segmently.profile import build_profiles
+    from segmently.store.projects import get_project_by_name
+
+    vocab = demo_vocabulary()
+    assert [f.name for f in vocab.features] == list(v.FEATURES)
+    assert [m.name for m in vocab.milestones] == list(v.MILESTONES)
+    project = get_project_by_name(demo.store, "demo")
+    assert project is not None
+    profiles = build_profiles(demo.store, project.project_id, vocab, END)
+    got = {r["user_id"]: r["journey_stage"] for r in
+           profiles.users.select("user_id", "journey_stage").to_pyarrow().to_pylist()}
+    truth = dict(demo.rows("SELECT user_id, stage FROM truth_users"))
+    assert got == truth
