@@ -357,3 +357,11 @@ def test_the_profile_stage_reads_the_demo_with_its_vocabulary(demo: Demo) -> Non
            profiles.users.select("user_id", "journey_stage").to_pyarrow().to_pylist()}
     truth = dict(demo.rows("SELECT user_id, stage FROM truth_users"))
     assert got == truth
+
+
+def test_default_end_is_todays_midnight_utc_fixed_at_creation() -> None:
+    options = DemoOptions(users=10)
+    today = datetime.utcnow()  # noqa: DTZ003
+    assert options.window_end in {datetime(today.year, today.month, today.day),
+                                  datetime(today.year, today.month, today.day) - timedelta(days=1)}
+    assert options.window_start == options.window_end - timedelta(days=options.days)

@@ -45,7 +45,7 @@ class DemoOptions:
     users: int = 2000
     days: int = 90
     seed: int = 42
-    end: datetime | None = None  # exclusive; midnight UTC; None = today's
+    end: datetime | None = None  # exclusive; midnight UTC; None = today's (set on creation)
     chunk_users: int = CHUNK_USERS
 
     def __post_init__(self) -> None:
@@ -57,12 +57,15 @@ class DemoOptions:
         if self.seed < 0:
             raise DemoError("seed must be a non-negative integer")
         end = self.end
-        if end is not None and (end.tzinfo is not None or end != default_end(end)):
+        if end is None:  # resolved once: a run crossing midnight keeps one window
+            object.__setattr__(self, "end", default_end())
+        elif end.tzinfo is not None or end != default_end(end):
             raise DemoError("end must be a naive UTC datetime at midnight")
 
     @property
     def window_end(self) -> datetime:
-        return self.end or default_end()
+        assert self.end is not None
+        return self.end
 
     @property
     def window_start(self) -> datetime:
