@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 import ibis
+import numpy as np
 import ibis.expr.types as ir
 import orjson
 import pyarrow as pa
@@ -252,7 +253,7 @@ class TabularConverter:
         batch = _prepare(batch)
         sql = self._compiled(batch.schema)
         table = pa.Table.from_batches([batch]).append_column(
-            ROW, pa.array(range(batch.num_rows), pa.int64()))
+            ROW, pa.array(np.arange(batch.num_rows, dtype=np.int64)))
         out = self._run(self._finish_sql, self._run(sql, table))
         bad_mask = pc.is_valid(out[BAD])
         bad = self._bad_rows(out.filter(bad_mask), table, lines)
