@@ -145,8 +145,8 @@ def import_file(
                 bar.update(task, completed=position, total=total, rows=rows, rate=rows / elapsed)
 
             report = run_import(file, project_id, sink, options, progress)
-    except InputError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
+    except (InputError, RuntimeError) as exc:  # RuntimeError: the server refused a batch
+        console.print(f"[red]error:[/red] {getattr(exc, 'message', exc)}")
         raise typer.Exit(1) from None
     result = report.as_dict()
     if Ctx.json:

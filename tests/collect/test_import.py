@@ -13,11 +13,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from segmently import control
 from segmently.api import Segmently
 from segmently.collect import arrow_ipc
 from segmently.collect.errors import InputError
@@ -352,3 +354,14 @@ def test_import_through_running_server(server, tmp_path: Path) -> None:  # type:
     counts = {row["table"]: row["rows"] for row in stats}
     assert counts == {"events": 4, "traits": 1, "identities": 1}
     assert server.process.poll() is None  # the server held the file throughout
+    ctl = control.read_control(server.db)
+    assert ctl is not None
+    url = f"{server.url}/internal/v1/append"
+    no_token = httpx.post(url, params={"project_id": server.project_id}, content=b"")
+    assert no_token.status_code == 401
+    auth = {"Authorization": f"Bearer {ctl.token}"}
+    garbage = httpx.post(url, params={"project_id": server.project_id}, content=b"xx",
+                         headers=auth)
+    assert (garbage.status_code, garbage.json()["code"]) == (400, "bad_encoding")
+    unknown = httpx.post(url, params={"project_id": "prj_nope"}, content=b"", headers=auth)
+    assert unknown.status_code == 404
