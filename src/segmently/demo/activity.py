@@ -13,7 +13,6 @@ import pyarrow as pa
 
 from segmently.demo import parts as k
 from segmently.demo import strings as s
-from segmently.demo import vocabulary as v
 from segmently.demo.parts import EventPart, by_kind
 from segmently.demo.population import DAY, Population
 

@@ -10,6 +10,7 @@ PAYMENT_RETRY_DAYS later. Nothing of an account is billed after its cancellation
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 
 from segmently.demo import parts as k
 from segmently.demo import strings as s
@@ -87,7 +88,7 @@ def payments(rng: np.random.Generator, pop: Population, paid: np.ndarray) -> Eve
 
 
 def payment_properties(pop: Population, acc: np.ndarray, nth: np.ndarray,
-                       reason=None):  # type: ignore[no-untyped-def]
+                       reason: pa.Array | None = None) -> pa.Array:
     a = pop.accounts
     fields = [("amount", s.num(a.mrr[acc])),
               ("currency", s.quoted(s.pick(v.CURRENCIES, a.currency[acc]))),

@@ -8,7 +8,6 @@ milestones happen in journey order, each user stopping at their own stage.
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 
 from segmently.demo import parts as k
 from segmently.demo import strings as s
@@ -57,8 +56,3 @@ def signup_calls(pop: Population) -> EventPart:
     group = EventPart(everyone, u.signup + 0.4,
                       np.where(u.owner, k.GROUP_CREATE, k.GROUP_JOIN), empty)
     return EventPart.concat([identify, group])
-
-
-def empty_part() -> EventPart:
-    return EventPart(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64),
-                     pa.array([], pa.string()))

@@ -26,7 +26,6 @@ KINDS: list[tuple[str, str]] = [
     ("group", v.GROUP),  # 22: a teammate joins the account, no traits
     ("group", v.GROUP),  # 23: the account's plan changed: plan, mrr
 ]
-MILESTONE_KINDS = np.arange(5)
 FEATURE_KINDS = np.arange(5, 12)
 ADVANCED_KINDS = np.arange(8, 12)
 REPORT_VIEWED, DASHBOARD_VIEWED, REPORT_CREATED = 5, 6, 7
