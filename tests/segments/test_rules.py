@@ -108,3 +108,15 @@ def test_identical_conditions_share_one_aggregate() -> None:
     lowerer = _lower_all({"a": VIEWED, "b": {"all": [other, {"not": VIEWED}]},
                           "c": {**VIEWED, "window": {"last": 7}}})
     assert len(lowerer.aggs.aggs) == 2  # the 30-day count, and the 7-day count
+
+
+def test_window_spans() -> None:
+    from segmently.segments.windows import FirstSeenWindow, Span, minus_months
+
+    assert LastWindow(last=2, unit="weeks").span(AS_OF) == Span(start=datetime(2026, 3, 17))
+    assert LastWindow(last=1, unit="months").span(AS_OF) == Span(start=datetime(2026, 2, 28))
+    assert minus_months(datetime(2026, 1, 15, 8), 2) == datetime(2025, 11, 15, 8)
+    assert BetweenWindow(between=(datetime(2026, 3, 1), datetime(2026, 5, 1))).span(AS_OF) \
+        == Span(start=datetime(2026, 3, 1), end=AS_OF)  # capped at as_of
+    assert FirstSeenWindow(within_days_of_first_seen=7).span(AS_OF) == Span(first_seen_days=7)
+    assert LastWindow(last=1).describe() == "in the last 1 day"
