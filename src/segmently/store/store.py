@@ -140,8 +140,8 @@ class Store:
             con = self.backends.get()
             with transaction(con):
                 for name, table in rows.tables().items():
-                    if table.num_rows:
-                        con.insert(name, ibis.memtable(table))
+                    if table.num_rows:  # not ibis.memtable: Ibis keeps those registered
+                        insert_arrow(con, name, table)
         return AppendResult(rows.events.num_rows, rows.events.num_rows)
 
     def insert_table(self, name: str, table: pa.Table) -> None:
