@@ -93,7 +93,8 @@ def profile(pid: int, out: str) -> subprocess.Popen[bytes]:
     """py-spy (pip install py-spy) sampling the server until it exits."""
     spy = Path(sys.executable).with_name("py-spy")
     fmt = "speedscope" if out.endswith(".json") else "flamegraph"
-    proc = subprocess.Popen([str(spy), "record", "--pid", str(pid), "-o", out,
+    extra = os.environ.get("PYSPY_ARGS", "").split()  # e.g. --gil, --native
+    proc = subprocess.Popen([str(spy), "record", *extra, "--pid", str(pid), "-o", out,
                              "--format", fmt], stdout=subprocess.DEVNULL)
     time.sleep(1)  # let it attach before the load starts
     return proc

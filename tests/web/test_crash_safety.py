@@ -18,6 +18,7 @@ import sys
 import textwrap
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from conftest import start_server
 
 BATCH = 40
 THREADS = 4
-ACKS_BEFORE_KILL = 24
+ACKS_BEFORE_KILL = 12
 
 
 def native_body(ids: list[str], write_key: str) -> tuple[dict[str, object], dict[str, str]]:
@@ -61,7 +62,10 @@ class Ledger:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def client(url: str, path: str, build, key: str, name: str, ledger: Ledger,  # type: ignore[no-untyped-def]
+Builder = Callable[[list[str], str], tuple[dict[str, object], dict[str, str]]]
+
+
+def client(url: str, path: str, build: Builder, key: str, name: str, ledger: Ledger,
            stop: threading.Event) -> None:
     """Post batches until the server dies (or stop is set); never retries by itself."""
     with httpx.Client(base_url=url, timeout=30) as http:
@@ -85,14 +89,14 @@ def client(url: str, path: str, build, key: str, name: str, ledger: Ledger,  # t
 def wait_for_acks(ledger: Ledger, count: int, proc: subprocess.Popen[bytes]) -> None:
     import time
 
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # generous: the suite may share a loaded machine
     while time.monotonic() < deadline:
         with ledger.lock:
             if len(ledger.acked) >= count:
                 return
         assert proc.poll() is None, "server died before the kill"
         time.sleep(0.01)
-    raise AssertionError(f"only {len(ledger.acked)} batches acknowledged in 60 s")
+    raise AssertionError(f"only {len(ledger.acked)} batches acknowledged in 120 s")
 
 
 def stored_ids(db: str, project_id: str) -> Counter[str]:
@@ -171,7 +175,7 @@ def test_a_committed_duckdb_transaction_survives_sigkill(tmp_path: Path) -> None
     """The assumption the server's acknowledgement rests on, checked on DuckDB itself."""
     db = tmp_path / "raw.duckdb"
     proc = subprocess.run([sys.executable, "-c", KILL_AFTER_COMMIT, str(db)],
-                          env=os.environ.copy(), check=False)
+                          env=os.environ.copy(), check=False, timeout=120)
     assert proc.returncode == -signal.SIGKILL
     import duckdb
 

@@ -117,7 +117,7 @@ def check_message(msg: Message, limits: Limits, now: datetime, where: str) -> Me
     for name in _JSON_FIELDS:
         value = getattr(msg, name)
         if value:
-            size += _checked_json_size(value, limits.max_depth, f"{where}.{name}")
+            size += _checked_json_size(value, limits.max_depth, where, name)
     if size > limits.max_event_bytes:
         raise InputError(
             f"{where} is {size} bytes; one event may be at most {limits.max_event_bytes} bytes",
@@ -131,14 +131,15 @@ _JSON_FIELDS = ("properties", "context", "traits", "traits_once", "account_trait
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
-def _checked_json_size(value: Any, max_depth: int, where: str) -> int:
+def _checked_json_size(value: Any, max_depth: int, where: str, name: str) -> int:
     """Serialized size, after the depth check. A value holding at most max_depth objects
     and arrays cannot nest deeper, so the walk runs only when the text has more brackets."""
     try:
         text = orjson.dumps(value, option=_JSON_OPTIONS, default=str)
     except orjson.JSONEncodeError:  # orjson stops at 254 levels
-        check_depth(value, max_depth, where)
-        raise InputError(f"{where} cannot be serialized as JSON", code="bad_value") from None
+        check_depth(value, max_depth, f"{where}.{name}")
+        raise InputError(f"{where}.{name} cannot be serialized as JSON",
+                         code="bad_value") from None
     if text.count(b"{") + text.count(b"[") > max_depth:
-        check_depth(value, max_depth, where)
+        check_depth(value, max_depth, f"{where}.{name}")
     return len(text)
