@@ -136,3 +136,85 @@ def server(tmp_path: Path) -> Iterator[Server]:
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_backend():  # type: ignore[no-untyped-def]
+    """Ibis over a PySpark session in local mode (needs Java; skipped without it, not in CI)."""
+    import shutil
+
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        pytest.fail(f"pyspark is not installed ({exc}): run `make test`, which installs it")
+    if shutil.which("java") is None:
+        message = "PySpark needs Java (a JRE 17) on PATH"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    import ibis
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # workers must see the same packages
+    spark = (SparkSession.builder.master("local[2]").appName("segmently-tests")
+             .config("spark.sql.session.timeZone", "UTC")
+             .config("spark.ui.enabled", "false")
+             .config("spark.sql.shuffle.partitions", "2")
+             .config("spark.default.parallelism", "2")
+             .getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    yield ibis.pyspark.connect(spark)
+    spark.stop()
+
+
+class SparkMirror(Store):
+    """Writes land in a DuckDB file; every read runs on Spark over its Parquet export,
+    as a lake would hold the events."""
+
+    def __init__(self, duck_url: str, spark_con, lake_dir: Path) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(duck_url)
+        self._spark = spark_con
+        self._lake_dir = lake_dir
+        self._version = 0
+        self._sync()
+
+    @property
+    def con(self):  # type: ignore[no-untyped-def,override]
+        return self._spark
+
+    def _sync(self) -> None:
+        from segmently.store.lake import export_parquet, open_lake
+
+        self._version += 1
+        directory = self._lake_dir / f"v{self._version}"  # fresh paths: no stale Spark caches
+        writer = Store.over(self.backends.get())
+        names = writer.backends.get().list_tables()
+        export_parquet(writer, directory, names)
+        open_lake(self._spark, directory, names)
+
+    def append_rows(self, project_id, rows):  # type: ignore[no-untyped-def]
+        result = super().append_rows(project_id, rows)
+        self._sync()
+        return result
+
+    def insert_tables(self, tables) -> None:  # type: ignore[no-untyped-def]
+        super().insert_tables(tables)
+        self._sync()
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("spark", marks=pytest.mark.spark)])
+def engine_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store whose reads run on each engine: DuckDB, PostgreSQL, and Spark over Parquet."""
+    if request.param == "spark":
+        s: Store = SparkMirror(f"duckdb://{tmp_path / 'mirror.duckdb'}",
+                               request.getfixturevalue("spark_backend"), tmp_path / "lake")
+        yield s
+        s.close()
+        return
+    url = f"duckdb://{tmp_path / 'engine.duckdb'}"
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_database")
+        with Store(url) as pg:
+            _drop_all(pg)
+    with Store(url) as s:
+        yield s

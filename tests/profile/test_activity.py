@@ -10,6 +10,13 @@ from segmently.profile import activity, sessions
 from segmently.store import Message, Store
 from segmently.store.views import resolved_events
 
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """Profile metrics are engine work: DuckDB, PostgreSQL and Spark over Parquet."""
+    return engine_store
+
+
 AS_OF = datetime(2026, 3, 31, 0, 0, 0)  # a Tuesday
 
 

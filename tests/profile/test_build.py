@@ -9,6 +9,13 @@ import pytest
 from segmently.profile import Vocabulary, build_profiles
 from segmently.store import Message, Store
 
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """Profile metrics are engine work: DuckDB, PostgreSQL and Spark over Parquet."""
+    return engine_store
+
+
 AS_OF = datetime(2026, 6, 1)
 D = timedelta(days=1)
 

@@ -10,6 +10,13 @@ from segmently.profile import billing, nps
 from segmently.store import Message, Store
 from segmently.store.views import resolved_events
 
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """Profile metrics are engine work: DuckDB, PostgreSQL and Spark over Parquet."""
+    return engine_store
+
+
 AS_OF = datetime(2026, 6, 1)
 D = timedelta(days=1)
 
@@ -28,14 +35,15 @@ def test_latest_nps_answer_and_category(store: Store) -> None:
         ev("1", "ann", "nps_submitted", AS_OF - 40 * D, score=3),
         ev("2", "ann", "nps_submitted", AS_OF - 5 * D, score=10),
         ev("3", "bob", "nps_submitted", AS_OF - 5 * D, score=7),
-        ev("4", "bob", "nps_submitted", AS_OF - 1 * D, score="9"),  # not a number: ignored
+        ev("4", "bob", "nps_submitted", AS_OF - 1 * D, score="9"),  # a numeric string counts
         ev("5", "cat", "nps_submitted", AS_OF - 2 * D, score=6),
         ev("6", "dan", "nps_submitted", AS_OF - 2 * D, score=11),   # out of range: ignored
+        ev("8", "dan", "nps_submitted", AS_OF - 1 * D, score="great"),  # not a number: ignored
         ev("7", "eve", "report_viewed", AS_OF - 2 * D, score=10),   # not an NPS event
     ], received_at=AS_OF - 50 * D)
     got = by_user(nps(resolved_events(store, "p", AS_OF)))
     assert {u: (r["nps_score"], r["nps_category"], r["nps_responses"]) for u, r in got.items()} == {
-        "ann": (10, "promoter", 2), "bob": (7, "passive", 1), "cat": (6, "detractor", 1)}
+        "ann": (10, "promoter", 2), "bob": (9, "promoter", 2), "cat": (6, "detractor", 1)}
     assert got["ann"]["nps_at"] == AS_OF - 5 * D
     # as of 10 days earlier, ann's latest answer was the 3
     earlier = by_user(nps(resolved_events(store, "p", AS_OF - 10 * D)))

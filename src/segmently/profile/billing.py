@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import ibis
 import ibis.expr.types as ir
 
+from segmently.profile.jsonvalues import number_at
 from segmently.profile.literals import f64
 from segmently.profile.vocabulary import (
     PAYMENT_AMOUNT,
@@ -28,7 +29,7 @@ def billing(events: ir.Table, as_of: datetime, *, window_days: int = 30) -> ir.T
     on_trial: started a trial and neither converted nor cancelled after it started.
     """
     e = events.filter(events.event.isin(BILLING_EVENTS))
-    amount = e.properties.cast("json")[PAYMENT_AMOUNT].float
+    amount = number_at(e.properties, PAYMENT_AMOUNT)
     paid, failed = e.event == PAYMENT_SUCCEEDED, e.event == PAYMENT_FAILED
     recent = e.timestamp >= ibis.literal(as_of - timedelta(days=window_days))
     per_user = e.group_by("person_id").aggregate(

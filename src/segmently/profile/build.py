@@ -13,6 +13,7 @@ from segmently.profile.adoption import feature_usage, journey_stage, milestones_
 from segmently.profile.billing import billing
 from segmently.profile.config import Vocabulary
 from segmently.profile.feedback import nps
+from segmently.profile.jsonvalues import string_at
 from segmently.profile.literals import f64
 from segmently.profile.scores import engagement, health, lifecycle
 from segmently.profile.vocabulary import PLAN_TRAIT
@@ -42,7 +43,7 @@ def _attach(left: ir.Table, right: ir.Table | None, key: str = "person_id") -> i
 def _plan(store: Store, project_id: str, as_of: datetime) -> ir.Table:
     t = latest_traits(store, project_id, "user", as_of)
     t = t.filter(t.trait == PLAN_TRAIT)
-    return t.select(person_id=t.entity_id, plan=t.value.cast("json").str)
+    return t.select(person_id=t.entity_id, plan=string_at(t.value))
 
 
 def build_profiles(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime) -> Profiles:

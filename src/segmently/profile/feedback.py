@@ -5,6 +5,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
+from segmently.profile.jsonvalues import int_at
 from segmently.profile.vocabulary import NPS_EVENT, NPS_SCORE
 
 
@@ -15,10 +16,10 @@ def nps_category(score: ir.IntegerValue) -> ir.StringValue:
 def nps(events: ir.Table) -> ir.Table:
     """person_id -> latest score, its category, when, and how many valid answers.
 
-    Answers whose score is not an integer from 0 to 10 are ignored.
+    Answers whose score is not an integer from 0 to 10 (a number or a numeric string) are ignored.
     """
     answers = events.filter(events.event == NPS_EVENT)
-    answers = answers.mutate(score=answers.properties.cast("json")[NPS_SCORE].int)
+    answers = answers.mutate(score=int_at(answers.properties, NPS_SCORE))
     answers = answers.filter(answers.score.between(0, 10))
     latest_key = answers.timestamp.epoch_seconds()
     per_user = answers.group_by("person_id").aggregate(

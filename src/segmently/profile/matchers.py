@@ -1,7 +1,7 @@
 """Matching events by name and property filters: the unit features and milestones are made of.
 
-Property values are read from the JSON text of `properties` with strict types: a filter
-compares numbers with numbers and strings with strings, so "9" never equals 9.
+Property values are read from the JSON text of `properties` as the filter's value asks:
+numerically for a number, as text for a string (profile/jsonvalues.py has the rules).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from typing import Any, Literal
 import ibis
 import ibis.expr.types as ir
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from segmently.profile.jsonvalues import bool_at, is_set, number_at, string_at
 
 FilterOp = Literal["eq", "ne", "in", "not_in", "contains", "regex", "gt", "ge", "lt", "le",
                    "between", "is_set", "is_not_set"]
@@ -45,21 +47,21 @@ def _example(value: Any) -> Any:
     return value[0] if isinstance(value, list) else value
 
 
-def typed_value(json_value: ir.JSONValue, like: Any) -> ir.Value:
-    """The JSON value unwrapped to the type of the value it is compared with."""
+def typed_value(props: ir.StringValue, key: str, like: Any) -> ir.Value:
+    """The property unwrapped to the type of the value it is compared with."""
     if isinstance(like, bool):
-        return json_value.bool
+        return bool_at(props, key)
     if isinstance(like, int | float):
-        return json_value.float
-    return json_value.str
+        return number_at(props, key)
+    return string_at(props, key)
 
 
-def filter_expr(props: ir.JSONValue, f: PropertyFilter) -> ir.BooleanValue:
-    raw = props[f.property]
+def filter_expr(props: ir.StringValue, f: PropertyFilter) -> ir.BooleanValue:
+    """`props` is JSON text (an events.properties column)."""
     if f.op in ("is_set", "is_not_set"):  # a JSON null counts as not set
-        is_set = raw.notnull() & (raw.cast("string") != "null")
-        return is_set if f.op == "is_set" else ~is_set
-    col = typed_value(raw, _example(f.value))
+        present = is_set(props, f.property)
+        return present if f.op == "is_set" else ~present
+    col = typed_value(props, f.property, _example(f.value))
     v = f.value
     match f.op:
         case "eq":
@@ -96,10 +98,8 @@ class EventMatcher(BaseModel):
 
     def expr(self, events: ir.Table) -> ir.BooleanValue:
         cond = events.event == self.event
-        if self.where:
-            props = events.properties.cast("json")
-            for f in self.where:
-                cond &= filter_expr(props, f).fill_null(False)
+        for f in self.where:
+            cond &= filter_expr(events.properties, f).fill_null(False)
         return cond
 
 

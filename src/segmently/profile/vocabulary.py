@@ -1,8 +1,8 @@
 """The documented event names and properties that feedback and billing metrics read.
 
 Feedback and billing arrive as ordinary events, so they segment like everything else;
-these names are the contract (docs/events.md). Property values are typed strictly: a score
-sent as the string "9" is not a number and is ignored.
+these names are the contract (docs/events.md). Numbers may arrive as numeric strings
+(profile/jsonvalues.py says how values are read).
 """
 
 NPS_EVENT = "nps_submitted"  # properties: score (int 0-10), survey (str), comment (str)

@@ -106,6 +106,24 @@ class ThreadLocalBackends:
             self._all.clear()
 
 
+class FixedBackend:
+    """One backend shared by every thread: engines such as Spark manage their own threads."""
+
+    def __init__(self, con: BaseBackend) -> None:
+        self.root = con
+        self.url = f"{con.name}://"
+
+    @property
+    def engine(self) -> str:
+        return self.root.name
+
+    def get(self) -> BaseBackend:
+        return self.root
+
+    def close(self) -> None:
+        """The caller owns the backend (a Spark session outlives the store)."""
+
+
 @contextlib.contextmanager
 def transaction(con: BaseBackend) -> Iterator[None]:
     """Run the enclosed Ibis inserts as one transaction (all or nothing)."""

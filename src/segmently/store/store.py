@@ -13,7 +13,12 @@ import pyarrow.compute as pc
 from ibis.backends import BaseBackend
 
 from segmently.store import schema
-from segmently.store.backends import ThreadLocalBackends, normalize_url, transaction
+from segmently.store.backends import (
+    FixedBackend,
+    ThreadLocalBackends,
+    normalize_url,
+    transaction,
+)
 from segmently.store.fastpath import insert_arrow, seen_message_ids
 from segmently.store.rows import Message, RowBatch, to_rows
 
@@ -59,9 +64,22 @@ class Store:
         if not read_only:
             self.ensure_schema()
 
+    @classmethod
+    def over(cls, con: BaseBackend) -> Store:
+        """A read-only store over an existing backend whose tables are already registered
+        (for example Spark over Parquet files: see store/lake.py)."""
+        store = cls.__new__(cls)
+        store.url = f"{con.name}://"
+        store.backends = FixedBackend(con)  # type: ignore[assignment]
+        store.read_only = True
+        store.dedup_window = DEFAULT_DEDUP_WINDOW
+        store._write_lock = threading.RLock()
+        return store
+
     # -- connections -------------------------------------------------------------------
     @property
     def con(self) -> BaseBackend:
+        """The backend reads go to (writes always go to `backends`)."""
         return self.backends.get()
 
     @property
@@ -87,7 +105,7 @@ class Store:
 
     def ensure_tables(self, tables: dict[str, ibis.Schema]) -> None:
         """Create the tables that do not exist yet (each stage owns its own tables)."""
-        con = self.con
+        con = self.backends.get()
         existing = set(con.list_tables())
         for name, sch in tables.items():
             if name not in existing:
@@ -113,7 +131,7 @@ class Store:
     def append_rows(self, project_id: str, rows: RowBatch) -> AppendResult:
         received = rows.events.num_rows
         with self._write_lock:
-            con = self.con
+            con = self.backends.get()
             keep = self._new_message_ids(con, project_id, rows.events)
             with transaction(con):
                 for name, table in rows.tables().items():
@@ -151,7 +169,7 @@ class Store:
     def insert_tables(self, tables: dict[str, pa.Table]) -> None:
         """Insert into several tables in one transaction (empty tables are skipped)."""
         with self._write_lock:
-            con = self.con
+            con = self.backends.get()
             with transaction(con):
                 for name, table in tables.items():
                     if table.num_rows:
