@@ -42,16 +42,21 @@ def open_store() -> Store:
     return Store(Ctx.db)
 
 
+def serving_control() -> control.ServerControl:
+    """The server that holds the locked DuckDB file, or a clear error."""
+    ctl = control.read_control(Ctx.db)
+    if ctl is None:
+        raise typer.BadParameter(f"{Ctx.db} is locked by another process and no running "
+                                 "`segmently serve` owns it")
+    return ctl
+
+
 def run(command: str, **args: Any) -> Any:
     """Run a core command here, or in the server that holds the DuckDB file."""
     try:
         store = open_store()
     except StoreLockedError:
-        ctl = control.read_control(Ctx.db)
-        if ctl is None:
-            raise typer.BadParameter(f"{Ctx.db} is locked by another process and no running "
-                                     "`segmently serve` owns it") from None
-        return control.remote_call(ctl, command, args)
+        return control.remote_call(serving_control(), command, args)
     with store:
         return commands.REGISTRY[command](store, **args)
 
@@ -98,10 +103,7 @@ def _import_target(project: str | None) -> Iterator[tuple[str, Any]]:
     try:
         store = open_store()
     except StoreLockedError:
-        ctl = control.read_control(Ctx.db)
-        if ctl is None:
-            raise typer.BadParameter(f"{Ctx.db} is locked by another process and no running "
-                                     "`segmently serve` owns it") from None
+        ctl = serving_control()
         pid = importer.pick_project(control.remote_call(ctl, "projects_list", {}), project)
         yield pid, importer.remote_sink(ctl, pid)
         return
