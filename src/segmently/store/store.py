@@ -173,7 +173,7 @@ class Store:
             with transaction(con):
                 for name, table in tables.items():
                     if table.num_rows:
-                        con.insert(name, ibis.memtable(table))
+                        insert_arrow(con, name, table)
 
     def _new_message_ids(self, con: BaseBackend, project_id: str, events: pa.Table) -> pa.Array:
         ids = pc.unique(events["message_id"])
