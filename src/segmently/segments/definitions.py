@@ -1,0 +1,297 @@
+"""Segment definitions stored in the database, every version kept.
+
+    v = save(store, project_id, "power", "Uses reports a lot", rule)   # -> version number
+    current(store, project_id)         # {name: Definition} of the live definitions
+    history(store, project_id, "power")  # every version, oldest first
+    delete(store, project_id, "power")   # a tombstone version; history stays
+    sync_workspace(store, project_id, workspace)  # the YAML's segments -> stored versions
+
+`segment_versions` is append-only, like every table: a change is a new row with the next
+version number, a deletion a row with `deleted = true`. Saving a definition equal to the
+live one writes nothing and returns its version, so re-syncing a workspace is a no-op.
+A save is checked against the project's other live definitions before anything is
+written: unknown `in_segment` references and reference cycles are refused, and so is
+deleting a segment another live segment refers to.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+import pyarrow as pa
+from pydantic import BaseModel
+
+from segmently.segments import rules as r
+from segmently.segments.errors import RuleError, SegmentReferenceError
+from segmently.segments.rules import Rule, parse_rule, rule_json
+from segmently.segments.workspace import Workspace
+from segmently.store import Store, utcnow
+from segmently.store.rows import arrow_schema
+
+VERSIONS = "segment_versions"
+VERSIONS_SCHEMA = ibis.schema({
+    "project_id": dt.String(nullable=False),
+    "segment": dt.String(nullable=False),
+    "version": dt.Int64(nullable=False),
+    "definition": dt.string,  # JSON text: {"name", "description", "rule"}; null if deleted
+    "created_at": dt.Timestamp(nullable=False),
+    "deleted": dt.Boolean(nullable=False),
+})
+TABLES = {VERSIONS: VERSIONS_SCHEMA}
+_ARROW = arrow_schema(VERSIONS_SCHEMA)
+NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_ .\-]{0,127}$")
+MAX_DESCRIPTION = 10_000
+
+
+class UnknownSegmentError(LookupError):
+    """No live definition of that name in the project."""
+
+
+@dataclass(frozen=True)
+class Definition:
+    """One live segment definition."""
+
+    name: str
+    version: int
+    description: str
+    rule: Rule
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "description": self.description,
+                "rule": rule_json(self.rule), "created_at": self.created_at.isoformat()}
+
+
+@dataclass(frozen=True)
+class Version:
+    """One row of a segment's history; description and rule are None for a deletion."""
+
+    version: int
+    created_at: datetime
+    deleted: bool
+    description: str | None
+    rule: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "created_at": self.created_at.isoformat(),
+                "deleted": self.deleted, "description": self.description, "rule": self.rule}
+
+
+@dataclass
+class SyncResult:
+    """What sync_workspace changed, by segment name."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    versions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.deleted)
+
+
+def ensure_tables(store: Store) -> None:
+    store.ensure_tables(TABLES)
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise RuleError(f"name: {name!r} is not a valid segment name (1-128 characters: "
+                        "letters, digits, '_', and after the first also space, '.', '-')")
+    return name
+
+
+# -- reading -----------------------------------------------------------------------------
+def _rows(store: Store, project_id: str, name: str | None = None) -> list[dict[str, Any]]:
+    ensure_tables(store)
+    t = store.table(VERSIONS)
+    t = t.filter(t.project_id == project_id)
+    if name is not None:
+        t = t.filter(t.segment == name)
+    return t.order_by([t.segment, t.version]).to_pyarrow().to_pylist()
+
+
+def _latest(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:  # ordered by version: the last one wins
+        out[row["segment"]] = row
+    return out
+
+
+def _definition(row: dict[str, Any]) -> Definition:
+    data = json.loads(row["definition"])
+    return Definition(row["segment"], int(row["version"]), data.get("description", ""),
+                      parse_rule(data["rule"], f"{row['segment']}.rule"), row["created_at"])
+
+
+def current(store: Store, project_id: str) -> dict[str, Definition]:
+    """The live definitions of the project (latest version of each, unless deleted)."""
+    latest = _latest(_rows(store, project_id))
+    return {name: _definition(row) for name, row in sorted(latest.items()) if not row["deleted"]}
+
+
+def get(store: Store, project_id: str, name: str) -> Definition:
+    rows = _rows(store, project_id, name)
+    if not rows or rows[-1]["deleted"]:
+        raise UnknownSegmentError(f"no segment named {name!r}")
+    return _definition(rows[-1])
+
+
+def history(store: Store, project_id: str, name: str) -> list[Version]:
+    """Every version of a segment, oldest first (empty if it never existed)."""
+    out = []
+    for row in _rows(store, project_id, name):
+        data = json.loads(row["definition"]) if row["definition"] else None
+        out.append(Version(int(row["version"]), row["created_at"], bool(row["deleted"]),
+                           data["description"] if data else None, data["rule"] if data else None))
+    return out
+
+
+# -- checking references -------------------------------------------------------------------
+def references(rule: Any) -> Iterator[str]:
+    """Names of the segments a rule refers to, wherever in the tree (also inside conditions
+    that nest rules)."""
+    if isinstance(rule, (r.InSegment, r.NotInSegment)):
+        yield rule.segment
+    elif isinstance(rule, BaseModel):
+        for name in type(rule).model_fields:
+            yield from references(getattr(rule, name))
+    elif isinstance(rule, (list, tuple)):
+        for item in rule:
+            yield from references(item)
+
+
+def check_references(rules: Mapping[str, Rule], names: list[str]) -> None:
+    """Refuse unknown references and cycles reachable from `names` (the segments being
+    saved), with the messages evaluation would give."""
+    done: set[str] = set()
+
+    def visit(name: str, stack: list[str]) -> None:
+        if name in stack:
+            cycle = " -> ".join([*stack[stack.index(name):], name])
+            raise SegmentReferenceError(f"segment reference cycle: {cycle}")
+        if name in done:
+            return
+        for ref in references(rules[name]):
+            if ref not in rules:
+                raise SegmentReferenceError(
+                    f"unknown segment {ref!r} (in segment {name!r}); known: "
+                    f"{', '.join(sorted(rules)) or 'none'}")
+            visit(ref, [*stack, name])
+        done.add(name)
+
+    for name in names:
+        visit(name, [])
+
+
+# -- writing -------------------------------------------------------------------------------
+def _payload(name: str, description: str, rule: Rule) -> str:
+    return json.dumps({"name": name, "description": description, "rule": rule_json(rule)})
+
+
+def _same(stored: str | None, new: str) -> bool:
+    return stored is not None and json.loads(stored) == json.loads(new)
+
+
+def _prepare(name: str, description: str | None, rule: Rule | dict[str, Any]) -> tuple[str, Rule]:
+    check_name(name)
+    description = description or ""
+    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
+        raise RuleError(f"description: must be text of at most {MAX_DESCRIPTION} characters")
+    parsed = parse_rule(rule) if isinstance(rule, dict) else rule
+    return description, parsed
+
+
+def _write(store: Store, project_id: str,
+           changes: Mapping[str, tuple[str, Rule] | None]) -> dict[str, int]:
+    """Apply saves ((description, rule)) and deletions (None) atomically; returns the
+    version each name now has (unchanged definitions keep theirs, nothing written)."""
+    ensure_tables(store)
+    with store.write_lock:
+        latest = _latest(_rows(store, project_id))
+        live = {n: row for n, row in latest.items() if not row["deleted"]}
+        rules = {n: _definition(row).rule for n, row in live.items()}
+        rows: list[dict[str, Any]] = []
+        versions: dict[str, int] = {}
+        now = utcnow()
+        for name, change in changes.items():
+            previous = latest.get(name)
+            number = int(previous["version"]) + 1 if previous else 1
+            if change is None:
+                if name not in live:
+                    raise UnknownSegmentError(f"no segment named {name!r}")
+                rules.pop(name)
+                rows.append({"segment": name, "version": number, "definition": None,
+                             "created_at": now, "deleted": True})
+                versions[name] = number
+                continue
+            description, rule = change
+            payload = _payload(name, description, rule)
+            rules[name] = rule
+            if name in live and _same(live[name]["definition"], payload):
+                versions[name] = int(live[name]["version"])
+                continue
+            rows.append({"segment": name, "version": number, "definition": payload,
+                         "created_at": now, "deleted": False})
+            versions[name] = number
+        saved = [n for n, c in changes.items() if c is not None]
+        check_references(rules, saved)
+        gone = [n for n, c in changes.items() if c is None]
+        for other, rule in rules.items():
+            used = sorted(set(references(rule)) & set(gone))
+            if used:
+                raise SegmentReferenceError(f"segment {used[0]!r} is referenced by segment "
+                                            f"{other!r}; change or delete {other!r} first")
+        if rows:
+            table = pa.Table.from_pylist([{"project_id": project_id, **row} for row in rows],
+                                         schema=_ARROW)
+            store.insert_table(VERSIONS, table)
+    return versions
+
+
+def save(store: Store, project_id: str, name: str, description: str | None,
+         rule: Rule | dict[str, Any]) -> int:
+    """Store a definition; returns its version (the live one if nothing changed)."""
+    prepared = _prepare(name, description, rule)
+    return _write(store, project_id, {name: prepared})[name]
+
+
+def delete(store: Store, project_id: str, name: str) -> int:
+    """Delete a live segment (a tombstone version); returns the tombstone's version."""
+    return _write(store, project_id, {name: None})[name]
+
+
+def sync_workspace(store: Store, project_id: str, workspace: Workspace,
+                   prune: bool = False) -> SyncResult:
+    """Save every segment of the workspace in one transaction (all or nothing).
+
+    With `prune`, live segments the workspace no longer declares are deleted; without it
+    they are left alone (they may have been created over HTTP).
+    """
+    before = current(store, project_id)
+    changes: dict[str, tuple[str, Rule] | None] = {
+        s.name: _prepare(s.name, s.description, parse_rule(s.rule, f"{s.name}.rule"))
+        for s in workspace.segments}
+    if prune:
+        changes.update({n: None for n in before if n not in changes})
+    versions = _write(store, project_id, changes)
+    result = SyncResult(versions=versions)
+    for name, change in changes.items():
+        if change is None:
+            result.deleted.append(name)
+        elif name not in before:
+            result.created.append(name)
+        elif versions[name] != before[name].version:
+            result.updated.append(name)
+        else:
+            result.unchanged.append(name)
+    return result
