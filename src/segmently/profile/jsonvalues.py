@@ -96,3 +96,15 @@ def bool_at(text: ir.StringValue, key: str | None = None) -> ir.BooleanValue:
 def is_set(text: ir.StringValue, key: str) -> ir.BooleanValue:
     """The key is present with a non-null value."""
     return string_at(text, key).notnull()
+
+
+ISO_INSTANT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
+
+
+def instant_at(text: ir.StringValue, key: str | None = None) -> ir.StringValue:
+    """An ISO date or timestamp ("2026-03-01", "2026-03-01T10:00:00Z") as sortable
+    'YYYY-MM-DD HH:MM:SS' text, else NULL. Text, not a cast: a malformed date is simply not
+    a date on every engine (PostgreSQL has no TRY_CAST, Spark's ANSI casts raise)."""
+    s19 = string_at(text, key).substr(0, 19).replace("T", " ")
+    padded = ibis.cases((s19.length() == 10, s19.concat(" 00:00:00")), else_=s19)
+    return ibis.cases((padded.re_search(ISO_INSTANT), padded), else_=ibis.null("string"))

@@ -12,7 +12,7 @@ import ibis
 import ibis.expr.types as ir
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from segmently.profile.jsonvalues import bool_at, is_set, number_at, string_at
+from segmently.profile.jsonvalues import bool_at, number_at, string_at
 
 FilterOp = Literal["eq", "ne", "in", "not_in", "contains", "regex", "gt", "ge", "lt", "le",
                    "between", "is_set", "is_not_set"]
@@ -47,7 +47,7 @@ def _example(value: Any) -> Any:
     return value[0] if isinstance(value, list) else value
 
 
-def typed_value(props: ir.StringValue, key: str, like: Any) -> ir.Value:
+def typed_value(props: ir.StringValue, key: str | None, like: Any) -> ir.Value:
     """The property unwrapped to the type of the value it is compared with."""
     if isinstance(like, bool):
         return bool_at(props, key)
@@ -58,12 +58,17 @@ def typed_value(props: ir.StringValue, key: str, like: Any) -> ir.Value:
 
 def filter_expr(props: ir.StringValue, f: PropertyFilter) -> ir.BooleanValue:
     """`props` is JSON text (an events.properties column)."""
-    if f.op in ("is_set", "is_not_set"):  # a JSON null counts as not set
-        present = is_set(props, f.property)
-        return present if f.op == "is_set" else ~present
-    col = typed_value(props, f.property, _example(f.value))
-    v = f.value
-    match f.op:
+    return compare(props, f.property, f.op, f.value)
+
+
+def compare(text: ir.StringValue, key: str | None, op: str, v: Any) -> ir.BooleanValue:
+    """`value op v`, the value at `key` of the JSON in `text` (key None: `text` is itself one
+    JSON value, e.g. a trait) read as v's type; NULL when it does not read as that type."""
+    if op in ("is_set", "is_not_set"):  # a JSON null counts as not set
+        present = string_at(text, key).notnull()
+        return present if op == "is_set" else ~present
+    col = typed_value(text, key, _example(v))
+    match op:
         case "eq":
             return col == v
         case "ne":
@@ -86,7 +91,7 @@ def filter_expr(props: ir.StringValue, f: PropertyFilter) -> ir.BooleanValue:
             return col <= v
         case "between":
             return col.between(v[0], v[1])
-    raise AssertionError(f.op)
+    raise AssertionError(op)
 
 
 class EventMatcher(BaseModel):

@@ -16,7 +16,7 @@ import ibis
 import ibis.expr.types as ir
 
 from segmently.profile.matchers import EventMatcher
-from segmently.segments.jsonfields import as_number, filter_expr, is_set, json_doc, json_field
+from segmently.profile.jsonvalues import number_at, string_at
 from segmently.segments.windows import Span
 from segmently.store import Store
 from segmently.store.views import latest_traits, resolved_events
@@ -86,18 +86,13 @@ class Aggregates:
     def _matches(self, e: ir.Table, match: str | None) -> ir.BooleanValue:
         if match is None:
             return ibis.literal(True)
-        m = EventMatcher.model_validate_json(match)
-        cond = e.event == m.event
-        for f in m.where:
-            cond &= filter_expr(e._props, f, self.engine)
-        return cond
+        return EventMatcher.model_validate_json(match).expr(e)
 
     def _expr(self, e: ir.Table, a: Agg) -> ir.Value:
         cond = self._in_span(e, a.span) & self._matches(e, a.match)
         if a.activity:
             cond &= e.type.isin(ACTIVITY_TYPES)
         day = (e.timestamp.epoch_seconds() / SECONDS_PER_DAY).floor()
-        value = json_field(e._props, a.prop, self.engine) if a.prop else None
         match a.fn:
             case "count":
                 return e.count(where=cond)
@@ -109,9 +104,9 @@ class Aggregates:
                 return e.timestamp.min(where=cond)
             case "last_ts":
                 return e.timestamp.max(where=cond)
-            case "distinct":
-                return value.cast("string").nunique(where=cond & is_set(value))
-        number = as_number(value)
+            case "distinct":  # values read as text: 1 and "1" are one value
+                return string_at(e.properties, a.prop).nunique(where=cond)
+        number = number_at(e.properties, a.prop)
         return {"sum": number.sum, "avg": number.mean, "min": number.min,
                 "max": number.max}[a.fn](where=cond)
 
@@ -120,7 +115,7 @@ class Aggregates:
         events = resolved_events(store, project_id, self.as_of)
         if person is not None:
             events = events.filter(events.person_id == person)
-        e = events.mutate(_props=json_doc(events.properties, self.engine))
+        e = events
         if self._needs_first_seen():
             e = e.mutate(_first=e.timestamp.min().over(group_by=e.person_id))
         base = {FIRST_SEEN: e.timestamp.min(), LAST_SEEN: e.timestamp.max()}

@@ -17,11 +17,11 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from segmently.profile.matchers import EventMatcher
+from segmently.profile.jsonvalues import instant_at
+from segmently.profile.matchers import EventMatcher, compare
 from segmently.segments import rules as r
 from segmently.segments.aggregates import LAST_SEEN, Agg, Aggregates, matcher_key
 from segmently.segments.errors import SegmentReferenceError
-from segmently.segments.jsonfields import compare, iso_instant
 from segmently.segments.windows import Span, describe, span_of
 
 Observed = Callable[[ir.Table], dict[str, ir.Value]]
@@ -136,16 +136,16 @@ class Lowerer:
         col = self.aggs.trait(c.property)
 
         def truth(t: ir.Table) -> ir.BooleanValue:
-            doc = t[col].cast("json")
+            text = t[col]  # the trait's JSON value as text
             if c.op in ("within_last_days", "more_than_days_ago"):
                 bound = (self.as_of - timedelta(days=int(c.value))).strftime("%Y-%m-%d %H:%M:%S")
                 now = self.as_of.strftime("%Y-%m-%d %H:%M:%S")
-                at = iso_instant(doc)
+                at = instant_at(text)
                 cond = ((at >= bound) & (at <= now)) if c.op == "within_last_days" else (at < bound)
                 return cond.fill_null(False)
             if c.op == "is_not_set":  # a missing trait is not set
-                return t[col].isnull() | ~compare(doc, "is_set", None).fill_null(False)
-            return compare(doc, c.op, c.value).fill_null(False)
+                return ~compare(text, None, "is_set", None).fill_null(False)
+            return compare(text, None, c.op, c.value).fill_null(False)
 
         shown = "" if c.value is None else f" {json.dumps(c.value)}"
         return Node("property", f"{c.property} {c.op}{shown}", truth,
