@@ -16,6 +16,7 @@ from segmently.store import Store
 from segmently.web import internal_routes, native_routes
 from segmently.web import posthog_routes
 from segmently.web import segment_routes
+from segmently.web.docs import mount_docs
 from segmently.web.state import AppState
 
 
@@ -37,8 +38,11 @@ def create_app(
         version=__version__,
         description="Product usage segmentation: ingestion, segments, memberships.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by web/docs.py
+        redoc_url=None,
     )
     app.state.segmently = state
+    mount_docs(app)
 
     @app.exception_handler(InputError)
     async def input_error(request: Request, exc: InputError) -> JSONResponse:
