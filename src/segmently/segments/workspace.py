@@ -6,13 +6,16 @@ field at fault. `segmently schema` exports the JSON Schema for editor autocomple
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from segmently.profile.config import Vocabulary
-from segmently.segments.yamlsource import WorkspaceError, explain_validation, load_yaml
+from segmently.segments.errors import RuleError, SegmentReferenceError
+from segmently.segments.rules import Rule, RuleModel, parse_rule
+from segmently.segments.yamlsource import WorkspaceError, explain_validation, line_for, load_yaml
 
 DEFAULT_FILE = "segmently.yaml"
 
@@ -40,6 +43,10 @@ class Workspace(Vocabulary):
             raise ValueError(f"segment names must be unique; repeated: {', '.join(dupes)}")
         return self
 
+    def rules(self) -> dict[str, Rule]:
+        """Every segment's parsed rule, by name (the workspace was validated on load)."""
+        return {s.name: parse_rule(s.rule, f"{s.name}.rule") for s in self.segments}
+
     def segment(self, name: str) -> SegmentDefinition:
         for s in self.segments:
             if s.name == name:
@@ -54,9 +61,51 @@ def parse_workspace(text: str, source: str = DEFAULT_FILE) -> Workspace:
     if not isinstance(data, dict):
         raise WorkspaceError(f"{source}:1: the workspace must be a mapping of keys to values")
     try:
-        return Workspace.model_validate(data)
+        workspace = Workspace.model_validate(data)
     except ValidationError as exc:
         raise WorkspaceError(explain_validation(exc, lines, source)) from exc
+    _check_rules(workspace, lines, source)
+    return workspace
+
+
+_PATH_PART = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
+
+
+def _path(text: str) -> tuple[str | int, ...]:
+    """`segments[0].rule.all[1].min` -> ("segments", 0, "rule", "all", 1, "min")."""
+    return tuple(int(index) if index else key for key, index in _PATH_PART.findall(text))
+
+
+def _check_rules(workspace: Workspace, lines: dict[Any, int], source: str) -> None:
+    """Parse every rule (the field type stays a dict for callers) and check references and
+    cycles the way evaluation will, so a bad file fails when loaded, naming the line."""
+    problems: list[str] = []
+    for i, seg in enumerate(workspace.segments):
+        try:
+            parse_rule(seg.rule, f"segments[{i}].rule")
+        except RuleError as exc:
+            for message in str(exc).splitlines():
+                where = message.partition(": ")[0]
+                line = line_for(_path(where), lines)
+                problems.append(f"{source}:{line}: {message}" if line else f"{source}: {message}")
+    if problems:
+        raise WorkspaceError("\n".join(problems))
+    _check_references(workspace, lines, source)
+
+
+def _check_references(workspace: Workspace, lines: dict[Any, int], source: str) -> None:
+    from segmently.segments.aggregates import Aggregates
+    from segmently.segments.lower import Lowerer
+    from segmently.store import utcnow
+
+    lowerer = Lowerer(Aggregates(utcnow(), "duckdb"), workspace.rules())
+    for i, seg in enumerate(workspace.segments):
+        try:
+            lowerer.segment(seg.name)
+        except SegmentReferenceError as exc:
+            line = line_for(("segments", i, "rule"), lines)
+            prefix = f"{source}:{line}" if line else source
+            raise WorkspaceError(f"{prefix}: segments[{i}].rule: {exc}") from exc
 
 
 def load_workspace(path: str | Path = DEFAULT_FILE) -> Workspace:
@@ -67,4 +116,11 @@ def load_workspace(path: str | Path = DEFAULT_FILE) -> Workspace:
 
 
 def json_schema() -> dict[str, Any]:
-    return Workspace.model_json_schema()
+    """The workspace file's JSON Schema, with the full rule language under each segment's
+    `rule` (the model keeps rules as plain data; they are parsed on load)."""
+    schema = Workspace.model_json_schema()
+    rule = RuleModel.model_json_schema()
+    defs = schema.setdefault("$defs", {})
+    defs.update(rule.get("$defs", {}))
+    defs["SegmentDefinition"]["properties"]["rule"] = rule["properties"]["rule"]
+    return schema

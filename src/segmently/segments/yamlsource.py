@@ -43,7 +43,8 @@ def load_yaml(text: str, source: str) -> tuple[Any, dict[Path, int]]:
     return data, lines
 
 
-def _line_for(loc: Path, lines: dict[Path, int]) -> int | None:
+def line_for(loc: Path, lines: dict[Path, int]) -> int | None:
+    """The line of the deepest known node on the path (the field, or what holds it)."""
     for end in range(len(loc), -1, -1):
         if loc[:end] in lines:
             return lines[loc[:end]]
@@ -56,7 +57,7 @@ def explain_validation(exc: ValidationError, lines: dict[Path, int], source: str
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p[:1].isupper()))
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-        line = _line_for(loc, lines)
+        line = line_for(loc, lines)
         prefix = f"{source}:{line}" if line else source
         out.append(f"{prefix}: {where or '(top)'}: {err['msg']}")
     return "\n".join(out)
