@@ -15,7 +15,7 @@ from segmently.collect.limits import Limits
 from segmently.store import Store
 from segmently.web import internal_routes, native_routes
 from segmently.web import posthog_routes
-from segmently.web import segment_routes
+from segmently.web import segment_api, segment_routes
 from segmently.web.docs import mount_docs
 from segmently.web.state import AppState
 
@@ -28,9 +28,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.writer.start()
+        state.refresher.start()
         try:
             yield
         finally:
+            state.refresher.stop()
             state.writer.stop()
 
     app = FastAPI(
@@ -62,5 +64,6 @@ def create_app(
     app.include_router(native_routes.router)
     app.include_router(posthog_routes.router)
     app.include_router(segment_routes.router)
+    app.include_router(segment_api.router)
     app.include_router(internal_routes.router)
     return app

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from segmently.collect.limits import Limits
+from segmently.segments.live import MembershipIndex, Refresher, interval_from_env
 from segmently.store import Message, Store
 from segmently.store.writer import GroupCommitWriter
 from segmently.web.auth import KeyCache
@@ -18,10 +19,14 @@ class AppState:
     control_token: str | None = None  # lets the local CLI run commands here
     writer: GroupCommitWriter = field(init=False)
     keys: KeyCache = field(init=False)
+    index: MembershipIndex = field(init=False)  # current memberships, for targeting
+    refresher: Refresher = field(init=False)  # segment refreshes, on request and scheduled
 
     def __post_init__(self) -> None:
         self.writer = GroupCommitWriter(self.store)
         self.keys = KeyCache(self.store)
+        self.index = MembershipIndex(self.store)
+        self.refresher = Refresher(self.store, self.index, interval_from_env())
 
     async def write(self, project_id: str, messages: list[Message]) -> int:
         """Resolve once the messages are committed: only then may the client hear 200."""

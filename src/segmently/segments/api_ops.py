@@ -1,0 +1,180 @@
+"""The small operations the segment HTTP API composes (segments/service.py did not exist
+when the API was written): refresh, summaries with freshness, paginated members, profiles.
+
+Everything takes a store and a project id, so one project's data is only ever read through
+its own id; the web layer gets that id from the secret key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from segmently.profile.build import build_profiles
+from segmently.profile.config import Vocabulary
+from segmently.segments import definitions as defs
+from segmently.segments import snapshots as snap
+from segmently.segments.errors import RuleError, UnknownUserError
+from segmently.segments.evaluate import evaluate
+from segmently.segments.windows import to_utc
+from segmently.store import Store, utcnow
+
+MAX_PAGE = 10_000
+
+
+def _now(as_of: datetime | None) -> datetime:
+    return to_utc(as_of) if as_of is not None else utcnow()
+
+
+# -- refresh ---------------------------------------------------------------------------
+def data_through(store: Store, project_id: str, as_of: datetime) -> datetime | None:
+    """The latest event time that counts at as_of (what "data through" means)."""
+    e = store.events(project_id)
+    e = e.filter(e.timestamp < as_of, e.received_at <= as_of)
+    return e.timestamp.max().to_pyarrow().as_py()
+
+
+def refresh(store: Store, project_id: str, as_of: datetime | None = None
+            ) -> list[snap.RefreshResult]:
+    """Evaluate every live definition once, at one instant, and record a snapshot of each
+    (with the transitions since the previous one)."""
+    as_of = _now(as_of)
+    live = defs.current(store, project_id)
+    if not live:
+        return []
+    ev = evaluate(store, project_id, {n: d.rule for n, d in live.items()}, as_of)
+    wide = ev.table.to_pyarrow()
+    through = data_through(store, project_id, as_of)
+    users = wide["user_id"].to_pylist()
+    results = []
+    for name, column in ev.columns.items():
+        members = {u for u, inside in zip(users, wide[column].to_pylist(), strict=True) if inside}
+        results.append(snap.record(store, project_id, name, members, as_of,
+                                   version=live[name].version, data_through=through))
+    return results
+
+
+# -- reading snapshots -------------------------------------------------------------------
+def latest_snapshots(store: Store, project_id: str) -> dict[str, dict[str, Any]]:
+    snap.ensure_tables(store)
+    s = snap.snapshots(store, project_id)
+    ranked = s.mutate(_r=ibis.row_number().over(group_by=s.segment, order_by=s.as_of.desc()))
+    rows = ranked.filter(ranked._r == 0).drop("_r").to_pyarrow().to_pylist()
+    return {row["segment"]: row for row in rows}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _freshness(row: dict[str, Any] | None) -> dict[str, Any]:
+    if row is None:
+        return {"size": None, "last_computed": None, "as_of": None, "data_through": None,
+                "computed_version": None}
+    return {"size": int(row["size"]), "last_computed": _iso(row["computed_at"]),
+            "as_of": _iso(row["as_of"]), "data_through": _iso(row["data_through"]),
+            "computed_version": int(row["version"])}
+
+
+def summaries(store: Store, project_id: str) -> list[dict[str, Any]]:
+    """Every live segment with its version and the freshness of its latest snapshot."""
+    latest = latest_snapshots(store, project_id)
+    return [{"name": name, "description": d.description, "version": d.version,
+             **_freshness(latest.get(name))}
+            for name, d in defs.current(store, project_id).items()]
+
+
+def detail(store: Store, project_id: str, name: str) -> dict[str, Any]:
+    """One segment: live definition, every version, and its size at every snapshot."""
+    d = defs.get(store, project_id, name)
+    snap.ensure_tables(store)
+    s = snap.snapshots(store, project_id, name).order_by("as_of").to_pyarrow().to_pylist()
+    return {**d.to_json(), **_freshness(s[-1] if s else None),
+            "versions": [v.to_json() for v in defs.history(store, project_id, name)],
+            "sizes": [{"as_of": _iso(r["as_of"]), "size": int(r["size"]),
+                       "version": int(r["version"])} for r in s]}
+
+
+# -- members -----------------------------------------------------------------------------
+def encode_cursor(user_id: str) -> str:
+    return base64.urlsafe_b64encode(user_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    padded = cursor + "=" * (-len(cursor) % 4)
+    try:
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise RuleError("cursor: not a cursor returned by this API") from exc
+
+
+@dataclass(frozen=True)
+class MembersPage:
+    user_ids: list[str]
+    next_cursor: str | None
+    as_of: datetime
+    source: str  # "snapshot" or "live"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"members": self.user_ids, "next_cursor": self.next_cursor,
+                "as_of": self.as_of.isoformat(), "source": self.source}
+
+
+def _page(ids: ir.Table, limit: int, after: str | None) -> tuple[list[str], str | None]:
+    if after is not None:
+        ids = ids.filter(ids.user_id > after)
+    got = ids.order_by("user_id").limit(limit + 1).to_pyarrow()["user_id"].to_pylist()
+    more = len(got) > limit
+    return got[:limit], encode_cursor(got[limit - 1]) if more else None
+
+
+def members_page(store: Store, project_id: str, name: str, *, as_of: datetime | None = None,
+                 limit: int = 100, cursor: str | None = None) -> MembersPage:
+    """Members sorted by user id, `limit` at a time (keyset pagination: a cursor is the
+    last id of the previous page). From the latest snapshot of the live version, or
+    evaluated live when `as_of` is given or there is no such snapshot."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise RuleError(f"limit: must be between 1 and {MAX_PAGE}")
+    after = decode_cursor(cursor) if cursor else None
+    live = defs.current(store, project_id)
+    if name not in live:
+        raise defs.UnknownSegmentError(f"no segment named {name!r}")
+    latest = latest_snapshots(store, project_id).get(name)
+    if as_of is None and latest is not None and latest["version"] == live[name].version:
+        ids = snap.members_at(store, project_id, name, latest["as_of"])
+        users, nxt = _page(ids, limit, after)
+        return MembersPage(users, nxt, latest["as_of"], "snapshot")
+    when = _now(as_of)
+    ev = evaluate(store, project_id, {n: d.rule for n, d in live.items()}, when, only=[name])
+    users, nxt = _page(ev.members(name), limit, after)
+    return MembersPage(users, nxt, when, "live")
+
+
+# -- profiles ----------------------------------------------------------------------------
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def profile(store: Store, project_id: str, user_id: str, vocab: Vocabulary,
+            as_of: datetime | None = None) -> dict[str, Any]:
+    """The user's metrics (profile.build_profiles, one row) and features used."""
+    when = _now(as_of)
+    built = build_profiles(store, project_id, vocab, when)
+    rows = built.users.filter(built.users.user_id == user_id).to_pyarrow().to_pylist()
+    if not rows:
+        raise UnknownUserError(f"no user {user_id!r} in this project as of {when.isoformat()}")
+    out: dict[str, Any] = {"user_id": user_id, "as_of": when.isoformat(),
+                           "metrics": {k: _plain(v) for k, v in rows[0].items()
+                                       if k != "user_id"}}
+    if built.features is not None:
+        f = built.features
+        used = f.filter(f.person_id == user_id).to_pyarrow().to_pylist()
+        out["features"] = [{k: _plain(v) for k, v in row.items() if k != "person_id"}
+                           for row in used]
+    return out

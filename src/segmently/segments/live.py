@@ -1,0 +1,156 @@
+"""What a running server keeps in memory: current memberships, and the refresh schedule.
+
+`MembershipIndex` answers "which segments is this user in?" without touching the database
+(in-app targeting wants single-digit milliseconds): per project, user id -> segment names,
+read from each live segment's latest snapshot and rebuilt after every refresh. It is as
+fresh as the last refresh, and says when that was.
+
+`Refresher` runs refreshes: on request, and on a schedule in a thread. One lock makes
+refreshes never overlap: a scheduled tick that finds one running is skipped, a requested
+one waits for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from segmently.segments import api_ops
+from segmently.segments import definitions as defs
+from segmently.segments import snapshots as snap
+from segmently.store import Store
+from segmently.store.projects import list_projects
+
+log = logging.getLogger(__name__)
+DEFAULT_INTERVAL = 300.0
+INTERVAL_ENV = "SEGMENTLY_REFRESH_SECONDS"
+
+
+def interval_from_env() -> float:
+    """Seconds between scheduled refreshes (`SEGMENTLY_REFRESH_SECONDS`; 0 disables)."""
+    raw = os.environ.get(INTERVAL_ENV, "").strip()
+    if not raw:
+        return DEFAULT_INTERVAL
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{INTERVAL_ENV}: {raw!r} is not a number of seconds") from exc
+    if value < 0:
+        raise ValueError(f"{INTERVAL_ENV}: must be 0 (off) or a positive number of seconds")
+    return value
+
+
+@dataclass(frozen=True)
+class Memberships:
+    """One project's current memberships: user -> sorted segment names."""
+
+    by_user: dict[str, tuple[str, ...]]
+    as_of: dict[str, datetime]  # segment -> instant of the snapshot it comes from
+
+    def of(self, user_id: str) -> tuple[str, ...]:
+        return self.by_user.get(user_id, ())
+
+
+def load_memberships(store: Store, project_id: str) -> Memberships:
+    """Members of every live segment at its latest snapshot."""
+    live = defs.current(store, project_id)
+    latest = {name: row for name, row in api_ops.latest_snapshots(store, project_id).items()
+              if name in live}
+    by_user: dict[str, list[str]] = {}
+    for name in sorted(latest):
+        ids = snap.members_at(store, project_id, name, latest[name]["as_of"])
+        for user in ids.to_pyarrow()["user_id"].to_pylist():
+            by_user.setdefault(user, []).append(name)
+    return Memberships({u: tuple(s) for u, s in by_user.items()},
+                       {n: row["as_of"] for n, row in latest.items()})
+
+
+@dataclass
+class MembershipIndex:
+    store: Store
+    _projects: dict[str, Memberships] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, project_id: str) -> Memberships | None:
+        """The loaded memberships, or None when this project was never loaded."""
+        return self._projects.get(project_id)
+
+    def load(self, project_id: str) -> Memberships:
+        """(Re)read one project's memberships and swap them in atomically."""
+        fresh = load_memberships(self.store, project_id)
+        with self._lock:
+            self._projects[project_id] = fresh
+        return fresh
+
+    def ensure(self, project_id: str) -> Memberships:
+        return self.get(project_id) or self.load(project_id)
+
+    def forget_segment(self, project_id: str, segment: str) -> None:
+        """A deleted segment stops being reported at once."""
+        with self._lock:
+            old = self._projects.get(project_id)
+            if old is None:
+                return
+            by_user = {u: tuple(s for s in names if s != segment)
+                       for u, names in old.by_user.items()}
+            self._projects[project_id] = Memberships(
+                {u: s for u, s in by_user.items() if s},
+                {n: t for n, t in old.as_of.items() if n != segment})
+
+
+class Refresher:
+    """Refreshes projects (never two at once) and keeps the index in step."""
+
+    def __init__(self, store: Store, index: MembershipIndex, interval: float = DEFAULT_INTERVAL):
+        self.store = store
+        self.index = index
+        self.interval = interval
+        self._running = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self, project_id: str, as_of: datetime | None = None
+                ) -> list[snap.RefreshResult]:
+        with self._running:
+            return self._refresh(project_id, as_of)
+
+    def _refresh(self, project_id: str, as_of: datetime | None) -> list[snap.RefreshResult]:
+        results = api_ops.refresh(self.store, project_id, as_of)
+        self.index.load(project_id)
+        return results
+
+    def tick(self) -> bool:
+        """Refresh every project with segments; False when a refresh was already running."""
+        if not self._running.acquire(blocking=False):
+            return False
+        try:
+            for project in list_projects(self.store):
+                try:
+                    self._refresh(project.project_id, None)
+                except Exception:  # noqa: BLE001 - one project's failure must not stop others
+                    log.exception("scheduled refresh of project %s failed", project.project_id)
+        finally:
+            self._running.release()
+        return True
+
+    def start(self) -> None:
+        """Start the schedule (nothing when the interval is 0)."""
+        if self.interval <= 0 or self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="segmently-refresh",
+                                        daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.tick()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+            self._thread = None
