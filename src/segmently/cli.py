@@ -25,6 +25,7 @@ console = Console()
 class Ctx:
     db: str = normalize_url(None)
     json: bool = False
+    config: str = "segmently.yaml"
 
 
 @app.callback()
@@ -33,9 +34,12 @@ def main(
                            help="Database URL: duckdb:///file.duckdb, postgres://user@host/db,"
                                 " or a path. Default ./segmently.duckdb."),
     json_output: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    config: str = typer.Option("segmently.yaml", "--config", envvar="SEGMENTLY_CONFIG",
+                               help="The workspace file (features, scores, segments)."),
 ) -> None:
     Ctx.db = normalize_url(db)
     Ctx.json = json_output
+    Ctx.config = config
 
 
 def open_store() -> Store:
@@ -169,11 +173,17 @@ def demo(
     end: datetime = typer.Option(None, "--end", formats=["%Y-%m-%d"],
                                  help="Exclusive end of the window, UTC (default: today"
                                  " 00:00 UTC; pass it for identical rows on any day)."),
+    config: Path = typer.Option(None, "--config", help="Where to write the example workspace"
+                                " (default: segmently.yaml next to the database)."),
 ) -> None:
     """Generate a realistic B2B SaaS product's usage: accounts, personas, onboarding,
-    features, NPS, trials and payments (see docs/events.md)."""
+    features, NPS, trials and payments (see docs/events.md); write the example workspace
+    and show the built-in segment library evaluated on it."""
     from segmently.demo import DemoError, DemoOptions, run_demo
-    from segmently.demo.report import summary_tables
+    from segmently.demo.report import segment_rows, summary_tables, why_text
+    from segmently.demo.workspace import workspace_path, write_workspace
+    from segmently.segments.examples import segment_examples
+    from segmently.segments.workspace import load_workspace
 
     try:
         options = DemoOptions(users=users, days=days, seed=seed, end=end)
@@ -188,12 +198,21 @@ def demo(
             report = run_demo(store, options, project)
         except DemoError as exc:
             raise typer.BadParameter(str(exc)) from None
+        workspace = write_workspace(workspace_path(Ctx.db, config), project)
+        examples = segment_examples(store, report.project_id,
+                                    load_workspace(workspace).rules(), report.end)
     tables = summary_tables(report)
     if Ctx.json:
-        typer.echo(json.dumps(dict(tables), default=str, indent=2))
+        typer.echo(json.dumps({**dict(tables), "workspace": str(workspace),
+                               "segments": [e.to_dict() for e in examples]},
+                              default=str, indent=2))
         return
     for title, rows in tables:
         show(rows, title=title)
+    console.print(f"workspace written to {workspace}")
+    show(segment_rows(examples), title=f"built-in segments as of {report.end:%Y-%m-%d}")
+    for example in examples:
+        console.print(why_text(example), markup=False, highlight=False)
 
 
 @app.command()
@@ -214,6 +233,159 @@ def serve(
     finally:
         control.remove_control(Ctx.db, ctl)
         store.close()
+
+
+# -- segments ------------------------------------------------------------------------------
+segments_app = typer.Typer(help="Segments of the workspace file: evaluate, explain, refresh.",
+                           no_args_is_help=True)
+app.add_typer(segments_app, name="segments")
+PROJECT = typer.Option(None, "--project", help="Project name or id (default: the workspace's"
+                       " `project`, else the only project).")
+AS_OF = typer.Option(None, "--as-of", help="Evaluation instant, ISO 8601 (default: now; no"
+                     " offset means UTC).")
+
+
+def fail(message: str) -> None:
+    """Print an error (JSON with --json) and exit 1."""
+    if Ctx.json:
+        typer.echo(json.dumps({"error": message}))
+    else:
+        typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def run_segments(command: str, **args: Any) -> Any:
+    """Run a segment command with the workspace file's text (parsed where it runs)."""
+    path = Path(Ctx.config)
+    if not path.is_file():
+        fail(f"{path}: no such workspace file (pass --config, or run `segmently demo`)")
+    try:
+        return run(command, workspace=path.read_text(), source=str(path), **args)
+    except (ValueError, LookupError, RuntimeError) as exc:
+        fail(str(exc))
+
+
+@app.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of the workspace file (for editor autocompletion)."""
+    from segmently.segments.workspace import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
+@segments_app.command("list")
+def segments_list(project: str = PROJECT) -> None:
+    """Each segment with its size and freshness from its latest snapshot."""
+    show(run_segments("segments_list", project=project), title="segments")
+
+
+@segments_app.command("show")
+def segments_show(name: str, project: str = PROJECT) -> None:
+    """A segment's definition and its size over time (snapshots)."""
+    found = run_segments("segments_show", project=project, name=name)
+    if Ctx.json:
+        show(found)
+        return
+    console.print(f"[bold]{found['name']}[/bold] (version {found['version']})  "
+                  f"{found['description']}")
+    console.print_json(json.dumps(found["rule"]))
+    show(found["snapshots"], title="size over time")
+
+
+@segments_app.command("eval")
+def segments_eval(as_of: str = AS_OF, project: str = PROJECT) -> None:
+    """Evaluate every segment at one instant (one pass) and print the sizes."""
+    found = run_segments("segments_eval", project=project, as_of=as_of)
+    if Ctx.json:
+        show(found)
+        return
+    show(found["segments"], title=f"segment sizes as of {found['as_of']}")
+
+
+@segments_app.command("members")
+def segments_members(
+    name: str,
+    as_of: str = AS_OF,
+    project: str = PROJECT,
+    fmt: str = typer.Option(None, "--format", help="csv, json or parquet (default: a table,"
+                            " or JSON with --json)."),
+    out: Path = typer.Option(None, "--out", help="Write to this file instead of stdout"
+                             " (needed for parquet)."),
+) -> None:
+    """The members of one segment at an instant."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if fmt not in (None, "csv", "json", "parquet"):
+        fail(f"--format: {fmt!r} is not one of csv, json, parquet")
+    if fmt == "parquet" and out is None:
+        fail("--format parquet needs --out FILE")
+    found = run_segments("segments_members", project=project, name=name, as_of=as_of)
+    table = pa.table({"user_id": pa.array(found["user_ids"], pa.string())})
+    if fmt == "parquet":
+        pq.write_table(table, out)
+        return
+    if fmt is None and not Ctx.json and out is None:
+        show([{"user_id": u} for u in found["user_ids"]],
+             title=f"{name}: {found['size']} members as of {found['as_of']}")
+        return
+    if fmt == "csv":
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(table, sink)
+        text = sink.getvalue().to_pybytes().decode()
+    else:
+        text = json.dumps(found, indent=2) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+
+
+@segments_app.command("explain")
+def segments_explain(name: str, user_id: str, as_of: str = AS_OF,
+                     project: str = PROJECT) -> None:
+    """Why a user is in or out of a segment: each rule node, true or false, and what was
+    observed."""
+    found = run_segments("segments_explain", project=project, name=name, user_id=user_id,
+                         as_of=as_of)
+    if Ctx.json:
+        show(found)
+        return
+    verdict = "in" if found["member"] else "not in"
+    typer.echo(f"{user_id} is {verdict} {name} as of {found['as_of']}\n{found['text']}")
+
+
+@segments_app.command("refresh")
+def segments_refresh(
+    as_of: str = AS_OF,
+    project: str = PROJECT,
+    backfill_from: str = typer.Option(None, "--backfill-from", help="Also store snapshots at"
+                                      " every --every from this instant up to --as-of."),
+    every: str = typer.Option("1d", "--every", help="Backfill step: 30m, 12h, 1d, 1w."),
+) -> None:
+    """Evaluate every segment once and store snapshots and enter/exit transitions."""
+    found = run_segments("segments_refresh", project=project, as_of=as_of,
+                         backfill_from=backfill_from, every=every)
+    show(found, title="refreshed")
+
+
+@app.command("user")
+def user(user_id: str, as_of: str = AS_OF, project: str = PROJECT) -> None:
+    """A user's profile (metrics, features, milestones) and the segments they are in."""
+    found = run_segments("user_profile", project=project, user_id=user_id, as_of=as_of)
+    if Ctx.json:
+        show(found)
+        return
+    show([{"metric": k, "value": v} for k, v in found["metrics"].items()],
+         title=f"{user_id} as of {found['as_of']}")
+    for name in ("features", "milestones"):
+        if found.get(name):
+            show(found[name], title=name)
+    if not found["segments"]:
+        typer.echo("in no segment")
+    for seg in found["segments"]:
+        typer.echo(f"\nin {seg['segment']}:\n{seg['text']}")
 
 
 if __name__ == "__main__":

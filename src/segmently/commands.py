@@ -6,9 +6,13 @@ can run it in-process or ship it to `segmently serve` (see control.py) unchanged
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
+from segmently.segments import service
+from segmently.segments.rules import rule_json
+from segmently.segments.workspace import Workspace, parse_workspace
 from segmently.store import Store, schema
 from segmently.store.projects import create_project, list_projects
 
@@ -49,4 +53,89 @@ def stats(store: Store) -> list[dict[str, Any]]:
         t = store.table(name)
         counts = t.group_by("project_id").aggregate(rows=t.count()).to_pyarrow().to_pylist()
         out.extend({"table": name, **row} for row in counts)
+    return out
+
+
+# -- segments: the CLI sends the workspace file's text, so the server parses the same file --
+class CommandError(ValueError):
+    """A named thing (project, segment, user) was not found; shown as is."""
+
+
+def _segments(fn: Command) -> Command:
+    """Register a segment command: (store, workspace text, source, project, ...) ->
+    fn(store, project id, Workspace, ...); lookups that fail become a plain message."""
+    @functools.wraps(fn)
+    def run(store: Store, workspace: str, source: str = "segmently.yaml",
+            project: str | None = None, **args: Any) -> Any:
+        ws = parse_workspace(workspace, source)
+        try:
+            return fn(store, service.project_id(store, project, ws), ws, **args)
+        except LookupError as exc:
+            raise CommandError(str(exc.args[0] if exc.args else exc)) from exc
+
+    return command(run)
+
+
+@_segments
+def segments_list(store: Store, pid: str, ws: Workspace) -> list[dict[str, Any]]:
+    return service.listing(store, pid, ws)
+
+
+@_segments
+def segments_show(store: Store, pid: str, ws: Workspace, name: str) -> dict[str, Any]:
+    service.check_segment(ws, name)
+    seg = ws.segment(name)
+    history = service.size_history(store, pid, name).to_pyarrow().to_pylist()
+    return {"name": name, "description": seg.description,
+            "version": service.versions(store, pid, ws)[name],
+            "rule": rule_json(ws.rules()[name]),
+            "snapshots": [{k: service.plain(v) for k, v in row.items() if k != "segment"}
+                          for row in history]}
+
+
+@_segments
+def segments_eval(store: Store, pid: str, ws: Workspace, as_of: str | None = None) -> dict[str, Any]:
+    at = service.instant(as_of)
+    sizes = service.evaluation(store, pid, ws, at).sizes() if ws.segments else {}
+    return {"as_of": at.isoformat(),
+            "segments": [{"name": n, "size": size} for n, size in sizes.items()]}
+
+
+@_segments
+def segments_members(store: Store, pid: str, ws: Workspace, name: str,
+                     as_of: str | None = None) -> dict[str, Any]:
+    at = service.instant(as_of)
+    ids = service.members(store, pid, ws, name, at)["user_id"].to_pylist()
+    return {"segment": name, "as_of": at.isoformat(), "size": len(ids), "user_ids": ids}
+
+
+@_segments
+def segments_explain(store: Store, pid: str, ws: Workspace, name: str, user_id: str,
+                     as_of: str | None = None) -> dict[str, Any]:
+    at = service.instant(as_of)
+    why = service.explain_member(store, pid, ws, name, user_id, at)
+    return {"segment": name, "user_id": user_id, "as_of": at.isoformat(),
+            "member": why.truth, "explanation": why.to_dict(), "text": why.text()}
+
+
+@_segments
+def segments_refresh(store: Store, pid: str, ws: Workspace, as_of: str | None = None,
+                     backfill_from: str | None = None,
+                     every: str = "1d") -> list[dict[str, Any]]:
+    if backfill_from is not None:
+        done = service.backfill(store, pid, ws, service.instant(backfill_from),
+                                service.instant(as_of), service.period(every))
+    else:
+        done = service.refresh(store, pid, ws, service.instant(as_of))
+    return [service.result_json(r) for r in done]
+
+
+@_segments
+def user_profile(store: Store, pid: str, ws: Workspace, user_id: str,
+                 as_of: str | None = None) -> dict[str, Any]:
+    at = service.instant(as_of)
+    out = service.profile(store, pid, ws, user_id, at)
+    segments = service.user_segments(store, pid, ws, user_id, at)
+    out["segments"] = [{"segment": name, "explanation": why.to_dict(), "text": why.text()}
+                       for name, why in segments.items()]
     return out

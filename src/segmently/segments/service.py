@@ -1,0 +1,251 @@
+"""Segment operations over a Store, shared by the CLI, the HTTP API and the Python API.
+
+Pure functions: a Store, a project id, a parsed `Workspace` (or the rules it declares) and
+an instant in, plain data / Arrow / Ibis out. Nothing here prints, parses arguments or
+knows about HTTP; `commands.py` wraps these into JSON-able calls the CLI can ship to the
+server that holds the DuckDB file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from segmently.profile.build import build_profiles
+from segmently.segments import snapshots
+from segmently.segments.evaluate import Evaluation, evaluate
+from segmently.segments.explain import Explanation, explain
+from segmently.segments.snapshots import RefreshResult
+from segmently.segments.windows import to_utc
+from segmently.segments.workspace import Workspace
+from segmently.store import Store, utcnow
+from segmently.store.projects import list_projects
+from segmently.store.views import resolved_events
+
+MAX_BACKFILL_STEPS = 10_000
+
+
+class UnknownNameError(LookupError):
+    """A project, segment or user the caller named does not exist."""
+
+
+def instant(value: str | datetime | None) -> datetime:
+    """An evaluation instant: ISO 8601 text (offset or Z; none means UTC), or now."""
+    if value is None:
+        return utcnow()
+    if isinstance(value, datetime):
+        return to_utc(value)
+    try:
+        return to_utc(datetime.fromisoformat(value))
+    except ValueError:
+        raise ValueError(f"as_of: {value!r} is not an ISO 8601 instant "
+                         "(2026-03-01 or 2026-03-01T12:00:00Z)") from None
+
+
+def period(text: str) -> timedelta:
+    """`1d`, `12h`, `30m`, `1w` -> a timedelta (backfill step)."""
+    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit() or int(number) < 1:
+        raise ValueError(f"every: {text!r} is not a period like 1d, 12h, 30m or 1w")
+    return timedelta(**{units[unit]: int(number)})
+
+
+def project_id(store: Store, project: str | None, workspace: Workspace | None = None) -> str:
+    """A project name or id; else the workspace's `project`; else the only project."""
+    wanted = project or (workspace.project if workspace else None)
+    known = list_projects(store)
+    if wanted is None:
+        if len(known) != 1:
+            names = ", ".join(p.name for p in known) or "none"
+            raise ValueError(f"name a project with --project; this database has {len(known)}"
+                             f" ({names})")
+        return known[0].project_id
+    for p in known:
+        if wanted in (p.name, p.project_id):
+            return p.project_id
+    raise UnknownNameError(f"no project named {wanted!r}")
+
+
+def check_segment(workspace: Workspace, name: str) -> None:
+    if name not in {s.name for s in workspace.segments}:
+        known = ", ".join(s.name for s in workspace.segments) or "none"
+        raise UnknownNameError(f"no segment named {name!r}; known: {known}")
+
+
+def versions(store: Store, project: str, workspace: Workspace) -> dict[str, int]:
+    """The definition version of each workspace segment (1 until definitions are stored
+    in the database)."""
+    return {s.name: 1 for s in workspace.segments}
+
+
+# -- evaluating --------------------------------------------------------------------------
+def evaluation(store: Store, project: str, workspace: Workspace,
+               as_of: datetime | None = None, only: list[str] | None = None) -> Evaluation:
+    """Every segment (or `only` these) at as_of, in one pass over the events."""
+    for name in only or []:
+        check_segment(workspace, name)
+    return evaluate(store, project, workspace.rules(), instant(as_of), only=only)
+
+
+def wide(ev: Evaluation) -> ir.Table:
+    """user_id plus one boolean column per segment, named by the segment."""
+    t = ev.table
+    return t.select("user_id", **{name: t[col] for name, col in ev.columns.items()}) \
+        .order_by("user_id")
+
+
+def members(store: Store, project: str, workspace: Workspace, name: str,
+            as_of: datetime | None = None) -> pa.Table:
+    """The sorted user_id of one segment's members at as_of."""
+    return evaluation(store, project, workspace, as_of, only=[name]).members(name).to_pyarrow()
+
+
+def explain_member(store: Store, project: str, workspace: Workspace, name: str,
+                   user_id: str, as_of: datetime | None = None) -> Explanation:
+    check_segment(workspace, name)
+    rules = workspace.rules()
+    try:
+        return explain(store, project, rules[name], user_id, instant(as_of), rules)
+    except LookupError as exc:
+        raise UnknownNameError(str(exc)) from exc
+
+
+def data_through(store: Store, project: str, as_of: datetime) -> datetime | None:
+    """The latest event time that counts at as_of (what the evaluation saw)."""
+    t = resolved_events(store, project, as_of)
+    return t.aggregate(last=t.timestamp.max()).to_pyarrow()["last"][0].as_py()
+
+
+# -- profiles ----------------------------------------------------------------------------
+def plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    return value
+
+
+def profile(store: Store, project: str, workspace: Workspace, user_id: str,
+            as_of: datetime | None = None) -> dict[str, Any]:
+    """One user's metrics (profile.build_profiles), features used and milestones reached."""
+    as_of = instant(as_of)
+    built = build_profiles(store, project, workspace, as_of)
+    users = built.users
+    rows = users.filter(users.user_id == user_id).to_pyarrow().to_pylist()
+    if not rows:
+        raise UnknownNameError(f"no user {user_id!r} in project {project!r} as of "
+                               f"{as_of.isoformat(sep=' ')}")
+    out = {"user_id": user_id, "as_of": as_of.isoformat(),
+           "metrics": {k: plain(v) for k, v in rows[0].items() if k != "user_id"}}
+    for name, table in (("features", built.features), ("milestones", built.milestones)):
+        if table is not None:
+            mine = table.filter(table.person_id == user_id).drop("person_id")
+            out[name] = [{k: plain(v) for k, v in row.items()}
+                         for row in mine.to_pyarrow().to_pylist()]
+    return out
+
+
+def user_segments(store: Store, project: str, workspace: Workspace, user_id: str,
+                  as_of: datetime | None = None) -> dict[str, Explanation]:
+    """The segments the user is in at as_of, each with its explanation."""
+    as_of = instant(as_of)
+    if not workspace.segments:
+        return {}
+    ev = evaluation(store, project, workspace, as_of)
+    t = ev.table
+    row = t.filter(t.user_id == user_id).to_pyarrow().to_pylist()
+    if not row:
+        return {}
+    inside = [name for name, col in ev.columns.items() if row[0][col]]
+    return {name: explain_member(store, project, workspace, name, user_id, as_of)
+            for name in inside}
+
+
+# -- snapshots ---------------------------------------------------------------------------
+def _member_sets(ev: Evaluation) -> dict[str, set[str]]:
+    table = ev.table.to_pyarrow()
+    users = table["user_id"]
+    return {name: set(pc.filter(users, pc.fill_null(table[col], False)).to_pylist())
+            for name, col in ev.columns.items()}
+
+
+def refresh(store: Store, project: str, workspace: Workspace,
+            as_of: datetime | None = None) -> list[RefreshResult]:
+    """Evaluate every segment once at as_of and store each one's snapshot and the
+    transitions since its previous snapshot (idempotent for an instant already stored)."""
+    as_of = instant(as_of)
+    if not workspace.segments:
+        return []
+    ev = evaluation(store, project, workspace, as_of)
+    sets = _member_sets(ev)
+    through = data_through(store, project, as_of)
+    version = versions(store, project, workspace)
+    return [snapshots.record(store, project, name, members_, as_of, version=version[name],
+                             data_through=through)
+            for name, members_ in sets.items()]
+
+
+def instants(start: datetime, end: datetime, every: timedelta) -> Iterator[datetime]:
+    """start, start + every, ... up to and including end."""
+    if end < start:
+        raise ValueError(f"backfill_from: {start.isoformat()} is after {end.isoformat()}")
+    steps = int((end - start) / every)
+    if steps >= MAX_BACKFILL_STEPS:
+        raise ValueError(f"backfill: {steps + 1} instants; at most {MAX_BACKFILL_STEPS} "
+                         "(use a longer --every)")
+    for i in range(steps + 1):
+        yield start + i * every
+
+
+def backfill(store: Store, project: str, workspace: Workspace, start: datetime,
+             end: datetime | None = None, every: timedelta = timedelta(days=1),
+             ) -> list[RefreshResult]:
+    """Refresh at every instant from start to end (default now), oldest first."""
+    out: list[RefreshResult] = []
+    for at in instants(instant(start), instant(end), every):
+        out.extend(refresh(store, project, workspace, at))
+    return out
+
+
+def result_json(result: RefreshResult) -> dict[str, Any]:
+    return {k: plain(v) for k, v in asdict(result).items()}
+
+
+def size_history(store: Store, project: str, segment: str | None = None) -> ir.Table:
+    """segment, as_of, size, version, computed_at, data_through of every snapshot."""
+    snapshots.ensure_tables(store)
+    t = snapshots.snapshots(store, project, segment)
+    return t.select("segment", "as_of", "size", "version", "computed_at", "data_through") \
+        .order_by(["segment", "as_of"])
+
+
+def latest_snapshots(store: Store, project: str) -> dict[str, dict[str, Any]]:
+    """The latest snapshot (by as_of, then computed_at) of each segment."""
+    t = size_history(store, project)
+    ranked = t.mutate(_r=ibis.row_number().over(
+        group_by=t.segment, order_by=[t.as_of.desc(), t.computed_at.desc()]))
+    rows = ranked.filter(ranked._r == 0).drop("_r").to_pyarrow().to_pylist()
+    return {row["segment"]: row for row in rows}
+
+
+def listing(store: Store, project: str, workspace: Workspace) -> list[dict[str, Any]]:
+    """Each segment with its size and freshness from its latest snapshot (none before the
+    first refresh)."""
+    latest = latest_snapshots(store, project)
+    out = []
+    for s in workspace.segments:
+        snap = latest.get(s.name, {})
+        out.append({"name": s.name, "description": s.description,
+                    "size": snap.get("size"),
+                    "computed_at": plain(snap.get("computed_at")),
+                    "as_of": plain(snap.get("as_of")),
+                    "data_through": plain(snap.get("data_through"))})
+    return out
