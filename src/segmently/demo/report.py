@@ -6,6 +6,7 @@ from typing import Any
 
 from segmently.demo import vocabulary as v
 from segmently.demo.generate import DemoReport
+from segmently.segments.examples import SegmentExample
 
 
 def summary_tables(report: DemoReport) -> list[tuple[str, list[dict[str, Any]]]]:
@@ -35,3 +36,16 @@ def summary_tables(report: DemoReport) -> list[tuple[str, list[dict[str, Any]]]]
     events = [{"event": name, "count": n} for name, n in s.events_by_name.most_common()]
     return [("demo", overview), ("personas", personas), ("plans (accounts, at the end)", plans),
             ("events", events)]
+
+
+def segment_rows(examples: list[SegmentExample]) -> list[dict[str, Any]]:
+    """One row per segment: its size and an example member."""
+    return [{"segment": e.segment, "users": e.size, "example": e.member or "-"}
+            for e in examples]
+
+
+def why_text(example: SegmentExample) -> str:
+    """Why the example member is in, as the indented yes/no tree of explain."""
+    if example.why is None:
+        return f"{example.segment}: no members"
+    return f"{example.segment}: why {example.member} is in\n{example.why.text(1)}"
