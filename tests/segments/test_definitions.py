@@ -116,13 +116,3 @@ def test_sync_workspace_saves_all_together_and_reports_changes(store: Store) -> 
     pruned = d.sync_workspace(store, "p", changed, prune=True)
     assert pruned.deleted == ["extra"] and sorted(d.current(store, "p")) == ["busy", "power"]
 
-
-def test_sync_workspace_with_a_cycle_writes_nothing(store: Store) -> None:
-    ws = parse_workspace("""
-segments:
-  - {name: a, rule: {kind: in_segment, segment: b}}
-  - {name: b, rule: {kind: in_segment, segment: a}}
-""")
-    with pytest.raises(SegmentReferenceError, match="cycle"):
-        d.sync_workspace(store, "p", ws)
-    assert stored_rows(store) == []
