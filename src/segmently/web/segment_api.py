@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
-from datetime import datetime
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+import orjson
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from segmently.collect.errors import InputError
@@ -167,14 +168,17 @@ async def explain_member(ctx: Ctx, name: str, user_id: str,
 
 
 # -- users -------------------------------------------------------------------------------
-@router.get("/users/{user_id}/segments", summary="A user's segments (stored membership)")
-async def user_segments(ctx: Ctx, user_id: str) -> dict[str, Any]:
-    """From memory: the membership of the latest refresh, no database round trip."""
+@router.get("/users/{user_id}/segments", summary="A user's segments (stored membership)",
+            response_model=None)
+async def user_segments(ctx: Ctx, user_id: str) -> Response:
+    """From memory: the membership of the latest refresh, no database round trip. Bytes
+    straight from orjson: this is the in-app targeting path, answered in milliseconds."""
     state, project_id = ctx.state, ctx.project_id
     known = state.index.get(project_id)
     if known is None:
         known = await _run(state.index.load, project_id)
-    return {"user_id": user_id, "segments": list(known.of(user_id))}
+    body = {"user_id": user_id, "segments": known.of(user_id)}
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @router.get("/users/{user_id}", summary="A user's profile metrics and segments")
