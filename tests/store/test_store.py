@@ -120,16 +120,19 @@ def test_failed_transaction_leaves_nothing(store: Store, monkeypatch: pytest.Mon
                    source="native", user_id="u1", traits={"k": "v"})]
     import segmently.store.store as store_module
 
-    original = store_module.insert_arrow
+    insert_events = store_module.insert_new_events
     calls = []
 
-    def fail_second(con, name, table):  # type: ignore[no-untyped-def]
-        calls.append(name)
-        if len(calls) == 2:
-            raise RuntimeError("disk full")
-        return original(con, name, table)
+    def events_then_record(con, project_id, events, oldest):  # type: ignore[no-untyped-def]
+        calls.append("events")
+        return insert_events(con, project_id, events, oldest)
 
-    monkeypatch.setattr(store_module, "insert_arrow", fail_second)
+    def fail_derived(con, name, table):  # type: ignore[no-untyped-def]
+        calls.append(name)
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(store_module, "insert_new_events", events_then_record)
+    monkeypatch.setattr(store_module, "insert_arrow", fail_derived)
     with pytest.raises(RuntimeError, match="disk full"):
         store.append("p1", bad)
     monkeypatch.undo()

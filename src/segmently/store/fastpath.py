@@ -1,11 +1,16 @@
-"""The write path's two per-commit operations, with a direct route on DuckDB.
+"""The write path's per-commit operations, with a direct route on DuckDB.
 
-Every group commit looks up which message ids are already stored and inserts a few Arrow
-tables. Through Ibis each costs a schema lookup (DESCRIBE), an expression compile and a
+Every group commit (and every chunk of a file import) inserts the events whose message
+ids are new, then a few derived Arrow tables. Through Ibis each costs a schema lookup (DESCRIBE), an expression compile and a
 memtable registration: ~15 ms per call, more than the work itself for a 4,000-event group
 (see bench/RESULTS.md). On DuckDB the same two operations go through DuckDB's own
 relational API: typed expressions and Arrow in, nothing glued from user input, columns
 matched by name. Other engines keep the Ibis path.
+
+Deduplicating the events is one set-based statement on DuckDB (`insert_new_events`): the
+staged Arrow batch, anti-joined with the project's recent message ids, first occurrence
+per id kept, inserted by DuckDB itself. Looking the ids up, filtering in Arrow and
+inserting what is left took three passes over the batch and most of an import's time.
 """
 
 from __future__ import annotations
@@ -14,11 +19,27 @@ from datetime import datetime
 
 import ibis
 import pyarrow as pa
+import pyarrow.compute as pc
 from ibis.backends import BaseBackend
 
 from segmently.store import schema
 
 _ROWS_VIEW = "__segmently_rows"
+_ORDER = "__segmently_i"
+
+# The project's stored message ids, within the dedup window or in all history.
+_RECENT = ("SELECT message_id FROM events WHERE project_id = $project "
+           "AND received_at >= $oldest")
+_ALL = "SELECT message_id FROM events WHERE project_id = $project"
+# Every id of the batch is distinct: an anti join keeps the batch's order.
+_NEW = (f"INSERT INTO events BY NAME SELECT s.* FROM {_ROWS_VIEW} s "
+        "ANTI JOIN ({stored}) e USING (message_id)")
+# Repeated ids: the first occurrence of each wins, and the batch's order is kept.
+_NEW_FIRST = (f"INSERT INTO events BY NAME SELECT * EXCLUDE ({_ORDER}) FROM "
+              f"(SELECT *, row_number() OVER () AS {_ORDER} FROM {_ROWS_VIEW}) s "
+              "ANTI JOIN ({stored}) e USING (message_id) "
+              f"QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY {_ORDER}) = 1 "
+              f"ORDER BY {_ORDER}")
 
 
 def _quoted(name: str) -> str:
@@ -62,3 +83,39 @@ def insert_arrow(con: BaseBackend, name: str, table: pa.Table) -> None:
             raw.unregister(_ROWS_VIEW)
         return
     con.insert(name, ibis.memtable(table))
+
+
+def insert_new_events(con: BaseBackend, project_id: str, events: pa.Table,
+                      oldest: datetime | None) -> int:
+    """Insert the events whose message id is not stored for the project (received at or
+    after `oldest`, or ever when None), the first occurrence of an id repeated inside the
+    batch winning; returns how many were inserted. Call inside a transaction."""
+    if events.num_rows == 0:
+        return 0
+    unique = len(pc.unique(events["message_id"])) == events.num_rows
+    if con.name == "duckdb":
+        sql = (_NEW if unique else _NEW_FIRST).format(stored=_ALL if oldest is None else _RECENT)
+        params = {"project": project_id} | ({} if oldest is None else {"oldest": oldest})
+        raw = con.con
+        raw.register(_ROWS_VIEW, events)
+        try:
+            return int(raw.execute(sql, params).fetchone()[0])
+        finally:
+            raw.unregister(_ROWS_VIEW)
+    seen = seen_message_ids(con, project_id, pc.unique(events["message_id"]), oldest)
+    if len(seen):
+        events = events.filter(pc.invert(pc.is_in(events["message_id"], seen)))
+    if not unique:
+        events = first_per_message(events)
+    if events.num_rows:
+        insert_arrow(con, schema.EVENTS, events)
+    return events.num_rows
+
+
+def first_per_message(events: pa.Table) -> pa.Table:
+    """Drop repeated message ids inside one batch, keeping the first occurrence."""
+    if len(pc.unique(events["message_id"])) == events.num_rows:
+        return events
+    indexed = events.append_column(_ORDER, pa.array(range(events.num_rows), pa.int64()))
+    first = indexed.group_by("message_id").aggregate([(_ORDER, "min")])[f"{_ORDER}_min"]
+    return events.take(pc.take(first, pc.sort_indices(first)))  # the rows, in batch order

@@ -19,7 +19,7 @@ from segmently.store.backends import (
     normalize_url,
     transaction,
 )
-from segmently.store.fastpath import insert_arrow, seen_message_ids
+from segmently.store.fastpath import insert_arrow, insert_new_events, seen_message_ids
 from segmently.store.rows import Message, RowBatch, to_rows
 
 DEFAULT_DEDUP_WINDOW = timedelta(days=7)
@@ -129,19 +129,26 @@ class Store:
         return self.append_rows(project_id, rows)
 
     def append_rows(self, project_id: str, rows: RowBatch) -> AppendResult:
-        received = rows.events.num_rows
+        """Store a batch of rows in one transaction: events whose message id is new for
+        the project (the first occurrence of an id repeated in the batch wins), and the
+        derived rows (traits, identities, account links) of the messages not stored
+        before. Most batches derive nothing, and then cost one INSERT."""
+        events = rows.events
+        if events.num_rows == 0:
+            return AppendResult(0, 0)
+        oldest = self._oldest(events)
+        derived = {name: table for name, table in rows.tables().items()
+                   if name != schema.EVENTS and table.num_rows}
         with self._write_lock:
             con = self.backends.get()
-            keep = self._new_message_ids(con, project_id, rows.events)
             with transaction(con):
-                for name, table in rows.tables().items():
-                    table = table.filter(pc.is_in(table["message_id"], keep))
-                    if name == schema.EVENTS:
-                        table = _first_per_message(table)
-                        stored = table.num_rows
+                if derived:  # looked up before the events are in
+                    derived = _not_seen(con, project_id, derived, oldest)
+                stored = insert_new_events(con, project_id, events, oldest)
+                for name, table in derived.items():
                     if table.num_rows:
                         insert_arrow(con, name, table)
-        return AppendResult(received, stored)
+        return AppendResult(events.num_rows, stored)
 
     def append_new_rows(self, project_id: str, rows: RowBatch) -> AppendResult:
         """Bulk append WITHOUT the dedup lookup, in one transaction.
@@ -175,21 +182,20 @@ class Store:
                     if table.num_rows:
                         insert_arrow(con, name, table)
 
-    def _new_message_ids(self, con: BaseBackend, project_id: str, events: pa.Table) -> pa.Array:
-        ids = pc.unique(events["message_id"])
-        oldest = None
-        if self.dedup_window is not None:
-            oldest = pc.min(events["received_at"]).as_py() - self.dedup_window
-        seen = seen_message_ids(con, project_id, ids, oldest)
-        if len(seen) == 0:
-            return ids
-        return ids.filter(pc.invert(pc.is_in(ids, seen)))
+    def _oldest(self, events: pa.Table) -> datetime | None:
+        """Ids received before this are no longer deduplicated against (None: all)."""
+        if self.dedup_window is None:
+            return None
+        return pc.min(events["received_at"]).as_py() - self.dedup_window
 
 
-def _first_per_message(events: pa.Table) -> pa.Table:
-    """Drop repeated message ids inside one batch, keeping the first occurrence."""
-    if pc.count_distinct(events["message_id"]).as_py() == events.num_rows:
-        return events
-    indexed = events.append_column("__i", pa.array(range(events.num_rows), pa.int64()))
-    first = indexed.group_by("message_id").aggregate([("__i", "min")])["__i_min"]
-    return events.take(pc.sort_indices(first))
+def _not_seen(con: BaseBackend, project_id: str, tables: dict[str, pa.Table],
+              oldest: datetime | None) -> dict[str, pa.Table]:
+    """The rows of `tables` whose message id is not stored for the project yet."""
+    ids = pc.unique(pa.chunked_array([t["message_id"] for t in tables.values()])
+                    .combine_chunks())
+    seen = seen_message_ids(con, project_id, ids, oldest)
+    if len(seen) == 0:
+        return tables
+    return {name: t.filter(pc.invert(pc.is_in(t["message_id"], seen)))
+            for name, t in tables.items()}
