@@ -13,7 +13,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,20 +202,39 @@ class SparkMirror(Store):
         self._sync()
 
 
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres),
-                        pytest.param("spark", marks=pytest.mark.spark)])
-def engine_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A store whose reads run on each engine: DuckDB, PostgreSQL, and Spark over Parquet."""
-    if request.param == "spark":
-        s: Store = SparkMirror(f"duckdb://{tmp_path / 'mirror.duckdb'}",
-                               request.getfixturevalue("spark_backend"), tmp_path / "lake")
-        yield s
-        s.close()
+ENGINES = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres),
+           pytest.param("spark", marks=pytest.mark.spark)]
+
+
+@contextmanager
+def open_engine_store(request: pytest.FixtureRequest, engine: str, directory: Path,
+                      fill: Callable[[Store], object] | None = None) -> Iterator[Store]:
+    """A store whose reads run on `engine`, loaded by `fill` first. On Spark the data is
+    written to DuckDB and exported to Parquet once, after `fill` (a sync costs seconds)."""
+    if engine == "spark":
+        duck = f"duckdb://{directory / 'mirror.duckdb'}"
+        if fill is not None:
+            with Store(duck) as s:
+                fill(s)
+        mirror = SparkMirror(duck, request.getfixturevalue("spark_backend"), directory / "lake")
+        try:
+            yield mirror
+        finally:
+            mirror.close()
         return
-    url = f"duckdb://{tmp_path / 'engine.duckdb'}"
-    if request.param == "postgres":
+    url = f"duckdb://{directory / 'engine.duckdb'}"
+    if engine == "postgres":
         url = request.getfixturevalue("pg_database")
         with Store(url) as pg:
             _drop_all(pg)
     with Store(url) as s:
+        if fill is not None:
+            fill(s)
+        yield s
+
+
+@pytest.fixture(params=ENGINES)
+def engine_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store whose reads run on each engine: DuckDB, PostgreSQL, and Spark over Parquet."""
+    with open_engine_store(request, request.param, tmp_path) as s:
         yield s

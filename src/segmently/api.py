@@ -12,6 +12,10 @@ import pyarrow as pa
 
 from segmently.collect import importer
 from segmently.collect.importer import ImportReport
+from segmently.profile.build import build_profiles
+from segmently.segments import service
+from segmently.segments.explain import Explanation
+from segmently.segments.workspace import DEFAULT_FILE, Workspace, load_workspace
 from segmently.store import Store, schema
 from segmently.store import views
 from segmently.store.projects import Project, get_project_by_name, list_projects
@@ -20,8 +24,22 @@ from segmently.store.projects import Project, get_project_by_name, list_projects
 class Segmently:
     """A Segmently database. Tables are Ibis expressions; `df`/`arrow` materialize them."""
 
-    def __init__(self, url: str | None = None, *, read_only: bool = False) -> None:
+    def __init__(self, url: str | None = None, *, read_only: bool = False,
+                 workspace: Workspace | str | Path | None = None) -> None:
         self.store = Store(url, read_only=read_only)
+        self._workspace = workspace
+
+    @property
+    def workspace(self) -> Workspace:
+        """The workspace (features, scores, segments): given, or loaded once from the
+        file named (default `segmently.yaml`), validated with errors naming the line."""
+        if not isinstance(self._workspace, Workspace):
+            self._workspace = load_workspace(self._workspace or DEFAULT_FILE)
+        return self._workspace
+
+    def use_workspace(self, workspace: Workspace | str | Path) -> Segmently:
+        self._workspace = workspace
+        return self
 
     def close(self) -> None:
         self.store.close()
@@ -70,6 +88,70 @@ class Segmently:
             raise ValueError(f"unknown table {name!r}; tables: {', '.join(schema.TABLES)}")
         return self.store.table(name)
 
+    # -- segments (the verbs of `segmently segments ...`) ----------------------------------
+    def _pid(self, project: str | None) -> str:
+        return service.project_id(self.store, project, self.workspace)
+
+    def evaluate(self, as_of: datetime | str | None = None, project: str | None = None,
+                 segments: list[str] | None = None) -> pd.DataFrame:
+        """user_id and one boolean column per segment (all, or `segments`), at as_of."""
+        ev = service.evaluation(self.store, self._pid(project), self.workspace,
+                                service.instant(as_of), only=segments)
+        return service.wide(ev).to_pandas()
+
+    def members(self, segment: str, as_of: datetime | str | None = None,
+                project: str | None = None) -> pd.DataFrame:
+        """The user_id of the segment's members at as_of, sorted."""
+        return service.members(self.store, self._pid(project), self.workspace, segment,
+                               service.instant(as_of)).to_pandas()
+
+    def explain(self, segment: str, user_id: str, as_of: datetime | str | None = None,
+                project: str | None = None) -> pd.DataFrame:
+        """The rule tree, one row per node in pre-order: depth, kind, truth, sentence,
+        observed values (the root row says whether the user is in)."""
+        why = service.explain_member(self.store, self._pid(project), self.workspace, segment,
+                                     user_id, service.instant(as_of))
+        rows: list[dict[str, Any]] = []
+
+        def walk(node: Explanation, depth: int) -> None:
+            rows.append({"depth": depth, "kind": node.kind, "truth": node.truth,
+                         "sentence": node.sentence, "label": node.label,
+                         "observed": node.observed})
+            for child in node.children:
+                walk(child, depth + 1)
+
+        walk(why, 0)
+        return pd.DataFrame(rows)
+
+    def profile(self, user_id: str | None = None, as_of: datetime | str | None = None,
+                project: str | None = None) -> pd.DataFrame:
+        """Per-user metrics (profile.build_profiles): every user, or one row for user_id."""
+        users = build_profiles(self.store, self._pid(project), self.workspace,
+                               service.instant(as_of)).users
+        if user_id is not None:
+            users = users.filter(users.user_id == user_id)
+        return users.order_by("user_id").to_pandas()
+
+    def refresh(self, as_of: datetime | str | None = None, project: str | None = None,
+                backfill_from: datetime | str | None = None,
+                every: str = "1d") -> pd.DataFrame:
+        """Store a snapshot (and transitions) of every segment at as_of, or at each step
+        from backfill_from up to as_of; one row per segment and instant."""
+        pid, ws = self._pid(project), self.workspace
+        if backfill_from is not None:
+            done = service.backfill(self.store, pid, ws, service.instant(backfill_from),
+                                    service.instant(as_of), service.period(every))
+        else:
+            done = service.refresh(self.store, pid, ws, service.instant(as_of))
+        columns = ["segment", "as_of", "size", "entered", "exited", "skipped"]
+        return pd.DataFrame([{c: getattr(r, c) for c in columns} for r in done],
+                            columns=columns)
+
+    def segment_sizes_over_time(self, segment: str | None = None,
+                                project: str | None = None) -> pd.DataFrame:
+        """segment, as_of, size, version, computed_at, data_through of every snapshot."""
+        return service.size_history(self.store, self._pid(project), segment).to_pandas()
+
     @staticmethod
     def df(expr: ir.Table) -> pd.DataFrame:
         return expr.to_pandas()
@@ -79,8 +161,9 @@ class Segmently:
         return expr.to_pyarrow()
 
 
-def connect(url: str | None = None, *, read_only: bool = False) -> Segmently:
-    return Segmently(url, read_only=read_only)
+def connect(url: str | None = None, *, read_only: bool = False,
+            workspace: Workspace | str | Path | None = None) -> Segmently:
+    return Segmently(url, read_only=read_only, workspace=workspace)
 
 
 __all__ = ["Segmently", "connect", "get_project_by_name"]

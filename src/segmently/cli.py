@@ -173,17 +173,16 @@ def demo(
     end: datetime = typer.Option(None, "--end", formats=["%Y-%m-%d"],
                                  help="Exclusive end of the window, UTC (default: today"
                                  " 00:00 UTC; pass it for identical rows on any day)."),
-    config: Path = typer.Option(None, "--config", help="Where to write the example workspace"
-                                " (default: segmently.yaml next to the database)."),
 ) -> None:
     """Generate a realistic B2B SaaS product's usage: accounts, personas, onboarding,
     features, NPS, trials and payments (see docs/events.md); write the example workspace
-    and show the built-in segment library evaluated on it."""
+    (--config, else segmently.yaml next to the database) and show the built-in segment
+    library evaluated on it."""
     from segmently.demo import DemoError, DemoOptions, run_demo
     from segmently.demo.report import segment_rows, summary_tables, why_text
     from segmently.demo.workspace import workspace_path, write_workspace
     from segmently.segments.examples import segment_examples
-    from segmently.segments.workspace import load_workspace
+    from segmently.segments.workspace import DEFAULT_FILE, load_workspace
 
     try:
         options = DemoOptions(users=users, days=days, seed=seed, end=end)
@@ -198,7 +197,8 @@ def demo(
             report = run_demo(store, options, project)
         except DemoError as exc:
             raise typer.BadParameter(str(exc)) from None
-        workspace = write_workspace(workspace_path(Ctx.db, config), project)
+        given = Ctx.config if Ctx.config != DEFAULT_FILE else None  # global --config
+        workspace = write_workspace(workspace_path(Ctx.db, given), project)
         examples = segment_examples(store, report.project_id,
                                     load_workspace(workspace).rules(), report.end)
     tables = summary_tables(report)

@@ -173,8 +173,19 @@ def test_refresh_stores_transitions_and_list_shows_freshness(env: dict[str, str]
     assert listed["viewers"]["data_through"] == "2026-03-15T10:00:00"
     assert listed["viewers"]["computed_at"] is not None
     shown = cli(env, "segments", "show", "quiet")
-    assert [(s["as_of"], s["size"]) for s in shown["snapshots"]] == [(T1, 1), (T2, 3)]
+    assert [(s["as_of"], s["size"], s["version"]) for s in shown["snapshots"]] == \
+        [(T1, 1, 1), (T2, 3, 1)]
     assert shown["rule"] == {"kind": "not_in_segment", "segment": "viewers"}
+    # a changed rule is a new stored version; the snapshots say which one they used
+    Path(env["config"]).write_text(WORKSPACE.replace("at_least: 3, window: {last: 7}",
+                                                     "at_least: 1, window: {last: 7}"))
+    assert {row["name"]: row["version"] for row in cli(env, "segments", "list")}["viewers"] \
+        is None
+    later = cli(env, "segments", "refresh", "--as-of", "2026-03-21T00:00:00")
+    # at least once in [03-14, 03-21): carol (14th, 15th); alice, bob, dave are quiet
+    assert {r["segment"]: r["size"] for r in later}["viewers"] == 1
+    shown = cli(env, "segments", "show", "viewers")
+    assert (shown["version"], [s["version"] for s in shown["snapshots"]]) == (2, [1, 1, 2])
 
 
 def test_backfill_every_day(env: dict[str, str]) -> None:

@@ -1,4 +1,4 @@
-"""Every condition kind on a hand-checked log, on DuckDB and PostgreSQL.
+"""Every condition kind on a hand-checked log, on DuckDB, PostgreSQL and Spark over Parquet.
 
 as_of is Tuesday 31 March 2026 00:00 UTC. Expected members are worked out by hand from the
 events below (comments say why), never from the engine's output.
@@ -14,6 +14,8 @@ import pytest
 
 from segmently.segments import evaluate
 from segmently.store import Message, Store
+
+from conftest import ENGINES, open_engine_store
 
 AS_OF = datetime(2026, 3, 31)
 DAY = timedelta(days=1)
@@ -55,41 +57,28 @@ LOG = [
 USERS = {"ann", "bob", "cat", "eve"}
 
 
-def load(store: Store) -> Store:
-    store.append("p", LOG, received_at=KNOWN)
-    store.append("p", [track("a6", "ann", "report_viewed", AS_OF - 5 * DAY)],
-                 received_at=AS_OF)  # received exactly at as_of: counts
-    store.append("p", [track("late", "dan", "report_viewed", AS_OF - 5 * DAY),
-                       track("late2", "ann", "export", AS_OF - 5 * DAY)],
-                 received_at=AS_OF + timedelta(seconds=1))  # known only after as_of
-    return store
+def load(store: Store) -> None:
+    """The log in project "p" (read only) and in "q" (the one test that appends uses it)."""
+    for project in ("p", "q"):
+        store.append(project, LOG, received_at=KNOWN)
+        store.append(project, [track("a6", "ann", "report_viewed", AS_OF - 5 * DAY)],
+                     received_at=AS_OF)  # received exactly at as_of: counts
+        store.append(project, [track("late", "dan", "report_viewed", AS_OF - 5 * DAY),
+                               track("late2", "ann", "export", AS_OF - 5 * DAY)],
+                     received_at=AS_OF + timedelta(seconds=1))  # known only after as_of
 
 
-@pytest.fixture(scope="module", params=["duckdb", pytest.param("postgres",
-                                                                marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=ENGINES)
 def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[Store]:
-    """The log loaded once per engine for the read-only tests of this module."""
-    if request.param == "duckdb":
-        url = f"duckdb://{tmp_path_factory.mktemp('seg') / 'conditions.duckdb'}"
-    else:
-        url = request.getfixturevalue("pg_database")
-        with Store(url) as s:
-            for name in s.con.list_tables():
-                s.con.drop_table(name)
-    with Store(url) as s:
-        yield load(s)
-
-
-@pytest.fixture
-def fresh(store: Store) -> Store:
-    """The log in a store of its own, for tests that append to it."""
-    return load(store)
+    """The log loaded once per engine for the whole module (on Spark: one Parquet export)."""
+    with open_engine_store(request, request.param, tmp_path_factory.mktemp("seg"), load) as s:
+        yield s
 
 
 def members(store: Store, rule: dict[str, Any], as_of: datetime = AS_OF,
-            **others: dict[str, Any]) -> set[str]:
-    ev = evaluate(store, "p", {"x": rule, **others}, as_of, only=["x"])
+            project: str = "p", **others: dict[str, Any]) -> set[str]:
+    ev = evaluate(store, project, {"x": rule, **others}, as_of, only=["x"])
     return set(ev.members("x").to_pyarrow()["user_id"].to_pylist())
 
 
@@ -297,13 +286,12 @@ def test_time_zones_normalize_to_utc(loaded: Store) -> None:
     assert members(loaded, performed(window=window)) == set()
 
 
-def test_past_as_of_is_reproducible_after_late_data(fresh: Store) -> None:
-    loaded = fresh
+def test_past_as_of_is_reproducible_after_late_data(loaded: Store) -> None:
     rule = performed(window=LAST30, at_least=4)
-    before = members(loaded, rule)
-    loaded.append("p", [track("late3", "cat", "report_viewed", AS_OF - DAY),
+    before = members(loaded, rule, project="q")
+    loaded.append("q", [track("late3", "cat", "report_viewed", AS_OF - DAY),
                         track("late4", "cat", "report_viewed", AS_OF - DAY)],
                   received_at=AS_OF + 3 * DAY)
     assert before == {"ann"}
-    assert members(loaded, rule) == {"ann"}  # the past answer does not move
-    assert members(loaded, rule, AS_OF + 3 * DAY) == {"ann", "cat"}  # the present one does
+    assert members(loaded, rule, project="q") == {"ann"}  # the past answer does not move
+    assert members(loaded, rule, AS_OF + 3 * DAY, project="q") == {"ann", "cat"}  # the present one does

@@ -9,13 +9,16 @@ events in a window is still a user, with count 0.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import ibis
 import ibis.expr.types as ir
 
-from segmently.profile.matchers import EventMatcher
+from segmently.profile.config import Vocabulary
+from segmently.profile.matchers import EventMatcher, any_of
 from segmently.profile.jsonvalues import number_at, string_at
 from segmently.segments.windows import Span
 from segmently.store import Store
@@ -33,7 +36,9 @@ class Agg:
     """fn over the events matching `match` (EventMatcher JSON; None = any event) in `span`.
 
     fn: count | distinct_day | distinct_week | sum | avg | min | max | distinct (values of
-    `prop`) | first_ts | last_ts. `activity` restricts to track/page/screen events.
+    `prop`) | first_ts | last_ts | latest (text value of `prop` on the latest matching
+    event that has it). `activity` restricts to track/page/screen events. `match` is one
+    EventMatcher's JSON or a JSON list of them (any of them matches).
     """
 
     fn: str
@@ -47,6 +52,17 @@ def matcher_key(m: EventMatcher) -> str:
     return m.model_dump_json()
 
 
+def matchers_key(ms: list[EventMatcher]) -> str:
+    """Several matchers as one `Agg.match` (an event matching any of them)."""
+    return "[" + ",".join(matcher_key(m) for m in ms) + "]"
+
+
+# a per-user table from (store, project_id, person or None), keyed by `_p`; its other
+# columns have generated names. Conditions that need more than one pass over the events
+# (profile metrics, sequences, accounts) register one; the table left-joins it.
+JoinBuilder = Callable[[Store, str, "str | None"], ir.Table]
+
+
 @dataclass
 class Aggregates:
     """The registry conditions add to while they are lowered, then the table itself."""
@@ -55,6 +71,8 @@ class Aggregates:
     engine: str
     aggs: dict[Agg, str] = field(default_factory=dict)
     traits: dict[str, str] = field(default_factory=dict)
+    vocabulary: Vocabulary = field(default_factory=Vocabulary)
+    joins: dict[Hashable, JoinBuilder] = field(default_factory=dict)
 
     def column(self, agg: Agg) -> str:
         """The column name of an aggregate (generated: no user text in identifiers)."""
@@ -62,6 +80,10 @@ class Aggregates:
 
     def trait(self, name: str) -> str:
         return self.traits.setdefault(name, f"_t{len(self.traits)}")
+
+    def join(self, key: Hashable, build: JoinBuilder) -> None:
+        """Register a per-user side table once per key (equal conditions share it)."""
+        self.joins.setdefault(key, build)
 
     # -- building ------------------------------------------------------------------------
     def _widest_start(self) -> datetime | None:
@@ -86,6 +108,8 @@ class Aggregates:
     def _matches(self, e: ir.Table, match: str | None) -> ir.BooleanValue:
         if match is None:
             return ibis.literal(True)
+        if match.startswith("["):
+            return any_of([EventMatcher.model_validate(m) for m in json.loads(match)], e)
         return EventMatcher.model_validate_json(match).expr(e)
 
     def _expr(self, e: ir.Table, a: Agg) -> ir.Value:
@@ -106,6 +130,9 @@ class Aggregates:
                 return e.timestamp.max(where=cond)
             case "distinct":  # values read as text: 1 and "1" are one value
                 return string_at(e.properties, a.prop).nunique(where=cond)
+            case "latest":  # ties on the same second: any one of them
+                text = string_at(e.properties, a.prop)
+                return text.argmax(e.timestamp.epoch_seconds(), where=cond & text.notnull())
         number = number_at(e.properties, a.prop)
         return {"sum": number.sum, "avg": number.mean, "min": number.min,
                 "max": number.max}[a.fn](where=cond)
@@ -133,7 +160,11 @@ class Aggregates:
                  if a.fn in ZERO_WHEN_EMPTY}
         if fills:
             t = t.mutate(**fills)
-        return self._with_traits(t, store, project_id, person)
+        t = self._with_traits(t, store, project_id, person)
+        for build in self.joins.values():
+            side = build(store, project_id, person)
+            t = t.left_join(side, t.person_id == side._p).drop("_p")
+        return t
 
     def _with_traits(self, t: ir.Table, store: Store, project_id: str,
                      person: str | None) -> ir.Table:

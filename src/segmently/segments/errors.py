@@ -14,3 +14,7 @@ class SegmentReferenceError(RuleError):
 
 class UnknownUserError(LookupError):
     """Explain was asked about a user the store does not know at that instant."""
+
+
+class VocabularyError(SegmentReferenceError):
+    """A rule names a feature, milestone or metric the workspace vocabulary does not declare."""

@@ -21,6 +21,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from segmently.profile.config import Vocabulary
 from segmently.segments.aggregates import Aggregates
 from segmently.segments.errors import SegmentReferenceError
 from segmently.segments.lower import Lowerer
@@ -79,11 +80,17 @@ def evaluate(
     segments: Mapping[str, Rule | dict[str, Any]],
     as_of: datetime | None = None,
     only: Iterable[str] | None = None,
+    vocabulary: Vocabulary | None = None,
 ) -> Evaluation:
-    """Evaluate `only` (default: all) of `segments`; references resolve within `segments`."""
+    """Evaluate `only` (default: all) of `segments`; references resolve within `segments`.
+
+    `vocabulary` (the workspace's features, milestones and scores) is what used_feature,
+    reached_milestone, journey_stage and metric conditions read; the profile table is
+    joined in only when a rule has a metric condition."""
     rules = as_rules(segments)
     as_of = to_utc(as_of) if as_of is not None else utcnow()
-    lowerer = Lowerer(Aggregates(as_of, engine_of(store)), rules)
+    aggs = Aggregates(as_of, engine_of(store), vocabulary=vocabulary or Vocabulary())
+    lowerer = Lowerer(aggs, rules)
     names = list(only) if only is not None else list(rules)
     for name in rules:  # every definition is checked, even those not asked for
         lowerer.segment(name)
@@ -96,7 +103,8 @@ def evaluate(
 
 
 def members(store: Store, project_id: str, segments: Mapping[str, Rule | dict[str, Any]],
-            name: str, as_of: datetime | None = None) -> list[str]:
+            name: str, as_of: datetime | None = None,
+            vocabulary: Vocabulary | None = None) -> list[str]:
     """The sorted user ids of one segment at as_of."""
-    ev = evaluate(store, project_id, segments, as_of, only=[name])
+    ev = evaluate(store, project_id, segments, as_of, only=[name], vocabulary=vocabulary)
     return ev.members(name).to_pyarrow()["user_id"].to_pylist()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from segmently.profile.config import Vocabulary
 from segmently.segments.aggregates import Aggregates
 from segmently.segments.errors import UnknownUserError
 from segmently.segments.evaluate import as_rules, engine_of
@@ -58,11 +59,14 @@ def explain(
     user_id: str,
     as_of: datetime | None = None,
     segments: Mapping[str, Rule | dict[str, Any]] | None = None,
+    vocabulary: Vocabulary | None = None,
 ) -> Explanation:
-    """Explain `rule` (references resolve in `segments`) for one user at as_of."""
+    """Explain `rule` (references resolve in `segments`; features, milestones and metrics
+    in `vocabulary`) for one user at as_of."""
     rule = parse_rule(rule) if isinstance(rule, dict) else rule
     as_of = to_utc(as_of) if as_of is not None else utcnow()
-    lowerer = Lowerer(Aggregates(as_of, engine_of(store)), as_rules(segments or {}))
+    aggs = Aggregates(as_of, engine_of(store), vocabulary=vocabulary or Vocabulary())
+    lowerer = Lowerer(aggs, as_rules(segments or {}))
     root = lowerer.lower(rule)
     nodes = _preorder(root)
     t = lowerer.aggs.table(store, project_id, person=user_id)

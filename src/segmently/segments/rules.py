@@ -16,6 +16,8 @@ A rule is a group or a condition. Groups are written by their key, conditions by
     {kind: stopped, event: ..., recent_days: 14, earlier_days: 28}   (and `started`)
     {kind: regularly, event: ..., at_least: 2, period: week, in_at_least: 3, of_last: 4}
     {kind: in_segment, segment: power_users}        (and `not_in_segment`)
+    ... and the kinds of conditions.py: metric, used_feature, reached_milestone,
+    journey_stage, nps, survey_answer, plan, on_trial, missed_payments, sequence, account
 
 Every condition is a definite true or false for every user: a missing trait, a user with no
 events or an aggregate over nothing is false (never SQL NULL), so `not` is plain negation.
@@ -29,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
     model_validator
 
 from segmently.profile.matchers import PropertyFilter, Scalar
+from segmently.segments import conditions as c
 from segmently.segments.errors import RuleError
 from segmently.segments.windows import WINDOW_TAGS, Window
 
@@ -224,7 +227,7 @@ _CLASSES: dict[str, type[BaseModel]] = {
     "performed": Performed, "not_performed": NotPerformed, "active": Active,
     "aggregate": Aggregate, "first_performed": FirstPerformed, "last_seen": LastSeen,
     "stopped": Stopped, "started": Started, "regularly": Regularly,
-    "in_segment": InSegment, "not_in_segment": NotInSegment,
+    "in_segment": InSegment, "not_in_segment": NotInSegment, **c.EXTRA_CLASSES,
 }
 CONDITION_KINDS = tuple(k for k in _CLASSES if k not in GROUP_TAGS)
 _TAG_OF = {cls: tag for tag, cls in _CLASSES.items()}
@@ -248,7 +251,14 @@ Rule = Annotated[
     | Annotated[FirstPerformed, Tag("first_performed")] | Annotated[LastSeen, Tag("last_seen")]
     | Annotated[Stopped, Tag("stopped")] | Annotated[Started, Tag("started")]
     | Annotated[Regularly, Tag("regularly")] | Annotated[InSegment, Tag("in_segment")]
-    | Annotated[NotInSegment, Tag("not_in_segment")],
+    | Annotated[NotInSegment, Tag("not_in_segment")]
+    | Annotated[c.Metric, Tag("metric")] | Annotated[c.UsedFeature, Tag("used_feature")]
+    | Annotated[c.ReachedMilestone, Tag("reached_milestone")]
+    | Annotated[c.JourneyStage, Tag("journey_stage")] | Annotated[c.Nps, Tag("nps")]
+    | Annotated[c.SurveyAnswer, Tag("survey_answer")] | Annotated[c.Plan, Tag("plan")]
+    | Annotated[c.OnTrial, Tag("on_trial")]
+    | Annotated[c.MissedPayments, Tag("missed_payments")]
+    | Annotated[c.Sequence, Tag("sequence")] | Annotated[c.Account, Tag("account")],
     Discriminator(_rule_tag, custom_error_type="rule",
                   custom_error_message="a rule is a group (all: [...], any: [...] or not: "
                                        "rule) or a condition with kind one of "
@@ -257,6 +267,7 @@ Rule = Annotated[
 
 for _model in (All, Any_, Not):
     _model.model_rebuild()
+c.Account.model_rebuild(_types_namespace={"Rule": Rule})
 
 
 class RuleModel(BaseModel):
@@ -276,7 +287,7 @@ def _where(loc: tuple[Any, ...]) -> str:
         if expect_window and item in WINDOW_TAGS and parts and parts[-1] == ".window":
             expect_window = False
             continue
-        expect_rule = item == "not" or (isinstance(item, int) and parts
+        expect_rule = item in ("not", "rule") or (isinstance(item, int) and parts
                                         and parts[-1] in (".all", ".any"))
         expect_window = item == "window"
         parts.append(f"[{item}]" if isinstance(item, int) else f".{item}")

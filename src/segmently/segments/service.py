@@ -19,9 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from segmently.profile.build import build_profiles
-from segmently.segments import snapshots
+from segmently.segments import definitions, snapshots
 from segmently.segments.evaluate import Evaluation, evaluate
 from segmently.segments.explain import Explanation, explain
+from segmently.segments.rules import rule_json
 from segmently.segments.snapshots import RefreshResult
 from segmently.segments.windows import to_utc
 from segmently.segments.workspace import Workspace
@@ -80,10 +81,19 @@ def check_segment(workspace: Workspace, name: str) -> None:
         raise UnknownNameError(f"no segment named {name!r}; known: {known}")
 
 
-def versions(store: Store, project: str, workspace: Workspace) -> dict[str, int]:
-    """The definition version of each workspace segment (1 until definitions are stored
-    in the database)."""
-    return {s.name: 1 for s in workspace.segments}
+def versions(store: Store, project: str, workspace: Workspace) -> dict[str, int | None]:
+    """The stored definition version (segments/definitions.py) of each workspace segment
+    whose live stored definition is the same as the file's; None when the database holds
+    none or a different one (the next `refresh` stores the file's as a new version)."""
+    live = definitions.current(store, project)
+    rules = workspace.rules()
+    out: dict[str, int | None] = {}
+    for s in workspace.segments:
+        d = live.get(s.name)
+        same = d is not None and d.description == s.description and \
+            rule_json(d.rule) == rule_json(rules[s.name])
+        out[s.name] = d.version if same and d is not None else None
+    return out
 
 
 # -- evaluating --------------------------------------------------------------------------
@@ -180,14 +190,18 @@ def _member_sets(ev: Evaluation) -> dict[str, set[str]]:
 def refresh(store: Store, project: str, workspace: Workspace,
             as_of: datetime | None = None) -> list[RefreshResult]:
     """Evaluate every segment once at as_of and store each one's snapshot and the
-    transitions since its previous snapshot (idempotent for an instant already stored)."""
+    transitions since its previous snapshot (idempotent for an instant already stored).
+
+    The file's definitions are first saved as versions in the database (unchanged ones
+    keep theirs), so each snapshot names the version it was computed with and the server's
+    scheduled refresh and HTTP API see the same segments."""
     as_of = instant(as_of)
     if not workspace.segments:
         return []
     ev = evaluation(store, project, workspace, as_of)
     sets = _member_sets(ev)
     through = data_through(store, project, as_of)
-    version = versions(store, project, workspace)
+    version = definitions.sync_workspace(store, project, workspace).versions
     return [snapshots.record(store, project, name, members_, as_of, version=version[name],
                              data_through=through)
             for name, members_ in sets.items()]
@@ -240,11 +254,12 @@ def listing(store: Store, project: str, workspace: Workspace) -> list[dict[str, 
     """Each segment with its size and freshness from its latest snapshot (none before the
     first refresh)."""
     latest = latest_snapshots(store, project)
+    version = versions(store, project, workspace)
     out = []
     for s in workspace.segments:
         snap = latest.get(s.name, {})
         out.append({"name": s.name, "description": s.description,
-                    "size": snap.get("size"),
+                    "version": version[s.name], "size": snap.get("size"),
                     "computed_at": plain(snap.get("computed_at")),
                     "as_of": plain(snap.get("as_of")),
                     "data_through": plain(snap.get("data_through"))})
