@@ -7,12 +7,14 @@ answer reproducible after late data arrives.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 import ibis
 import ibis.expr.types as ir
 
 from segmently.store import schema
+from segmently.store.rollups import daily_rows
 from segmently.store.store import Store
 
 
@@ -39,13 +41,30 @@ def resolved_events(store: Store, project_id: str, as_of: datetime | None = None
     person_id = the user an id was merged into, else user_id, else anonymous_id.
     """
     events = _known(store.table(schema.EVENTS), project_id, as_of, "timestamp")
-    ids = identity_map(store, project_id, as_of)
-    distinct_id = events.user_id.coalesce(events.anonymous_id)
-    events = events.mutate(_distinct_id=distinct_id)
-    joined = events.left_join(ids, events._distinct_id == ids.alias_id)
+    return _with_person(events, identity_map(store, project_id, as_of))
+
+
+def _with_person(t: ir.Table, ids: ir.Table) -> ir.Table:
+    """Adds person_id to rows with user_id and anonymous_id."""
+    t = t.mutate(_distinct_id=t.user_id.coalesce(t.anonymous_id))
+    joined = t.left_join(ids, t._distinct_id == ids.alias_id)
     return joined.mutate(person_id=joined.user_id_right.coalesce(joined._distinct_id)).drop(
         "_distinct_id", "alias_id", "user_id_right"
     )
+
+
+def has_rollups(store: Store) -> bool:
+    """False for a lake exported before rollups existed (and for read-only old files)."""
+    return schema.ROLLUPS in set(store.con.list_tables())
+
+
+def resolved_daily_rows(store: Store, project_id: str, as_of: datetime,
+                        boundaries: Iterable[datetime]) -> ir.Table:
+    """Every event known at as_of as daily rows (store/rollups.py) with person_id: what
+    counts, distinct days and first/last times are computed from without a raw scan."""
+    rows = daily_rows(store.table(schema.EVENTS), store.table(schema.ROLLUPS), project_id,
+                      as_of, boundaries)
+    return _with_person(rows, identity_map(store, project_id, as_of))
 
 
 def latest_traits(
