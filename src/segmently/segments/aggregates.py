@@ -222,24 +222,16 @@ class Aggregates:
     def _daily_table(self, store: Store, project_id: str, person: str | None,
                      daily: list[Agg]) -> ir.Table:
         bounds = {b for a in daily for b in (a.span.start, a.span.end) if b is not None}
-        d = resolved_daily_rows(store, project_id, self.as_of, bounds)
-        if person is not None:
-            d = d.filter(d.person_id == person)
+        d = resolved_daily_rows(store, project_id, self.as_of, bounds, person)
         return d.group_by("person_id").aggregate(
             **{FIRST_SEEN: d.first_ts.min(), LAST_SEEN: d.last_ts.max()},
             **{self.aggs[a]: self._daily_expr(d, a) for a in daily})
-
-    def _raw_events(self, store: Store, project_id: str, person: str | None) -> ir.Table:
-        events = resolved_events(store, project_id, self.as_of)
-        if person is not None:
-            events = events.filter(events.person_id == person)
-        return events
 
     def _raw_table(self, store: Store, project_id: str, person: str | None,
                    raw: list[Agg]) -> ir.Table:
         """Everything from raw events: known users over all history, aggregates over the
         widest window only."""
-        e = self._raw_events(store, project_id, person)
+        e = resolved_events(store, project_id, self.as_of, person)
         if self._needs_first_seen(raw):
             e = e.mutate(_first=e.timestamp.min().over(group_by=e.person_id))
         base = {FIRST_SEEN: e.timestamp.min(), LAST_SEEN: e.timestamp.max()}
@@ -254,7 +246,7 @@ class Aggregates:
     def _join_raw(self, t: ir.Table, store: Store, project_id: str, person: str | None,
                   raw: list[Agg]) -> ir.Table:
         """The aggregates rollups cannot answer, over the raw events they can match."""
-        e = self._raw_events(store, project_id, person)
+        e = resolved_events(store, project_id, self.as_of, person)
         names = _event_names(raw)
         if names is not None:
             e = e.filter(e.event.isin(sorted(names)))

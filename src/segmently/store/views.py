@@ -35,22 +35,29 @@ def identity_map(store: Store, project_id: str, as_of: datetime | None = None) -
     return latest.filter(latest._rank == 0).select("alias_id", "user_id")
 
 
-def resolved_events(store: Store, project_id: str, as_of: datetime | None = None) -> ir.Table:
-    """Events with `person_id`: the identified user an event belongs to.
+def resolved_events(store: Store, project_id: str, as_of: datetime | None = None,
+                    person: str | None = None) -> ir.Table:
+    """Events with `person_id`: the identified user an event belongs to (only `person`'s,
+    when given).
 
     person_id = the user an id was merged into, else user_id, else anonymous_id.
     """
     events = _known(store.table(schema.EVENTS), project_id, as_of, "timestamp")
-    return _with_person(events, identity_map(store, project_id, as_of))
+    return _with_person(events, identity_map(store, project_id, as_of), person)
 
 
-def _with_person(t: ir.Table, ids: ir.Table) -> ir.Table:
-    """Adds person_id to rows with user_id and anonymous_id."""
+def _with_person(t: ir.Table, ids: ir.Table, person: str | None = None) -> ir.Table:
+    """Adds person_id to rows with user_id and anonymous_id. For one person, the rows of
+    its own id and of the ids merged into it are picked first, so only those are joined."""
     t = t.mutate(_distinct_id=t.user_id.coalesce(t.anonymous_id))
+    if person is not None:
+        merged = ids.filter(ids.user_id == person).alias_id
+        t = t.filter((t._distinct_id == person) | t._distinct_id.isin(merged))
     joined = t.left_join(ids, t._distinct_id == ids.alias_id)
-    return joined.mutate(person_id=joined.user_id_right.coalesce(joined._distinct_id)).drop(
+    joined = joined.mutate(person_id=joined.user_id_right.coalesce(joined._distinct_id)).drop(
         "_distinct_id", "alias_id", "user_id_right"
     )
+    return joined if person is None else joined.filter(joined.person_id == person)
 
 
 def has_rollups(store: Store) -> bool:
@@ -59,12 +66,12 @@ def has_rollups(store: Store) -> bool:
 
 
 def resolved_daily_rows(store: Store, project_id: str, as_of: datetime,
-                        boundaries: Iterable[datetime]) -> ir.Table:
+                        boundaries: Iterable[datetime], person: str | None = None) -> ir.Table:
     """Every event known at as_of as daily rows (store/rollups.py) with person_id: what
     counts, distinct days and first/last times are computed from without a raw scan."""
     rows = daily_rows(store.table(schema.EVENTS), store.table(schema.ROLLUPS), project_id,
                       as_of, boundaries)
-    return _with_person(rows, identity_map(store, project_id, as_of))
+    return _with_person(rows, identity_map(store, project_id, as_of), person)
 
 
 def latest_traits(
