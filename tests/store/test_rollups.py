@@ -196,3 +196,25 @@ def test_rollups_give_the_raw_answer(drawn: list[tuple[Any, ...]], rules: list[d
                    .sort_by([("segment", "ascending"), ("user_id", "ascending")]).to_pylist()
                    for on in (True, False)]
     assert answers[0] == answers[1]
+
+
+def test_compaction_merges_finished_days_and_changes_no_answer(store: Store) -> None:
+    # live traffic: ann's views of 29 March arrive in three commits on that day, one more
+    # arrives today (31 March), so only the finished day is merged
+    for i, hour in enumerate((9, 10, 11)):
+        store.append("p", [track(f"v{i}", "ann", "viewed", datetime(2026, 3, 29, hour))],
+                     received_at=datetime(2026, 3, 29, hour, 5))
+    store.append("p", [track("v3", "ann", "viewed", datetime(2026, 3, 29, 23))],
+                 received_at=datetime(2026, 3, 31, 8))
+    rule = {"r": {"kind": "performed", "event": "viewed", "at_least": 4,
+                  "window": {"last": 3}}}
+    before = counts(store, AS_OF, **rule)
+    assert store.compact_rollups(now=AS_OF) == 1
+    assert store.compact_rollups(now=AS_OF) == 0  # each day once
+    t = store.table("event_rollups").order_by("received_day")
+    assert t.select("day", "received_day", "n", "first_ts", "last_ts").to_pyarrow().to_pylist() == [
+        {"day": day(datetime(2026, 3, 29)), "received_day": day(datetime(2026, 3, 29)), "n": 3,
+         "first_ts": datetime(2026, 3, 29, 9), "last_ts": datetime(2026, 3, 29, 11)},
+        {"day": day(datetime(2026, 3, 29)), "received_day": day(AS_OF), "n": 1,
+         "first_ts": datetime(2026, 3, 29, 23), "last_ts": datetime(2026, 3, 29, 23)}]
+    assert counts(store, AS_OF, **rule) == before == {"r": {"ann"}}

@@ -114,3 +114,13 @@ def daily_rows(events: ir.Table, rollups: ir.Table, project_id: str, as_of: date
     r = r.select(*DAILY_COLUMNS)
     return r.union(raw.select(*DAILY_COLUMNS).cast(r.schema()))
 
+
+
+# -- compaction ----------------------------------------------------------------------------
+def compaction_rows(rollups: ir.Table, received_day: int) -> ir.Table:
+    """One row per key for a receive day. Live traffic writes a key's events in many
+    commits, so a day arrives as about one rollup row per event; merged, as few as there are
+    (user, event, day) keys. Sums, minimums and maximums make it the same data."""
+    r = rollups.filter(rollups.received_day == received_day)
+    return r.group_by(KEYS).aggregate(n=r.n.sum().cast("int64"), first_ts=r.first_ts.min(),
+                                      last_ts=r.last_ts.max())

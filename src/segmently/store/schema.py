@@ -21,6 +21,7 @@ IDENTITIES = "identities"
 ACCOUNT_LINKS = "account_links"
 PROJECTS = "projects"
 ROLLUPS = "event_rollups"
+COMPACTIONS = "rollup_compactions"
 
 EVENTS_SCHEMA = ibis.schema(
     {
@@ -104,6 +105,11 @@ ROLLUPS_SCHEMA = ibis.schema(
     }
 )
 
+# The receive days whose rollup rows were merged (store/rollups.py, Store.compact_rollups).
+COMPACTIONS_SCHEMA = ibis.schema(
+    {"received_day": dt.Int32(nullable=False), "compacted_at": dt.Timestamp(nullable=False)}
+)
+
 TABLES: dict[str, ibis.Schema] = {
     EVENTS: EVENTS_SCHEMA,
     TRAITS: TRAITS_SCHEMA,
@@ -111,4 +117,5 @@ TABLES: dict[str, ibis.Schema] = {
     ACCOUNT_LINKS: ACCOUNT_LINKS_SCHEMA,
     PROJECTS: PROJECTS_SCHEMA,
     ROLLUPS: ROLLUPS_SCHEMA,
+    COMPACTIONS: COMPACTIONS_SCHEMA,
 }
