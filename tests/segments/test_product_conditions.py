@@ -1,13 +1,15 @@
 """Every product condition kind (conditions.py) on a hand-checked log, on every engine.
 
 as_of is Tuesday 31 March 2026 00:00 UTC; `at(d, h)` is d days before as_of, plus h hours.
-Known users: ann, bob, cat, dan, eve, fay (gus exists only in data received after as_of).
+Known users: ann, bob, cat, dan, eve, fay, hal (gus exists only in data received after
+as_of).
 Expected members are worked out by hand from the log below (comments say why), never from
 the engine's output. The log is loaded once per engine for the module.
 
 Accounts at as_of: acme = {ann, bob} (group calls), beta = {cat (group call), dan (an
 event carrying account_id)}, gamma = {eve} (moved from acme), fay none (her group call
-arrived late).
+arrived late), delta = {hal} (his group call was made as an anonymous visitor, later
+merged into hal).
 """
 
 from __future__ import annotations
@@ -48,9 +50,9 @@ def identify(user: str, when: datetime, **traits: Any) -> Message:
                    timestamp=when, source="native", user_id=user, traits=traits)
 
 
-def group(user: str, account: str, when: datetime) -> Message:
+def group(user: str | None, account: str, when: datetime, anon: str | None = None) -> Message:
     return Message(message_id=f"m{next(_ids)}", type="group", event="$group", timestamp=when,
-                   source="native", user_id=user, account_id=account)
+                   source="native", user_id=user, anonymous_id=anon, account_id=account)
 
 
 def nps(user: str, score: Any, when: datetime, survey: str | None = None) -> Message:
@@ -159,6 +161,10 @@ LOG = [
     track("fay", "trial_started", at(3)),
     track("fay", "invite_sent", at(1)),
     track("fay", "invite_accepted", AS_OF),  # at as_of: never seen
+    # hal: joined delta as an anonymous visitor, then identified (no activity of his own)
+    group(None, "delta", at(3), anon="anon-h"),
+    Message(message_id="hal-id", type="identify", event="$identify", timestamp=at(2),
+            source="native", user_id="hal", alias_id="anon-h"),
 ]
 LATE_LOG = [  # received after as_of: none of it is known then
     track("gus", "report_viewed", at(1)),
@@ -169,7 +175,7 @@ LATE_LOG = [  # received after as_of: none of it is known then
     group("fay", "acme", at(1)),
     track("fay", "trial_converted", at(1)),
 ]
-USERS = {"ann", "bob", "cat", "dan", "eve", "fay"}
+USERS = {"ann", "bob", "cat", "dan", "eve", "fay", "hal"}
 
 
 def load(store: Store) -> None:
@@ -244,13 +250,13 @@ def survey(**kw: Any) -> dict[str, Any]:
 
 FEEDBACK_CASES = [
     # latest valid NPS: ann 4 (15 ignored), bob 8 ("8"; the late 10 unknown), cat 10 ("abc"
-    # ignored), eve 8 (the 10 at as_of unseen); dan (7.5) and fay have none
+    # ignored), eve 8 (the 10 at as_of unseen); dan (7.5), fay, hal have none
     ({"kind": "nps", "category": "promoter"}, {"cat"}),
     ({"kind": "nps", "category": "passive"}, {"bob", "eve"}),
     ({"kind": "nps", "category": "detractor"}, {"ann"}),
     ({"kind": "nps", "op": "le", "value": 6}, {"ann"}),
     ({"kind": "nps", "op": "between", "value": [8, 10]}, {"bob", "cat", "eve"}),
-    ({"not": {"kind": "nps", "op": "ge", "value": 0}}, {"dan", "fay"}),
+    ({"not": {"kind": "nps", "op": "ge", "value": 0}}, {"dan", "fay", "hal"}),
     # onboarding_easy: ann "no" then "yes"; bob "yes" then an answer without a value;
     # cat only a null answer
     (survey(op="eq", value="yes"), {"ann", "bob"}),
@@ -273,11 +279,11 @@ def test_feedback(loaded: Store) -> None:
 
 BILLING_CASES = [
     # latest plan: ann enterprise, bob growth, cat "Growth", dan starter (growth came late),
-    # eve and fay none (eve's is at as_of)
+    # eve, fay and hal none (eve's is at as_of)
     ({"kind": "plan", "is": "growth"}, {"bob"}),
     ({"kind": "plan", "in": ["growth", "enterprise"]}, {"ann", "bob"}),
     ({"kind": "plan", "is": "Growth"}, {"cat"}),
-    ({"not": {"kind": "plan", "in": ["growth", "enterprise"]}}, {"cat", "dan", "eve", "fay"}),
+    ({"not": {"kind": "plan", "in": ["growth", "enterprise"]}}, {"cat", "dan", "eve", "fay", "hal"}),
     # ann converted; bob on trial; cat cancelled then started again; dan converted at the
     # start instant; eve's conversion is at as_of and fay's arrived late
     ({"kind": "on_trial"}, {"bob", "cat", "eve", "fay"}),
@@ -337,16 +343,17 @@ PROMOTER = {"kind": "nps", "category": "promoter"}  # cat
 TRIAL = {"kind": "on_trial"}  # bob, cat, eve, fay
 
 ACCOUNT_CASES = [
-    # acme {ann, bob}: bob on trial; beta {cat, dan}: cat; gamma {eve}: eve; fay: no account
+    # acme {ann, bob}: bob on trial; beta {cat, dan}: cat; gamma {eve}: eve; delta {hal}:
+    # nobody; fay: no account
     (account("any", TRIAL), {"ann", "bob", "cat", "dan", "eve"}),
     (account("all", TRIAL), {"eve"}),
-    (account("none", TRIAL), set()),
+    (account("none", TRIAL), {"hal"}),
     (account("any", PROMOTER), {"cat", "dan"}),
-    (account("none", PROMOTER), {"ann", "bob", "eve"}),  # fay has no account: never
+    (account("none", PROMOTER), {"ann", "bob", "eve", "hal"}),  # fay has no account: never
     (account("all", PROMOTER), set()),
     # every user with an account matches `all: []`; nobody matches `any: []`
-    (account("all", {"all": []}), {"ann", "bob", "cat", "dan", "eve"}),
-    (account("none", {"any": []}), {"ann", "bob", "cat", "dan", "eve"}),
+    (account("all", {"all": []}), {"ann", "bob", "cat", "dan", "eve", "hal"}),
+    (account("none", {"any": []}), {"ann", "bob", "cat", "dan", "eve", "hal"}),
     (account("all", {"kind": "missed_payments", "window": LAST30}), {"ann", "bob"}),
 ]
 
