@@ -23,7 +23,7 @@ import pytest
 
 from segmently.profile.config import Feature, Milestone, Vocabulary
 from segmently.profile.matchers import EventMatcher, PropertyFilter
-from segmently.segments import evaluate, explain
+from segmently.segments import RuleError, evaluate, explain, parse_rule
 from segmently.store import Message, Store
 
 from conftest import ENGINES, open_engine_store
@@ -242,6 +242,12 @@ VOCABULARY_CASES = [
 
 def test_features_milestones_and_stages(loaded: Store) -> None:
     check(loaded, VOCABULARY_CASES)
+
+
+def test_repeated_features_are_refused() -> None:
+    # [reports, reports] would need 2 distinct features used out of 1: never true
+    with pytest.raises(RuleError, match="features must be distinct"):
+        parse_rule(feature(features=["reports", "reports"]))
 
 
 def survey(**kw: Any) -> dict[str, Any]:
