@@ -147,6 +147,7 @@ LOG = [
     group("eve", "acme", at(20)),
     group("eve", "gamma", at(5)),
     identify("eve", AS_OF, plan="enterprise"),  # at as_of: never seen
+    answer("eve", AS_OF, answer="yes"),  # at as_of: never seen
     nps("eve", 8, at(4)),
     nps("eve", 10, AS_OF),  # at as_of: never seen
     track("eve", "trial_started", at(2)),
@@ -264,12 +265,12 @@ FEEDBACK_CASES = [
     ({"kind": "nps", "op": "between", "value": [8, 10]}, {"bob", "cat", "eve"}),
     ({"not": {"kind": "nps", "op": "ge", "value": 0}}, {"dan", "fay", "hal"}),
     # onboarding_easy: ann "no" then "yes"; bob "yes" then an answer without a value;
-    # cat only a null answer
+    # cat only a null answer; eve's answer is at as_of
     (survey(op="eq", value="yes"), {"ann", "bob"}),
     (survey(), {"ann", "bob"}),
     (survey(op="eq", value="no"), set()),
     (survey(op="ne", value="yes"), set()),
-    # the last 5 days hold ann's "yes" and bob's empty answer only
+    # the last 5 days hold ann's "yes" and bob's empty answer only (no answer: bob is out)
     (survey(op="eq", value="yes", window={"last": 5}), {"ann"}),
     (survey(op="eq", value="no", window={"between": [at(11), at(5)]}), {"ann"}),
     # NPS answers answer the question named by their survey property, with their score

@@ -178,8 +178,9 @@ class SurveyAnswer(_Strict):
 
     An answer is any event whose `question` property equals `question`, its value in the
     `answer` property; an `nps_submitted` event answers the question named by its `survey`
-    property (e.g. nps-2026-03), its value in `score`. Of all answers to the question (in
-    the window), the latest one counts; an answer without a value is no answer.
+    property (e.g. nps-2026-03), its value in `score`. An answer without a value (the
+    property missing or JSON null: a skipped question) is no answer and is passed over: of
+    the other answers to the question in the window, the latest one counts.
     """
 
     kind: Literal["survey_answer"]
