@@ -282,7 +282,7 @@ def main() -> None:
     scratch = where / "scratch"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
-    base = {"dir": str(where), "project_id": project_id(where / DB), "as_of": args.end,
+    base = {"dir": str(where.resolve()), "project_id": project_id(where / DB), "as_of": args.end,
             "repeat": args.repeat}
     loads = {"start": load_average()}
     figures: dict[str, dict[str, Any]] = {}

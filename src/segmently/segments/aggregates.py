@@ -139,10 +139,7 @@ class Aggregates:
 
     def table(self, store: Store, project_id: str, person: str | None = None) -> ir.Table:
         """One row per known user: person_id, first/last seen, every aggregate, every trait."""
-        events = resolved_events(store, project_id, self.as_of)
-        if person is not None:
-            events = events.filter(events.person_id == person)
-        e = events
+        e = resolved_events(store, project_id, self.as_of, person)
         if self._needs_first_seen():
             e = e.mutate(_first=e.timestamp.min().over(group_by=e.person_id))
         base = {FIRST_SEEN: e.timestamp.min(), LAST_SEEN: e.timestamp.max()}
