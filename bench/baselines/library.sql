@@ -9,6 +9,7 @@
 -- * windows are half-open [as_of - N days, as_of); a day is a UTC calendar day;
 -- * "active" means a track, page or screen event; "sessions" are $page events;
 -- * the plan is the user's latest `plan` trait (a plain set beats a set_once);
+-- * a number is a JSON number or a string spelling one ("9", " 8 ", "1e1"; not "inf");
 -- * every segment is true or false, never NULL.
 WITH links AS (
     SELECT alias_id, user_id
@@ -79,7 +80,9 @@ per_person AS (
         min(ts) FILTER (WHERE event = 'data_source_connected') AS source_at,
         min(ts) FILTER (WHERE event = 'first_report_created') AS first_report_at,
         -- feedback and billing
-        avg(TRY_CAST(json_extract_string(properties, '$.score') AS DOUBLE))
+        avg(CASE WHEN regexp_full_match(json_extract_string(properties, '$.score'),
+                                        '\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*')
+                 THEN json_extract_string(properties, '$.score')::DOUBLE END)
             FILTER (WHERE event = 'nps_submitted' AND ts >= $as_of - INTERVAL 12 MONTH) AS nps,
         count(*) FILTER (WHERE event = 'payment_failed' AND ts >= $as_of - INTERVAL 30 DAY) AS failed_30
     FROM ev

@@ -11,6 +11,8 @@ boolean column per segment, like bench/baselines/library.sql.
 from __future__ import annotations
 
 import json
+import math
+import re
 from datetime import datetime, timedelta
 
 import duckdb
@@ -20,6 +22,7 @@ ACTIVITY_TYPES = ("track", "page", "screen")
 CORE = ("report_viewed", "dashboard_viewed", "report_created")
 SESSION = "$page"
 NOT_PAID = ("trial", "cancelled", "trial_expired")
+NUMBER = re.compile(r"\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*")
 
 
 def load(con: duckdb.DuckDBPyConnection, project_id: str, table: str,
@@ -59,6 +62,16 @@ def plan_at(traits: pd.DataFrame, links: pd.Series, as_of: datetime) -> pd.Serie
         lambda v: v if isinstance(v, str) or v is None else json.dumps(v))
 
 
+def number(value: object) -> float:
+    """A JSON number, or a string spelling one ("9", " 8 ", "1e1"); else NaN (booleans,
+    "inf", "nine", null are not numbers)."""
+    if isinstance(value, bool) or value is None:
+        return math.nan
+    if isinstance(value, int | float):
+        return float(value)
+    return float(value) if isinstance(value, str) and NUMBER.fullmatch(value) else math.nan
+
+
 class People:
     """Per-person aggregates over the resolved events, each reindexed to every person."""
 
@@ -94,8 +107,7 @@ class People:
     def nps_average(self) -> pd.Series:
         e = self.e[self.named("nps_submitted")
                    & (self.e.timestamp >= pd.Timestamp(self.as_of) - pd.DateOffset(months=12))]
-        score = pd.to_numeric(e.properties.map(lambda p: json.loads(p).get("score")),
-                              errors="coerce")
+        score = e.properties.map(lambda p: number(json.loads(p).get("score")))
         return score.groupby(e.person).mean().reindex(self.index)
 
 
