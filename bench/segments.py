@@ -60,6 +60,7 @@ def dataset(args: argparse.Namespace) -> Path:
         return where
     shutil.rmtree(where, ignore_errors=True)
     where.mkdir(parents=True)
+    from rich.console import Console
     from rich.progress import Progress
 
     from segmently.demo import DemoOptions, run_demo
@@ -68,7 +69,8 @@ def dataset(args: argparse.Namespace) -> Path:
 
     options = DemoOptions(users=args.users, days=args.days, seed=args.seed,
                           end=datetime.fromisoformat(args.end))
-    with Progress() as bar, Store(f"duckdb:///{where.resolve() / DB}") as store:
+    with Progress(console=Console(stderr=True)) as bar, \
+            Store(f"duckdb:///{where.resolve() / DB}") as store:
         task = bar.add_task(f"demo data, {args.users:,} users", total=args.users)
         report = run_demo(store, options, PROJECT,
                           progress=lambda users, _: bar.update(task, completed=users))
