@@ -92,3 +92,29 @@ def test_hostile_names_are_literals(loaded: Store) -> None:
     assert schema.EVENTS in loaded.con.list_tables()
     out = explain(loaded, "p", segs[EVIL], "bob", AS_OF)
     assert out.sentence.startswith(f"{EVIL} (where {EVIL} in")
+
+
+def test_explain_reads_the_persons_aliases(store: Store) -> None:
+    """Explain narrows the events to one person's ids before resolving them: events under
+    an anonymous id count for the user it was merged into, and an alias merged into one
+    user then moved to another counts only for the second (its latest link)."""
+    def page(mid: str, anon: str, at: datetime) -> Message:
+        return Message(message_id=mid, type="page", event="$page", timestamp=at,
+                       source="native", anonymous_id=anon)
+
+    def merge(mid: str, user: str, anon: str, at: datetime) -> Message:
+        return Message(message_id=mid, type="identify", event="$identify", timestamp=at,
+                       source="native", user_id=user, alias_id=anon)
+
+    store.append("p", [
+        page("1", "anon-1", AS_OF - 5 * DAY), page("2", "anon-1", AS_OF - 4 * DAY),
+        page("3", "anon-2", AS_OF - 3 * DAY), page("4", "anon-2", AS_OF - 3 * DAY),
+        page("5", "anon-2", AS_OF - 3 * DAY),
+        merge("6", "cat", "anon-1", AS_OF - 4 * DAY), merge("7", "cat", "anon-2", AS_OF - 3 * DAY),
+        merge("8", "dan", "anon-2", AS_OF - 2 * DAY),
+    ], received_at=datetime(2026, 1, 1))
+    rule = {"kind": "performed", "event": "$page", "window": {"last": 30}}
+    assert explain(store, "p", rule, "cat", AS_OF).observed == {"count": 2}
+    assert explain(store, "p", rule, "dan", AS_OF).observed == {"count": 3}
+    with pytest.raises(UnknownUserError):
+        explain(store, "p", rule, "anon-2", AS_OF)

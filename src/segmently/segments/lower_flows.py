@@ -39,9 +39,7 @@ if TYPE_CHECKING:
 def events_in_span(store: Store, project_id: str, as_of: datetime, person: str | None,
                    span: Span) -> ir.Table:
     """The resolved events known at as_of inside a window (optionally of one person)."""
-    e = resolved_events(store, project_id, as_of)
-    if person is not None:
-        e = e.filter(e.person_id == person)
+    e = resolved_events(store, project_id, as_of, person)
     if span.first_seen_days is not None:
         e = e.mutate(_first=e.timestamp.min().over(group_by=e.person_id))
         e = e.filter(e.timestamp < e._first + ibis.interval(days=span.first_seen_days))

@@ -1,0 +1,354 @@
+"""Segment evaluation: the built-in library in Segmently, hand-written SQL and pandas.
+
+    python bench/segments.py [--users 100000] [--days 90] [--seed 42] [--end 2026-03-01]
+                             [--data-dir bench/data] [--pandas-max-events 20000000]
+                             [--repeat 1] [--explain 50] [--new-events 1000000] [--json]
+
+1. Data: the demo product (`segmently demo`, ~98 events per user over 90 days: the default
+   100,000 users give ~10M events, `--users 1000000` ~98M), generated once into
+   `<data-dir>/demo-u<users>-d<days>-s<seed>-e<end>/` (segmently.duckdb and the workspace
+   segmently.yaml) and reused by later runs.
+2. Evaluation at as_of = the demo's end, each side in its own child process (its peak RSS
+   is its own): Segmently (`service.evaluation` of the workspace's library, to Arrow),
+   the hand-written DuckDB SQL of bench/baselines/library.sql, and the pandas
+   implementation of bench/baselines/pandas_library.py (skipped above
+   `--pandas-max-events`). The member sets are compared per segment; a difference is
+   printed and the script exits 1.
+3. Explain: `service.explain_member` for `--explain` (segment, member) pairs: median, p95.
+4. Refresh, on a copy of the data: `service.refresh` at as_of (the first snapshot), then
+   `--new-events` new events are appended (recent track/page/screen events copied `d`
+   days later with new message ids, `d` whole days chosen so the copy has that many) and
+   `service.refresh` runs again at as_of + d days.
+
+Times are wall-clock inside the child, around the work only (not interpreter start or
+imports); `--repeat` runs each evaluation that many times in its child and keeps the best.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+HERE = Path(__file__).resolve().parent
+SQL = HERE / "baselines" / "library.sql"
+DB, WORKSPACE, DONE = "segmently.duckdb", "segmently.yaml", "complete.json"
+PROJECT = "demo"
+SIDES = ("segmently", "sql", "pandas")
+
+
+# -- data ----------------------------------------------------------------------------------
+def dataset(args: argparse.Namespace) -> Path:
+    """The demo data directory for these options, generated when not cached."""
+    where = Path(args.data_dir) / f"demo-u{args.users}-d{args.days}-s{args.seed}-e{args.end}"
+    if (where / DONE).exists():
+        return where
+    shutil.rmtree(where, ignore_errors=True)
+    where.mkdir(parents=True)
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from segmently.demo import DemoOptions, run_demo
+    from segmently.demo.workspace import write_workspace
+    from segmently.store import Store
+
+    options = DemoOptions(users=args.users, days=args.days, seed=args.seed,
+                          end=datetime.fromisoformat(args.end))
+    with Progress(console=Console(stderr=True)) as bar, \
+            Store(f"duckdb:///{where.resolve() / DB}") as store:
+        task = bar.add_task(f"demo data, {args.users:,} users", total=args.users)
+        report = run_demo(store, options, PROJECT,
+                          progress=lambda users, _: bar.update(task, completed=users))
+    write_workspace(where / WORKSPACE, PROJECT)
+    (where / DONE).write_text(json.dumps({"events": report.summary.events,
+                                          "users": report.summary.users,
+                                          "seconds": round(report.seconds, 1)}))
+    return where
+
+
+def project_id(db: Path) -> str:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute("SELECT project_id FROM projects WHERE name = ?",
+                           [PROJECT]).fetchone()[0]
+
+
+# -- the sides, each run in a child process -----------------------------------------------
+def timed(work: Callable[[], pa.Table], repeat: int) -> tuple[pa.Table, list[float]]:
+    times, table = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        table = work()
+        times.append(time.perf_counter() - t0)
+    assert table is not None
+    return table, times
+
+
+def run_segmently(c: dict[str, Any]) -> tuple[pa.Table, list[float]]:
+    from segmently.segments import service
+    from segmently.segments.workspace import load_workspace
+    from segmently.store import Store
+
+    workspace = load_workspace(Path(c["dir"]) / WORKSPACE)
+    with Store(f"duckdb:///{Path(c['dir']) / DB}", read_only=True) as store:
+        return timed(lambda: service.wide(service.evaluation(
+            store, c["project_id"], workspace, c["as_of"])).to_pyarrow(), c["repeat"])
+
+
+def run_sql(c: dict[str, Any]) -> tuple[pa.Table, list[float]]:
+    sql = SQL.read_text()
+    params = {"project_id": c["project_id"], "as_of": datetime.fromisoformat(c["as_of"])}
+    with duckdb.connect(str(Path(c["dir"]) / DB), read_only=True) as con:
+        return timed(lambda: con.execute(sql, params).to_arrow_table(), c["repeat"])
+
+
+def run_pandas(c: dict[str, Any]) -> tuple[pa.Table, list[float]]:
+    sys.path.insert(0, str(HERE))
+    from baselines.pandas_library import library
+
+    as_of = datetime.fromisoformat(c["as_of"])
+    with duckdb.connect(str(Path(c["dir"]) / DB), read_only=True) as con:
+        return timed(lambda: pa.Table.from_pandas(library(con, c["project_id"], as_of),
+                                                  preserve_index=False), c["repeat"])
+
+
+def run_explain(c: dict[str, Any]) -> dict[str, Any]:
+    from segmently.segments import service
+    from segmently.segments.workspace import load_workspace
+    from segmently.store import Store
+
+    workspace = load_workspace(Path(c["dir"]) / WORKSPACE)
+    times, wrong = [], []
+    with Store(f"duckdb:///{Path(c['dir']) / DB}", read_only=True) as store:
+        for i, (segment, user) in enumerate([c["pairs"][0], *c["pairs"]]):
+            t0 = time.perf_counter()
+            why = service.explain_member(store, c["project_id"], workspace, segment, user,
+                                         c["as_of"])
+            if i:  # the first call is a warm-up (imports, first compile)
+                times.append(time.perf_counter() - t0)
+            if not why.truth:
+                wrong.append(f"{segment}/{user}")
+    times.sort()
+    return {"median_ms": statistics.median(times) * 1e3,
+            "p95_ms": times[max(math.ceil(0.95 * len(times)) - 1, 0)] * 1e3,
+            "max_ms": times[-1] * 1e3, "calls": len(times), "explained_out": wrong}
+
+
+def new_events(store: Any, project: str, as_of: datetime, wanted: int) -> tuple[pa.Table, int]:
+    """`wanted` recent activity events copied `d` whole days later with new message ids:
+    the traffic of the next d days, as if it had just arrived."""
+    from segmently.store import schema
+    from segmently.store.rows import ARROW_SCHEMAS
+
+    con = store.con.con  # the DuckDB connection under the Ibis backend
+    week = con.execute("SELECT count(*) FROM events WHERE project_id = ? AND timestamp >= ? "
+                       "AND timestamp < ?", [project, as_of - timedelta(days=7), as_of]
+                       ).fetchone()[0]
+    days = max(math.ceil(wanted / max(week / 7, 1)), 1)
+    rows = con.execute(
+        "SELECT * REPLACE ('bench-' || message_id AS message_id, "
+        "timestamp + to_days(?) AS timestamp, received_at + to_days(?) AS received_at) "
+        "FROM events WHERE project_id = ? AND timestamp >= ? AND timestamp < ? "
+        "AND type IN ('track', 'page', 'screen') LIMIT ?",
+        [days, days, project, as_of - timedelta(days=days), as_of, wanted]).to_arrow_table()
+    return rows.select(ARROW_SCHEMAS[schema.EVENTS].names).cast(
+        ARROW_SCHEMAS[schema.EVENTS]), days
+
+
+def run_refresh(c: dict[str, Any]) -> dict[str, Any]:
+    from segmently.segments import service
+    from segmently.segments.workspace import load_workspace
+    from segmently.store import RowBatch, Store, schema
+    from segmently.store.rows import ARROW_SCHEMAS
+
+    workspace = load_workspace(Path(c["dir"]) / WORKSPACE)
+    as_of = datetime.fromisoformat(c["as_of"])
+    out: dict[str, Any] = {}
+    with Store(f"duckdb:///{c['copy']}") as store:
+        t0 = time.perf_counter()
+        service.refresh(store, c["project_id"], workspace, as_of)
+        out["first_s"] = time.perf_counter() - t0
+        rows, days = new_events(store, c["project_id"], as_of, c["new_events"])
+        empty = {n: ARROW_SCHEMAS[n].empty_table()
+                 for n in (schema.TRAITS, schema.IDENTITIES, schema.ACCOUNT_LINKS)}
+        t0 = time.perf_counter()
+        store.append_new_rows(c["project_id"], RowBatch(
+            events=rows, traits=empty[schema.TRAITS], identities=empty[schema.IDENTITIES],
+            account_links=empty[schema.ACCOUNT_LINKS]))
+        out["append_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        results = service.refresh(store, c["project_id"], workspace,
+                                  as_of + timedelta(days=days))
+        out["after_s"] = time.perf_counter() - t0
+    out.update(new_events=rows.num_rows, days=days,
+               changed=sum(r.entered + r.exited for r in results))
+    return out
+
+
+def child(side: str, config: dict[str, Any]) -> None:
+    """Run one side, write its members to config["out"], print its figures as JSON."""
+    if side in SIDES:
+        run = {"segmently": run_segmently, "sql": run_sql, "pandas": run_pandas}[side]
+        table, times = run(config)
+        pq.write_table(table, config["out"])
+        result: dict[str, Any] = {"seconds": min(times), "all": times, "users": table.num_rows}
+    else:
+        result = {"explain": run_explain, "refresh": run_refresh}[side](config)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def spawn(side: str, config: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, __file__, "--child", side, json.dumps(config)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{side} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# -- comparing -----------------------------------------------------------------------------
+def member_sets(path: Path) -> dict[str, set[str]]:
+    t = pq.read_table(path)
+    users = t["user_id"].to_pylist()
+    return {name: {u for u, m in zip(users, t[name].to_pylist(), strict=True) if m}
+            for name in t.column_names if name != "user_id"}
+
+
+def differences(results: dict[str, dict[str, set[str]]]) -> list[str]:
+    """One line per (segment, pair of sides) that disagree, with a few example users."""
+    lines = []
+    ref = results["segmently"]
+    for side, sets in results.items():
+        if side == "segmently":
+            continue
+        for name in sorted(set(ref) | set(sets)):
+            if name not in ref or name not in sets:
+                lines.append(f"{name}: only computed by {'segmently' if name in ref else side}")
+                continue
+            ours, theirs = ref[name] - sets[name], sets[name] - ref[name]
+            if ours or theirs:
+                lines.append(f"{name}: segmently vs {side}: {len(ours)} only in segmently "
+                             f"{sorted(ours)[:5]}, {len(theirs)} only in {side} "
+                             f"{sorted(theirs)[:5]}")
+    return lines
+
+
+def explain_pairs(sets: dict[str, set[str]], n: int, seed: int) -> list[tuple[str, str]]:
+    """n (segment, member) pairs, cycling over the non-empty segments."""
+    rng = random.Random(seed)
+    names = [name for name, members in sets.items() if members]
+    return [(name, rng.choice(sorted(sets[name]))) for name in
+            (names[i % len(names)] for i in range(n))] if names else []
+
+
+# -- main ----------------------------------------------------------------------------------
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--users", type=int, default=100_000)
+    ap.add_argument("--days", type=int, default=90)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--end", default="2026-03-01", help="the demo's end, also the as_of")
+    ap.add_argument("--data-dir", default=str(HERE / "data"))
+    ap.add_argument("--pandas-max-events", type=int, default=20_000_000)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--explain", type=int, default=50)
+    ap.add_argument("--new-events", type=int, default=1_000_000)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(args.child[0], json.loads(args.child[1]))
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    where = dataset(args)
+    info = json.loads((where / DONE).read_text())
+    scratch = where / "scratch"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    base = {"dir": str(where.resolve()), "project_id": project_id(where / DB), "as_of": args.end,
+            "repeat": args.repeat}
+    loads = {"start": load_average()}
+    figures: dict[str, dict[str, Any]] = {}
+    for side in SIDES:
+        if side == "pandas" and info["events"] > args.pandas_max_events:
+            console.print(f"pandas skipped: {info['events']:,} events > --pandas-max-events")
+            continue
+        with console.status(f"evaluating the library: {side}"):
+            figures[side] = spawn(side, {**base, "out": str(scratch / f"{side}.parquet")})
+    sets = {side: member_sets(scratch / f"{side}.parquet") for side in figures}
+    with console.status("explain"):
+        pairs = explain_pairs(sets["segmently"], args.explain, args.seed)
+        figures["explain"] = spawn("explain", {**base, "pairs": pairs})
+    if args.new_events:
+        with console.status("refresh (copying the data first)"):
+            shutil.copy(where / DB, scratch / DB)
+            figures["refresh"] = spawn("refresh", {**base, "copy": str(scratch / DB),
+                                                   "new_events": args.new_events})
+    loads["end"] = load_average()
+    shutil.rmtree(scratch, ignore_errors=True)
+    wrong = differences(sets)
+    report(args, info, figures, sets["segmently"], wrong, loads)
+    if args.json:
+        print(json.dumps({"data": info, "loadavg": loads, "disagreements": wrong, **figures},
+                         default=str))
+    raise SystemExit(1 if wrong else 0)
+
+
+def report(args: argparse.Namespace, info: dict[str, Any], f: dict[str, dict[str, Any]],
+           sizes: dict[str, set[str]], wrong: list[str], loads: dict[str, str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"{info['users']:,} users, {info['events']:,} events; as_of {args.end}; "
+                  f"load average {loads['start']} at the start, {loads['end']} at the end")
+    t = Table("side", "seconds", "peak RSS MB", "users")
+    for side in SIDES:
+        if side in f:
+            t.add_row(side, f"{f[side]['seconds']:.2f}", f"{f[side]['peak_rss_mb']:.0f}",
+                      f"{f[side]['users']:,}")
+    console.print(t)
+    seg = f["segmently"]["seconds"]
+    console.print(f"segmently / sql = {seg / f['sql']['seconds']:.2f}"
+                  + (f"; pandas / segmently = {f['pandas']['seconds'] / seg:.1f}"
+                     if "pandas" in f else "")
+                  + f"; {info['events'] / seg / 1e6:.1f} M events/s")
+    console.print("sizes: " + ", ".join(f"{n} {len(m):,}" for n, m in sizes.items()))
+    e = f["explain"]
+    console.print(f"explain ({e['calls']} users): median {e['median_ms']:.0f} ms, "
+                  f"p95 {e['p95_ms']:.0f} ms, max {e['max_ms']:.0f} ms, peak RSS "
+                  f"{e['peak_rss_mb']:.0f} MB" + (f"; NOT members: {e['explained_out']}"
+                                                   if e["explained_out"] else ""))
+    if "refresh" in f:
+        r = f["refresh"]
+        console.print(f"refresh: first {r['first_s']:.2f} s; {r['new_events']:,} new events "
+                      f"({r['days']} days later) appended in {r['append_s']:.2f} s; refresh "
+                      f"after them {r['after_s']:.2f} s ({r['changed']:,} transitions); peak "
+                      f"RSS {r['peak_rss_mb']:.0f} MB")
+    for line in wrong:
+        console.print(f"[red]DISAGREE[/red] {line}", highlight=False)
+    console.print("[green]all sides agree[/green]" if not wrong else
+                  f"[red]{len(wrong)} disagreement(s)[/red]")
+
+
+if __name__ == "__main__":
+    main()
