@@ -44,6 +44,8 @@ class Lowerer(ProductConditions):
         self.segments = dict(segments or {})
         self._segment_nodes: dict[str, Node] = {}
         self._stack: list[str] = []
+        self._metrics = {}
+        self._joined = {}
 
     # -- segments and references -----------------------------------------------------
     def segment(self, name: str) -> Node:
