@@ -15,8 +15,7 @@ merged into hal).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
-from datetime import timezone
+from datetime import datetime, timedelta, timezone
 from itertools import count
 from typing import Any, NamedTuple
 
@@ -46,9 +45,10 @@ def track(user: str, event: str, when: datetime, account: str | None = None,
                    source="native", user_id=user, account_id=account, properties=props)
 
 
-def identify(user: str, when: datetime, **traits: Any) -> Message:
+def identify(user: str, when: datetime, alias: str | None = None, **traits: Any) -> Message:
     return Message(message_id=f"m{next(_ids)}", type="identify", event="$identify",
-                   timestamp=when, source="native", user_id=user, traits=traits)
+                   timestamp=when, source="native", user_id=user, alias_id=alias,
+                   traits=traits or None)
 
 
 def group(user: str | None, account: str, when: datetime, anon: str | None = None) -> Message:
@@ -165,8 +165,7 @@ LOG = [
     track("fay", "invite_accepted", AS_OF),  # at as_of: never seen
     # hal: joined delta as an anonymous visitor, then identified (no activity of his own)
     group(None, "delta", at(3), anon="anon-h"),
-    Message(message_id="hal-id", type="identify", event="$identify", timestamp=at(2),
-            source="native", user_id="hal", alias_id="anon-h"),
+    identify("hal", at(2), alias="anon-h"),
 ]
 LATE_LOG = [  # received after as_of: none of it is known then
     track("gus", "report_viewed", at(1)),
@@ -419,7 +418,11 @@ EXPLAIN_CASES = [
     ("bob", seq(SENT, ACCEPTED | {"within_hours": 1}), False, ["reached step 1 of 2"]),
     ("ann", account("none", PROMOTER), True, ["0 of the account's 2 users match"]),
     ("fay", account("none", PROMOTER), False, ["no account"]),
-    ("bob", survey(op="eq", value="yes"), True, ['onboarding_easy', '"yes"']),
+    ("hal", account("all", {"all": []}), True, ["1 of the account's 1 users match"]),
+    ("bob", survey(op="eq", value="yes"), True,
+     ["latest answer to 'onboarding_easy' ever: \"yes\""]),
+    ("bob", metric("nps_score", percentile={"top": 25}), False,
+     ["nps_score is 8", "with 1 of 4 users above", "needs the top 25%"]),
 ]
 
 
