@@ -55,3 +55,6 @@ def test_refresh_fills_the_index_and_ticks_never_overlap(store: Store) -> None:
     answers.append(refresher.tick())  # runs: refreshes every project at "now"
     assert answers == [False, True]
     assert snap.snapshots(store, pid, "did_a").count().to_pyarrow().as_py() == 2
+    # the tick merged the rollups of the (past) day the events arrived on
+    merged = store.table("rollup_compactions").received_day.to_pyarrow().to_pylist()
+    assert merged == [((T - timedelta(minutes=1)) - datetime(1970, 1, 1)).days]

@@ -9,16 +9,20 @@ import ibis.expr.types as ir
 
 from segmently.profile.literals import f64
 from segmently.store import Store, schema
-from segmently.store.views import resolved_events
+from segmently.store.views import identity_map, resolved_events
 
 
 def user_accounts(store: Store, project_id: str, as_of: datetime) -> ir.Table:
     """person_id -> account_id: the latest account a user was linked to by a group call,
-    else the account on their latest event that carried one."""
+    else the account on their latest event that carried one. A group call made under an
+    anonymous or previous id belongs to the person that id was merged into (as events do)."""
     links = store.table(schema.ACCOUNT_LINKS)
     links = links.filter(links.project_id == project_id, links.received_at <= as_of,
                          links.linked_at < as_of)
-    linked = links.group_by(person_id=links.user_id).aggregate(
+    ids = identity_map(store, project_id, as_of)
+    links = links.left_join(ids, links.user_id == ids.alias_id)
+    links = links.mutate(person_id=links.user_id_right.coalesce(links.user_id))
+    linked = links.group_by("person_id").aggregate(
         account_id=links.account_id.argmax(links.linked_at.epoch_seconds()))
     e = resolved_events(store, project_id, as_of)
     e = e.filter(e.account_id.notnull())

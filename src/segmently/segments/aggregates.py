@@ -10,9 +10,10 @@ events in a window is still a user, with count 0.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 import ibis
 import ibis.expr.types as ir
@@ -22,12 +23,18 @@ from segmently.profile.matchers import EventMatcher, any_of
 from segmently.profile.jsonvalues import number_at, string_at
 from segmently.segments.windows import Span
 from segmently.store import Store
-from segmently.store.views import latest_traits, resolved_events
+from segmently.store.views import (
+    has_rollups,
+    latest_traits,
+    resolved_daily_rows,
+    resolved_events,
+)
 
 SECONDS_PER_DAY = 86_400
 ACTIVITY_TYPES = ("track", "page", "screen")  # identify/group/alias manage data
 # aggregates that are 0, not unknown, over no events
 ZERO_WHEN_EMPTY = frozenset({"count", "distinct_day", "distinct_week", "sum", "distinct"})
+DAILY_FNS = frozenset({"count", "distinct_day", "distinct_week", "first_ts", "last_ts"})
 FIRST_SEEN, LAST_SEEN = "_first_seen", "_last_seen"
 
 
@@ -46,6 +53,42 @@ class Agg:
     match: str | None = None
     prop: str | None = None
     activity: bool = False
+
+
+@lru_cache(maxsize=1024)
+def _matchers(match: str) -> tuple[EventMatcher, ...]:
+    if match.startswith("["):
+        return tuple(EventMatcher.model_validate(m) for m in json.loads(match))
+    return (EventMatcher.model_validate_json(match),)
+
+
+def _by_name_only(match: str | None) -> bool:
+    """Events picked by name alone (no property filter): what daily rollups can count."""
+    return match is None or not any(m.where for m in _matchers(match))
+
+
+def _event_names(aggs: Iterable[Agg]) -> set[str] | None:
+    """Every event name the aggregates can match; None when one matches any event."""
+    names: set[str] = set()
+    for a in aggs:
+        if a.match is None:
+            return None
+        names.update(m.event for m in _matchers(a.match))
+    return names
+
+
+def _widest_start(aggs: Iterable[Agg]) -> datetime | None:
+    starts = [a.span.start for a in aggs]
+    if not starts or any(s is None for s in starts):
+        return None
+    return min(s for s in starts if s is not None)
+
+
+def _distinct_days(day: ir.NumericValue, fn: str, cond: ir.BooleanValue) -> ir.IntegerValue:
+    if fn == "distinct_day":
+        return day.nunique(where=cond)
+    return ((day + 3) / 7).floor().nunique(where=cond)  # weeks start on Monday (1970-01-01
+    # was a Thursday)
 
 
 def matcher_key(m: EventMatcher) -> str:
@@ -73,6 +116,7 @@ class Aggregates:
     traits: dict[str, str] = field(default_factory=dict)
     vocabulary: Vocabulary = field(default_factory=Vocabulary)
     joins: dict[Hashable, JoinBuilder] = field(default_factory=dict)
+    use_rollups: bool = True  # False: every aggregate from raw events (tests compare both)
 
     def column(self, agg: Agg) -> str:
         """The column name of an aggregate (generated: no user text in identifiers)."""
@@ -86,44 +130,41 @@ class Aggregates:
         self.joins.setdefault(key, build)
 
     # -- building ------------------------------------------------------------------------
-    def _widest_start(self) -> datetime | None:
-        starts = [a.span.start for a in self.aggs]
-        if not starts or any(s is None for s in starts):
-            return None
-        return min(s for s in starts if s is not None)
+    def _needs_first_seen(self, aggs: Iterable[Agg]) -> bool:
+        return any(a.span.first_seen_days is not None for a in aggs)
 
-    def _needs_first_seen(self) -> bool:
-        return any(a.span.first_seen_days is not None for a in self.aggs)
-
-    def _in_span(self, e: ir.Table, span: Span) -> ir.BooleanValue:
+    def _in_span(self, ts: ir.TimestampValue, first: ir.Value | None,
+                 span: Span) -> ir.BooleanValue:
         cond: ir.BooleanValue = ibis.literal(True)
         if span.start is not None:
-            cond &= e.timestamp >= ibis.literal(span.start, type="timestamp")
+            cond &= ts >= ibis.literal(span.start, type="timestamp")
         if span.end is not None and span.end < self.as_of:
-            cond &= e.timestamp < ibis.literal(span.end, type="timestamp")
-        if span.first_seen_days is not None:
-            cond &= e.timestamp < e._first + ibis.interval(days=span.first_seen_days)
+            cond &= ts < ibis.literal(span.end, type="timestamp")
+        if span.first_seen_days is not None and first is not None:
+            cond &= ts < first + ibis.interval(days=span.first_seen_days)
         return cond
 
     def _matches(self, e: ir.Table, match: str | None) -> ir.BooleanValue:
         if match is None:
             return ibis.literal(True)
-        if match.startswith("["):
-            return any_of([EventMatcher.model_validate(m) for m in json.loads(match)], e)
-        return EventMatcher.model_validate_json(match).expr(e)
+        return any_of(_matchers(match), e)
 
-    def _expr(self, e: ir.Table, a: Agg) -> ir.Value:
-        cond = self._in_span(e, a.span) & self._matches(e, a.match)
+    def _cond(self, e: ir.Table, a: Agg, ts: ir.TimestampValue) -> ir.BooleanValue:
+        first = e._first if a.span.first_seen_days is not None else None
+        cond = self._in_span(ts, first, a.span) & self._matches(e, a.match)
         if a.activity:
             cond &= e.type.isin(ACTIVITY_TYPES)
+        return cond
+
+    def _expr(self, e: ir.Table, a: Agg) -> ir.Value:
+        """An aggregate over raw events (one row per event)."""
+        cond = self._cond(e, a, e.timestamp)
         day = (e.timestamp.epoch_seconds() / SECONDS_PER_DAY).floor()
         match a.fn:
             case "count":
                 return e.count(where=cond)
-            case "distinct_day":
-                return day.nunique(where=cond)
-            case "distinct_week":  # weeks start on Monday (1970-01-01 was a Thursday)
-                return ((day + 3) / 7).floor().nunique(where=cond)
+            case "distinct_day" | "distinct_week":
+                return _distinct_days(day, a.fn, cond)
             case "first_ts":
                 return e.timestamp.min(where=cond)
             case "last_ts":
@@ -137,22 +178,37 @@ class Aggregates:
         return {"sum": number.sum, "avg": number.mean, "min": number.min,
                 "max": number.max}[a.fn](where=cond)
 
+    def _daily_expr(self, d: ir.Table, a: Agg) -> ir.Value:
+        """The same aggregate over daily rows (store/rollups.py): a row stands for `n`
+        events of one day, all on the same side of every window boundary."""
+        cond = self._cond(d, a, d.first_ts)
+        match a.fn:
+            case "count":
+                return d.n.sum(where=cond)
+            case "distinct_day" | "distinct_week":
+                return _distinct_days(d.day, a.fn, cond)
+            case "first_ts":
+                return d.first_ts.min(where=cond)
+        return d.last_ts.max(where=cond)
+
     def table(self, store: Store, project_id: str, person: str | None = None) -> ir.Table:
-        """One row per known user: person_id, first/last seen, every aggregate, every trait."""
-        e = resolved_events(store, project_id, self.as_of, person)
-        if self._needs_first_seen():
-            e = e.mutate(_first=e.timestamp.min().over(group_by=e.person_id))
-        base = {FIRST_SEEN: e.timestamp.min(), LAST_SEEN: e.timestamp.max()}
-        start = self._widest_start()
-        if start is None:  # everything in one pass over all history
-            aggs = {name: self._expr(e, a) for a, name in self.aggs.items()}
-            t = e.group_by("person_id").aggregate(**base, **aggs)
-        else:  # known users over all history, aggregates over the widest window only
-            users = e.group_by("person_id").aggregate(**base)
-            w = e.filter(e.timestamp >= ibis.literal(start, type="timestamp"))
-            aggs = {name: self._expr(w, a) for a, name in self.aggs.items()}
-            per_user = w.group_by(_p=w.person_id).aggregate(**aggs)
-            t = users.left_join(per_user, users.person_id == per_user._p).drop("_p")
+        """One row per known user: person_id, first/last seen, every aggregate, every trait.
+
+        Aggregates that daily rollups can answer (counts, distinct days and weeks, first and
+        last times of events picked by name, in windows fixed to as_of) are computed in one
+        pass over the rollup rows; the others in one pass over the raw events of their
+        widest window and names, joined on."""
+        daily = [a for a in self.aggs if self.use_rollups and a.fn in DAILY_FNS
+                 and a.span.first_seen_days is None and _by_name_only(a.match)]
+        if daily and not has_rollups(store):
+            daily = []
+        raw = [a for a in self.aggs if a not in daily]
+        if daily:
+            t = self._daily_table(store, project_id, person, daily)
+            if raw:
+                t = self._join_raw(t, store, project_id, person, raw)
+        else:
+            t = self._raw_table(store, project_id, person, raw)
         fills = {name: t[name].fill_null(0) for a, name in self.aggs.items()
                  if a.fn in ZERO_WHEN_EMPTY}
         if fills:
@@ -162,6 +218,49 @@ class Aggregates:
             side = build(store, project_id, person)
             t = t.left_join(side, t.person_id == side._p).drop("_p")
         return t
+
+    def _daily_table(self, store: Store, project_id: str, person: str | None,
+                     daily: list[Agg]) -> ir.Table:
+        bounds = {b for a in daily for b in (a.span.start, a.span.end) if b is not None}
+        d = resolved_daily_rows(store, project_id, self.as_of, bounds, person)
+        return d.group_by("person_id").aggregate(
+            **{FIRST_SEEN: d.first_ts.min(), LAST_SEEN: d.last_ts.max()},
+            **{self.aggs[a]: self._daily_expr(d, a) for a in daily})
+
+    def _raw_table(self, store: Store, project_id: str, person: str | None,
+                   raw: list[Agg]) -> ir.Table:
+        """Everything from raw events: known users over all history, aggregates over the
+        widest window only."""
+        e = resolved_events(store, project_id, self.as_of, person)
+        if self._needs_first_seen(raw):
+            e = e.mutate(_first=e.timestamp.min().over(group_by=e.person_id))
+        base = {FIRST_SEEN: e.timestamp.min(), LAST_SEEN: e.timestamp.max()}
+        start = _widest_start(raw)
+        if start is None:  # everything in one pass over all history
+            return e.group_by("person_id").aggregate(
+                **base, **{self.aggs[a]: self._expr(e, a) for a in raw})
+        users = e.group_by("person_id").aggregate(**base)
+        side = self._raw_aggregates(e, raw, start)
+        return users.left_join(side, users.person_id == side._p).drop("_p")
+
+    def _join_raw(self, t: ir.Table, store: Store, project_id: str, person: str | None,
+                  raw: list[Agg]) -> ir.Table:
+        """The aggregates rollups cannot answer, over the raw events they can match."""
+        e = resolved_events(store, project_id, self.as_of, person)
+        names = _event_names(raw)
+        if names is not None:
+            e = e.filter(e.event.isin(sorted(names)))
+        if self._needs_first_seen(raw):
+            seen = t.select(_q=t.person_id, _first=t[FIRST_SEEN])
+            e = e.inner_join(seen, e.person_id == seen._q).drop("_q")
+        side = self._raw_aggregates(e, raw, _widest_start(raw))
+        return t.left_join(side, t.person_id == side._p).drop("_p")
+
+    def _raw_aggregates(self, e: ir.Table, raw: list[Agg], start: datetime | None) -> ir.Table:
+        if start is not None:
+            e = e.filter(e.timestamp >= ibis.literal(start, type="timestamp"))
+        return e.group_by(_p=e.person_id).aggregate(
+            **{self.aggs[a]: self._expr(e, a) for a in raw})
 
     def _with_traits(self, t: ir.Table, store: Store, project_id: str,
                      person: str | None) -> ir.Table:

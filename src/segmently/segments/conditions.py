@@ -113,7 +113,8 @@ class Metric(_Strict):
 
 class UsedFeature(_Strict):
     """Used a declared feature (any of its events, track/page/screen) in the window; or,
-    with `features`, used at least `at_least` (default: all) of them, each at least once."""
+    with `features` (distinct names), used at least `at_least` (default: all) of them, each
+    at least once."""
 
     kind: Literal["used_feature"]
     feature: str | None = Field(default=None, min_length=1, max_length=128)
@@ -125,6 +126,8 @@ class UsedFeature(_Strict):
     def _one(self) -> UsedFeature:
         if (self.feature is None) == (self.features is None):
             raise ValueError("give exactly one of feature, features")
+        if self.features is not None and len(set(self.features)) < len(self.features):
+            raise ValueError("features must be distinct")  # else "all of them" never holds
         if self.at_least is not None and (self.features is None
                                           or self.at_least > len(self.features)):
             raise ValueError("at_least goes with features and must not exceed their number")
@@ -175,8 +178,9 @@ class SurveyAnswer(_Strict):
 
     An answer is any event whose `question` property equals `question`, its value in the
     `answer` property; an `nps_submitted` event answers the question named by its `survey`
-    property (e.g. nps-2026-03), its value in `score`. Of all answers to the question (in
-    the window), the latest one counts; an answer without a value is no answer.
+    property (e.g. nps-2026-03), its value in `score`. An answer without a value (the
+    property missing or JSON null: a skipped question) is no answer and is passed over: of
+    the other answers to the question in the window, the latest one counts.
     """
 
     kind: Literal["survey_answer"]

@@ -81,15 +81,18 @@ def evaluate(
     as_of: datetime | None = None,
     only: Iterable[str] | None = None,
     vocabulary: Vocabulary | None = None,
+    rollups: bool = True,
 ) -> Evaluation:
     """Evaluate `only` (default: all) of `segments`; references resolve within `segments`.
 
     `vocabulary` (the workspace's features, milestones and scores) is what used_feature,
     reached_milestone, journey_stage and metric conditions read; the profile table is
-    joined in only when a rule has a metric condition."""
+    joined in only when a rule has a metric condition. `rollups=False` computes every
+    aggregate from raw events (the same answer, slower: for tests and benchmarks)."""
     rules = as_rules(segments)
     as_of = to_utc(as_of) if as_of is not None else utcnow()
-    aggs = Aggregates(as_of, engine_of(store), vocabulary=vocabulary or Vocabulary())
+    aggs = Aggregates(as_of, engine_of(store), vocabulary=vocabulary or Vocabulary(),
+                      use_rollups=rollups)
     lowerer = Lowerer(aggs, rules)
     names = list(only) if only is not None else list(rules)
     for name in rules:  # every definition is checked, even those not asked for

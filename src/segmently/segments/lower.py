@@ -22,7 +22,7 @@ from segmently.profile.matchers import EventMatcher, compare
 from segmently.segments import rules as r
 from segmently.segments.aggregates import LAST_SEEN, Agg, Aggregates, matcher_key
 from segmently.segments.errors import SegmentReferenceError
-from segmently.segments.lower_product import ProductConditions
+from segmently.segments.lower_product import ProductConditions, in_span
 from segmently.segments.nodes import (
     _OP_WORDS,
     Node,
@@ -44,6 +44,8 @@ class Lowerer(ProductConditions):
         self.segments = dict(segments or {})
         self._segment_nodes: dict[str, Node] = {}
         self._stack: list[str] = []
+        self._metrics = {}
+        self._joined = {}
 
     # -- segments and references -----------------------------------------------------
     def segment(self, name: str) -> Node:
@@ -175,19 +177,8 @@ class Lowerer(ProductConditions):
         col = self.aggs.column(Agg("first_ts", Span(), matcher_key(m)))
         span = span_of(c.window, self.as_of)
         win = describe(c.window)
-
-        def truth(t: ir.Table) -> ir.BooleanValue:
-            first = t[col]
-            if span.first_seen_days is not None:
-                return (first < t._first_seen + ibis.interval(days=span.first_seen_days)).fill_null(False)
-            cond = first.notnull()
-            if span.start is not None:
-                cond &= first >= ibis.literal(span.start, type="timestamp")
-            if span.end is not None:
-                cond &= first < ibis.literal(span.end, type="timestamp")
-            return cond.fill_null(False)
-
-        return Node("first_performed", f"first {_event_label(c)} {win}", truth,
+        return Node("first_performed", f"first {_event_label(c)} {win}",
+                    lambda t: in_span(t[col], span, t._first_seen),
                     lambda t: {"first": t[col]},
                     lambda o: f"first {_event_label(c)}: "
                               f"{o['first'].isoformat(sep=' ') if o['first'] else 'never'}; "

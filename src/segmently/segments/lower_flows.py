@@ -16,7 +16,7 @@ predecessor is enough: a later start only makes the next gap shorter.
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -68,11 +68,10 @@ class FlowConditions:
     as_of: datetime
     segments: dict[str, Rule]
     _stack: list[str]
+    _joined: dict[Hashable, str]  # side table key -> its column prefix
 
     def _join_column(self, key: Hashable) -> str:
         """A generated column prefix per side table (no user text in identifiers)."""
-        if not hasattr(self, "_joined"):
-            self._joined: dict[Hashable, str] = {}
         return self._joined.setdefault(key, f"_j{len(self._joined)}")
 
     def lower(self, rule: Rule) -> Node:  # the Lowerer's
@@ -169,5 +168,3 @@ def _step_label(s: c.Step) -> str:
         within = f" within {unit[1]} {unit[0]}"
     return s.event + (f" (where {where})" if where else "") + within
 
-
-_ = Mapping  # re-exported for type checkers of subclasses

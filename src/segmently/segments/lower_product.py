@@ -88,6 +88,7 @@ def _need(op: str, value: Any) -> str:
 class ProductConditions(FlowConditions):
     aggs: Aggregates
     as_of: datetime
+    _metrics: dict[tuple[str, str | None], str]  # (metric, top/bottom or None) -> column
 
     # -- vocabulary ------------------------------------------------------------------
     def _feature(self, name: str) -> Feature:
@@ -294,22 +295,16 @@ class ProductConditions(FlowConditions):
                               + f"; needs {need}")
 
     def _metric_column(self, metric: str, direction: str | None) -> str:
-        wanted = self._metric_cols()
-        name = wanted.setdefault((metric, direction), f"_m{len(wanted)}")
+        name = self._metrics.setdefault((metric, direction), f"_m{len(self._metrics)}")
         self.aggs.join("profile", self._build_metrics)
         return name
-
-    def _metric_cols(self) -> dict[tuple[str, str | None], str]:
-        if not hasattr(self, "_metrics"):
-            self._metrics: dict[tuple[str, str | None], str] = {}
-        return self._metrics
 
     def _build_metrics(self, store: Any, project_id: str, person: str | None) -> ir.Table:
         """The requested profile columns and ranks, for every user (ranks need them all)."""
         users = build_profiles(store, project_id, self.aggs.vocabulary, self.as_of).users
         out = users.select(_p=users.user_id, **{name: users[m] for (m, d), name
-                                                 in self._metric_cols().items() if d is None})
-        for (m, d), name in self._metric_cols().items():
+                                                 in self._metrics.items() if d is None})
+        for (m, d), name in self._metrics.items():
             if d is None:
                 continue
             has = users.filter(users[m].notnull())

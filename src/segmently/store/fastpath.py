@@ -26,20 +26,24 @@ from segmently.store import schema
 
 _ROWS_VIEW = "__segmently_rows"
 _ORDER = "__segmently_i"
+_ROLLED_UP = ("project_id", "user_id", "anonymous_id", "event", "type", "timestamp",
+              "received_at")
 
 # The project's stored message ids, within the dedup window or in all history.
 _RECENT = ("SELECT message_id FROM events WHERE project_id = $project "
            "AND received_at >= $oldest")
 _ALL = "SELECT message_id FROM events WHERE project_id = $project"
 # Every id of the batch is distinct: an anti join keeps the batch's order.
+# RETURNING hands back what was inserted, for the rollups written in the same transaction.
+_RETURNING = " RETURNING " + ", ".join(_ROLLED_UP)
 _NEW = (f"INSERT INTO events BY NAME SELECT s.* FROM {_ROWS_VIEW} s "
-        "ANTI JOIN ({stored}) e USING (message_id)")
+        "ANTI JOIN ({stored}) e USING (message_id)" + _RETURNING)
 # Repeated ids: the first occurrence of each wins, and the batch's order is kept.
 _NEW_FIRST = (f"INSERT INTO events BY NAME SELECT * EXCLUDE ({_ORDER}) FROM "
               f"(SELECT *, row_number() OVER () AS {_ORDER} FROM {_ROWS_VIEW}) s "
               "ANTI JOIN ({stored}) e USING (message_id) "
               f"QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY {_ORDER}) = 1 "
-              f"ORDER BY {_ORDER}")
+              f"ORDER BY {_ORDER}" + _RETURNING)
 
 
 def _quoted(name: str) -> str:
@@ -86,12 +90,13 @@ def insert_arrow(con: BaseBackend, name: str, table: pa.Table) -> None:
 
 
 def insert_new_events(con: BaseBackend, project_id: str, events: pa.Table,
-                      oldest: datetime | None) -> int:
+                      oldest: datetime | None) -> pa.Table:
     """Insert the events whose message id is not stored for the project (received at or
     after `oldest`, or ever when None), the first occurrence of an id repeated inside the
-    batch winning; returns how many were inserted. Call inside a transaction."""
+    batch winning; returns the inserted rows (at least the columns rollups read). Call
+    inside a transaction."""
     if events.num_rows == 0:
-        return 0
+        return events
     unique = len(pc.unique(events["message_id"])) == events.num_rows
     if con.name == "duckdb":
         sql = (_NEW if unique else _NEW_FIRST).format(stored=_ALL if oldest is None else _RECENT)
@@ -99,7 +104,7 @@ def insert_new_events(con: BaseBackend, project_id: str, events: pa.Table,
         raw = con.con
         raw.register(_ROWS_VIEW, events)
         try:
-            return int(raw.execute(sql, params).fetchone()[0])
+            return raw.execute(sql, params).arrow().read_all()
         finally:
             raw.unregister(_ROWS_VIEW)
     seen = seen_message_ids(con, project_id, pc.unique(events["message_id"]), oldest)
@@ -109,7 +114,7 @@ def insert_new_events(con: BaseBackend, project_id: str, events: pa.Table,
         events = first_per_message(events)
     if events.num_rows:
         insert_arrow(con, schema.EVENTS, events)
-    return events.num_rows
+    return events
 
 
 def first_per_message(events: pa.Table) -> pa.Table:

@@ -20,6 +20,8 @@ TRAITS = "traits"
 IDENTITIES = "identities"
 ACCOUNT_LINKS = "account_links"
 PROJECTS = "projects"
+ROLLUPS = "event_rollups"
+COMPACTIONS = "rollup_compactions"
 
 EVENTS_SCHEMA = ibis.schema(
     {
@@ -87,10 +89,33 @@ PROJECTS_SCHEMA = ibis.schema(
     }
 )
 
+# Daily per-user per-event counts, written with the events they count (store/rollups.py).
+ROLLUPS_SCHEMA = ibis.schema(
+    {
+        "project_id": dt.String(nullable=False),
+        "user_id": dt.string,
+        "anonymous_id": dt.string,
+        "event": dt.String(nullable=False),
+        "type": dt.String(nullable=False),
+        "day": dt.Int32(nullable=False),  # days since 1970-01-01 of timestamp, UTC
+        "received_day": dt.Int32(nullable=False),  # the same of received_at
+        "n": dt.Int64(nullable=False),
+        "first_ts": dt.Timestamp(nullable=False),
+        "last_ts": dt.Timestamp(nullable=False),
+    }
+)
+
+# The receive days whose rollup rows were merged (store/rollups.py, Store.compact_rollups).
+COMPACTIONS_SCHEMA = ibis.schema(
+    {"received_day": dt.Int32(nullable=False), "compacted_at": dt.Timestamp(nullable=False)}
+)
+
 TABLES: dict[str, ibis.Schema] = {
     EVENTS: EVENTS_SCHEMA,
     TRAITS: TRAITS_SCHEMA,
     IDENTITIES: IDENTITIES_SCHEMA,
     ACCOUNT_LINKS: ACCOUNT_LINKS_SCHEMA,
     PROJECTS: PROJECTS_SCHEMA,
+    ROLLUPS: ROLLUPS_SCHEMA,
+    COMPACTIONS: COMPACTIONS_SCHEMA,
 }

@@ -20,6 +20,8 @@ from segmently.store.backends import (
     transaction,
 )
 from segmently.store.fastpath import insert_arrow, insert_new_events, seen_message_ids
+from segmently.store.rollups import ARROW_SCHEMA as ROLLUP_ARROW
+from segmently.store.rollups import compaction_rows, day_number, rollup, rollup_expr
 from segmently.store.rows import Message, RowBatch, to_rows
 
 DEFAULT_DEDUP_WINDOW = timedelta(days=7)
@@ -101,7 +103,12 @@ class Store:
         return self._write_lock
 
     def ensure_schema(self) -> None:
+        con = self.backends.get()
+        had_rollups = schema.ROLLUPS in set(con.list_tables())
         self.ensure_tables(schema.TABLES)
+        if not had_rollups:  # a database from before rollups: count what it holds once
+            with self._write_lock, transaction(con):
+                con.insert(schema.ROLLUPS, rollup_expr(con.table(schema.EVENTS)))
 
     def ensure_tables(self, tables: dict[str, ibis.Schema]) -> None:
         """Create the tables that do not exist yet (each stage owns its own tables)."""
@@ -144,11 +151,12 @@ class Store:
             with transaction(con):
                 if derived:  # looked up before the events are in
                     derived = _not_seen(con, project_id, derived, oldest)
-                stored = insert_new_events(con, project_id, events, oldest)
+                new = insert_new_events(con, project_id, events, oldest)
+                derived[schema.ROLLUPS] = rollup(new)
                 for name, table in derived.items():
                     if table.num_rows:
                         insert_arrow(con, name, table)
-        return AppendResult(events.num_rows, stored)
+        return AppendResult(events.num_rows, new.num_rows)
 
     def append_new_rows(self, project_id: str, rows: RowBatch) -> AppendResult:
         """Bulk append WITHOUT the dedup lookup, in one transaction.
@@ -161,10 +169,11 @@ class Store:
         for name, table in rows.tables().items():
             if table.num_rows and not pc.all(pc.equal(table["project_id"], project_id)).as_py():
                 raise ValueError(f"{name} rows of another project than {project_id}")
+        tables = rows.tables() | {schema.ROLLUPS: rollup(rows.events)}
         with self._write_lock:
             con = self.backends.get()
             with transaction(con):
-                for name, table in rows.tables().items():
+                for name, table in tables.items():
                     if table.num_rows:  # not ibis.memtable: Ibis keeps those registered
                         insert_arrow(con, name, table)
         return AppendResult(rows.events.num_rows, rows.events.num_rows)
@@ -181,6 +190,29 @@ class Store:
                 for name, table in tables.items():
                     if table.num_rows:
                         insert_arrow(con, name, table)
+
+    def compact_rollups(self, now: datetime | None = None) -> int:
+        """Merge the rollup rows of every receive day before today's not merged yet (each
+        day once, in its own transaction); returns how many days. Answers never change:
+        only the number of rows evaluations read. Rows written later with a receive day
+        in the past (explicit historical received_at) stay as they are, still correct."""
+        today = day_number(now or utcnow())
+        con = self.backends.get()
+        done = con.table(schema.COMPACTIONS).received_day
+        rollups = con.table(schema.ROLLUPS)
+        pending = rollups.filter(rollups.received_day < today,
+                                 ~rollups.received_day.isin(done)).select("received_day").distinct()
+        days = sorted(pending.to_pyarrow()["received_day"].to_pylist())
+        for day in days:
+            with self._write_lock, transaction(con):
+                merged = compaction_rows(con.table(schema.ROLLUPS), day).to_pyarrow()
+                # a day number we computed, never user text
+                con.raw_sql(f"DELETE FROM {schema.ROLLUPS} WHERE received_day = {int(day)}")
+                insert_arrow(con, schema.ROLLUPS, merged.cast(ROLLUP_ARROW))
+                insert_arrow(con, schema.COMPACTIONS, pa.table(
+                    {"received_day": pa.array([day], pa.int32()),
+                     "compacted_at": pa.array([utcnow()], pa.timestamp("us"))}))
+        return len(days)
 
     def _oldest(self, events: pa.Table) -> datetime | None:
         """Ids received before this are no longer deduplicated against (None: all)."""

@@ -7,12 +7,14 @@ answer reproducible after late data arrives.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 import ibis
 import ibis.expr.types as ir
 
 from segmently.store import schema
+from segmently.store.rollups import daily_rows
 from segmently.store.store import Store
 
 
@@ -35,34 +37,41 @@ def identity_map(store: Store, project_id: str, as_of: datetime | None = None) -
 
 def resolved_events(store: Store, project_id: str, as_of: datetime | None = None,
                     person: str | None = None) -> ir.Table:
-    """Events with `person_id`: the identified user an event belongs to.
+    """Events with `person_id`: the identified user an event belongs to (only `person`'s,
+    when given).
 
     person_id = the user an id was merged into, else user_id, else anonymous_id.
-    With `person`, only that person's events: the rows are first narrowed to the ids that
-    can resolve to them (their own, or an alias ever linked to them), so an engine reads
-    one person's rows instead of resolving every event of the project (explain).
     """
     events = _known(store.table(schema.EVENTS), project_id, as_of, "timestamp")
-    ids = identity_map(store, project_id, as_of)
-    distinct_id = events.user_id.coalesce(events.anonymous_id)
-    events = events.mutate(_distinct_id=distinct_id)
+    return _with_person(events, identity_map(store, project_id, as_of), person)
+
+
+def _with_person(t: ir.Table, ids: ir.Table, person: str | None = None) -> ir.Table:
+    """Adds person_id to rows with user_id and anonymous_id. For one person, the rows of
+    its own id and of the ids merged into it are picked first, so only those are joined."""
+    t = t.mutate(_distinct_id=t.user_id.coalesce(t.anonymous_id))
     if person is not None:
-        events = events.filter(events._distinct_id.isin(_ids_of(store, project_id, as_of,
-                                                                person)))
-    joined = events.left_join(ids, events._distinct_id == ids.alias_id)
-    resolved = joined.mutate(person_id=joined.user_id_right.coalesce(joined._distinct_id)).drop(
+        merged = ids.filter(ids.user_id == person).alias_id
+        t = t.filter((t._distinct_id == person) | t._distinct_id.isin(merged))
+    joined = t.left_join(ids, t._distinct_id == ids.alias_id)
+    joined = joined.mutate(person_id=joined.user_id_right.coalesce(joined._distinct_id)).drop(
         "_distinct_id", "alias_id", "user_id_right"
     )
-    return resolved if person is None else resolved.filter(resolved.person_id == person)
+    return joined if person is None else joined.filter(joined.person_id == person)
 
 
-def _ids_of(store: Store, project_id: str, as_of: datetime | None,
-            person: str) -> ir.Column:
-    """The person's own id and every alias linked to them at as_of (a superset of the ids
-    resolving to them: a later link may have moved an alias on)."""
-    links = _known(store.table(schema.IDENTITIES), project_id, as_of, "linked_at")
-    aliases = links.filter(links.user_id == person).select(id=links.alias_id.cast("string"))
-    return aliases.union(ibis.memtable({"id": [person]}, schema={"id": "string"})).id
+def has_rollups(store: Store) -> bool:
+    """False for a lake exported before rollups existed (and for read-only old files)."""
+    return schema.ROLLUPS in set(store.con.list_tables())
+
+
+def resolved_daily_rows(store: Store, project_id: str, as_of: datetime,
+                        boundaries: Iterable[datetime], person: str | None = None) -> ir.Table:
+    """Every event known at as_of as daily rows (store/rollups.py) with person_id: what
+    counts, distinct days and first/last times are computed from without a raw scan."""
+    rows = daily_rows(store.table(schema.EVENTS), store.table(schema.ROLLUPS), project_id,
+                      as_of, boundaries)
+    return _with_person(rows, identity_map(store, project_id, as_of), person)
 
 
 def latest_traits(
