@@ -7,7 +7,8 @@
 1. Data: the demo product (`segmently demo`, ~98 events per user over 90 days: the default
    100,000 users give ~10M events, `--users 1000000` ~98M), generated once into
    `<data-dir>/demo-u<users>-d<days>-s<seed>-e<end>/` (segmently.duckdb and the workspace
-   segmently.yaml) and reused by later runs.
+   segmently.yaml) and reused by later runs (opened once writable first, which adds the
+   daily rollups a database written before them lacks).
 2. Evaluation at as_of = the demo's end, each side in its own child process (its peak RSS
    is its own): Segmently (`service.evaluation` of the workspace's library, to Arrow),
    the hand-written DuckDB SQL of bench/baselines/library.sql, and the pandas
@@ -57,8 +58,20 @@ SIDES = ("segmently", "sql", "pandas")
 def dataset(args: argparse.Namespace) -> Path:
     """The demo data directory for these options, generated when not cached."""
     where = Path(args.data_dir) / f"demo-u{args.users}-d{args.days}-s{args.seed}-e{args.end}"
-    if (where / DONE).exists():
-        return where
+    if not (where / DONE).exists():
+        generate(args, where)
+    from segmently.store import Store
+
+    with Store(store_url(where)):  # a writable open adds what older data lacks (rollups)
+        pass
+    return where
+
+
+def store_url(where: Path) -> str:
+    return f"duckdb:///{where.resolve() / DB}"
+
+
+def generate(args: argparse.Namespace, where: Path) -> None:
     shutil.rmtree(where, ignore_errors=True)
     where.mkdir(parents=True)
     from rich.console import Console
@@ -70,8 +83,7 @@ def dataset(args: argparse.Namespace) -> Path:
 
     options = DemoOptions(users=args.users, days=args.days, seed=args.seed,
                           end=datetime.fromisoformat(args.end))
-    with Progress(console=Console(stderr=True)) as bar, \
-            Store(f"duckdb:///{where.resolve() / DB}") as store:
+    with Progress(console=Console(stderr=True)) as bar, Store(store_url(where)) as store:
         task = bar.add_task(f"demo data, {args.users:,} users", total=args.users)
         report = run_demo(store, options, PROJECT,
                           progress=lambda users, _: bar.update(task, completed=users))
@@ -79,7 +91,6 @@ def dataset(args: argparse.Namespace) -> Path:
     (where / DONE).write_text(json.dumps({"events": report.summary.events,
                                           "users": report.summary.users,
                                           "seconds": round(report.seconds, 1)}))
-    return where
 
 
 def project_id(db: Path) -> str:
@@ -117,7 +128,7 @@ def run_segmently(c: dict[str, Any]) -> tuple[pa.Table, list[tuple[float, float]
     from segmently.store import Store
 
     workspace = load_workspace(Path(c["dir"]) / WORKSPACE)
-    with Store(f"duckdb:///{Path(c['dir']) / DB}", read_only=True) as store:
+    with Store(store_url(Path(c["dir"])), read_only=True) as store:
         return timed(lambda: service.wide(service.evaluation(
             store, c["project_id"], workspace, c["as_of"])).to_pyarrow(), c["repeat"])
 
@@ -146,7 +157,7 @@ def run_explain(c: dict[str, Any]) -> dict[str, Any]:
 
     workspace = load_workspace(Path(c["dir"]) / WORKSPACE)
     runs, wrong = [], []
-    with Store(f"duckdb:///{Path(c['dir']) / DB}", read_only=True) as store:
+    with Store(store_url(Path(c["dir"])), read_only=True) as store:
         for i, (segment, user) in enumerate([c["pairs"][0], *c["pairs"]]):
             start = clock()
             why = service.explain_member(store, c["project_id"], workspace, segment, user,
@@ -275,8 +286,9 @@ def differences(results: dict[str, dict[str, set[str]]]) -> list[str]:
 def explain_pairs(sets: dict[str, set[str]], n: int, seed: int) -> list[tuple[str, str]]:
     """n (segment, member) pairs, cycling over the non-empty segments."""
     rng = random.Random(seed)
-    names = [name for name, members in sets.items() if members]
-    return [(name, rng.choice(sorted(sets[name]))) for name in
+    members = {name: sorted(users) for name, users in sets.items() if users}
+    names = list(members)
+    return [(name, rng.choice(members[name])) for name in
             (names[i % len(names)] for i in range(n))] if names else []
 
 
