@@ -122,12 +122,21 @@ def timed(work: Callable[[], pa.Table], repeat: int) -> tuple[pa.Table, list[tup
     return table, runs
 
 
+def workspace_of(c: dict[str, Any]) -> Any:
+    from segmently.segments.workspace import load_workspace
+
+    return load_workspace(Path(c["dir"]) / WORKSPACE)
+
+
+def connect(c: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(Path(c["dir"]) / DB), read_only=True)
+
+
 def run_segmently(c: dict[str, Any]) -> tuple[pa.Table, list[tuple[float, float]]]:
     from segmently.segments import service
-    from segmently.segments.workspace import load_workspace
     from segmently.store import Store
 
-    workspace = load_workspace(Path(c["dir"]) / WORKSPACE)
+    workspace = workspace_of(c)
     with Store(store_url(Path(c["dir"])), read_only=True) as store:
         return timed(lambda: service.wide(service.evaluation(
             store, c["project_id"], workspace, c["as_of"])).to_pyarrow(), c["repeat"])
@@ -136,7 +145,7 @@ def run_segmently(c: dict[str, Any]) -> tuple[pa.Table, list[tuple[float, float]
 def run_sql(c: dict[str, Any]) -> tuple[pa.Table, list[tuple[float, float]]]:
     sql = SQL.read_text()
     params = {"project_id": c["project_id"], "as_of": datetime.fromisoformat(c["as_of"])}
-    with duckdb.connect(str(Path(c["dir"]) / DB), read_only=True) as con:
+    with connect(c) as con:
         return timed(lambda: con.execute(sql, params).to_arrow_table(), c["repeat"])
 
 
@@ -145,17 +154,16 @@ def run_pandas(c: dict[str, Any]) -> tuple[pa.Table, list[tuple[float, float]]]:
     from baselines.pandas_library import library
 
     as_of = datetime.fromisoformat(c["as_of"])
-    with duckdb.connect(str(Path(c["dir"]) / DB), read_only=True) as con:
+    with connect(c) as con:
         return timed(lambda: pa.Table.from_pandas(library(con, c["project_id"], as_of),
                                                   preserve_index=False), c["repeat"])
 
 
 def run_explain(c: dict[str, Any]) -> dict[str, Any]:
     from segmently.segments import service
-    from segmently.segments.workspace import load_workspace
     from segmently.store import Store
 
-    workspace = load_workspace(Path(c["dir"]) / WORKSPACE)
+    workspace = workspace_of(c)
     runs, wrong = [], []
     with Store(store_url(Path(c["dir"])), read_only=True) as store:
         for i, (segment, user) in enumerate([c["pairs"][0], *c["pairs"]]):
@@ -196,11 +204,10 @@ def new_events(store: Any, project: str, as_of: datetime, wanted: int) -> tuple[
 
 def run_refresh(c: dict[str, Any]) -> dict[str, Any]:
     from segmently.segments import service
-    from segmently.segments.workspace import load_workspace
     from segmently.store import RowBatch, Store, schema
     from segmently.store.rows import ARROW_SCHEMAS
 
-    workspace = load_workspace(Path(c["dir"]) / WORKSPACE)
+    workspace = workspace_of(c)
     as_of = datetime.fromisoformat(c["as_of"])
     out: dict[str, Any] = {}
     with Store(f"duckdb:///{c['copy']}") as store:

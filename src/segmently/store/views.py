@@ -53,6 +53,8 @@ def _with_person(t: ir.Table, ids: ir.Table, person: str | None = None) -> ir.Ta
     if person is not None:
         merged = ids.filter(ids.user_id == person).select(id=ids.alias_id.cast("string"))
         own = ibis.memtable({"id": [person]}, schema={"id": "string"})
+        # one IN over a union: DuckDB makes it a semi-join that skips the other rows; an
+        # OR of `= person` and `IN (merged)` it cannot push down (every event is resolved)
         t = t.filter(t._distinct_id.isin(merged.union(own).id))
     joined = t.left_join(ids, t._distinct_id == ids.alias_id)
     joined = joined.mutate(person_id=joined.user_id_right.coalesce(joined._distinct_id)).drop(
