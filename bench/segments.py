@@ -7,7 +7,8 @@
 1. Data: the demo product (`segmently demo`, ~98 events per user over 90 days: the default
    100,000 users give ~10M events, `--users 1000000` ~98M), generated once into
    `<data-dir>/demo-u<users>-d<days>-s<seed>-e<end>/` (segmently.duckdb and the workspace
-   segmently.yaml) and reused by later runs.
+   segmently.yaml) and reused by later runs (opened once writable first, which adds the
+   daily rollups a database written before them lacks).
 2. Evaluation at as_of = the demo's end, each side in its own child process (its peak RSS
    is its own): Segmently (`service.evaluation` of the workspace's library, to Arrow),
    the hand-written DuckDB SQL of bench/baselines/library.sql, and the pandas
@@ -20,8 +21,9 @@
    days later with new message ids, `d` whole days chosen so the copy has that many) and
    `service.refresh` runs again at as_of + d days.
 
-Times are wall-clock inside the child, around the work only (not interpreter start or
-imports); `--repeat` runs each evaluation that many times in its child and keeps the best.
+Times are measured inside the child, around the work only (not interpreter start or
+imports): wall clock, and CPU time of the process (all its threads), steadier on a shared
+machine; `--repeat` runs each evaluation that many times in its child and keeps the best.
 """
 
 from __future__ import annotations
@@ -56,8 +58,20 @@ SIDES = ("segmently", "sql", "pandas")
 def dataset(args: argparse.Namespace) -> Path:
     """The demo data directory for these options, generated when not cached."""
     where = Path(args.data_dir) / f"demo-u{args.users}-d{args.days}-s{args.seed}-e{args.end}"
-    if (where / DONE).exists():
-        return where
+    if not (where / DONE).exists():
+        generate(args, where)
+    from segmently.store import Store
+
+    with Store(store_url(where)):  # a writable open adds what older data lacks (rollups)
+        pass
+    return where
+
+
+def store_url(where: Path) -> str:
+    return f"duckdb:///{where.resolve() / DB}"
+
+
+def generate(args: argparse.Namespace, where: Path) -> None:
     shutil.rmtree(where, ignore_errors=True)
     where.mkdir(parents=True)
     from rich.console import Console
@@ -69,8 +83,7 @@ def dataset(args: argparse.Namespace) -> Path:
 
     options = DemoOptions(users=args.users, days=args.days, seed=args.seed,
                           end=datetime.fromisoformat(args.end))
-    with Progress(console=Console(stderr=True)) as bar, \
-            Store(f"duckdb:///{where.resolve() / DB}") as store:
+    with Progress(console=Console(stderr=True)) as bar, Store(store_url(where)) as store:
         task = bar.add_task(f"demo data, {args.users:,} users", total=args.users)
         report = run_demo(store, options, PROJECT,
                           progress=lambda users, _: bar.update(task, completed=users))
@@ -78,7 +91,6 @@ def dataset(args: argparse.Namespace) -> Path:
     (where / DONE).write_text(json.dumps({"events": report.summary.events,
                                           "users": report.summary.users,
                                           "seconds": round(report.seconds, 1)}))
-    return where
 
 
 def project_id(db: Path) -> str:
@@ -88,64 +100,85 @@ def project_id(db: Path) -> str:
 
 
 # -- the sides, each run in a child process -----------------------------------------------
-def timed(work: Callable[[], pa.Table], repeat: int) -> tuple[pa.Table, list[float]]:
-    times, table = [], None
+def clock() -> tuple[float, float]:
+    """(wall, CPU of this process and all its threads) in seconds: on a shared machine the
+    CPU time is the steadier figure, the wall time what a user waits."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return time.perf_counter(), r.ru_utime + r.ru_stime
+
+
+def since(start: tuple[float, float]) -> tuple[float, float]:
+    now = clock()
+    return now[0] - start[0], now[1] - start[1]
+
+
+def timed(work: Callable[[], pa.Table], repeat: int) -> tuple[pa.Table, list[tuple[float, float]]]:
+    runs, table = [], None
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        start = clock()
         table = work()
-        times.append(time.perf_counter() - t0)
+        runs.append(since(start))
     assert table is not None
-    return table, times
+    return table, runs
 
 
-def run_segmently(c: dict[str, Any]) -> tuple[pa.Table, list[float]]:
-    from segmently.segments import service
+def workspace_of(c: dict[str, Any]) -> Any:
     from segmently.segments.workspace import load_workspace
+
+    return load_workspace(Path(c["dir"]) / WORKSPACE)
+
+
+def connect(c: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(Path(c["dir"]) / DB), read_only=True)
+
+
+def run_segmently(c: dict[str, Any]) -> tuple[pa.Table, list[tuple[float, float]]]:
+    from segmently.segments import service
     from segmently.store import Store
 
-    workspace = load_workspace(Path(c["dir"]) / WORKSPACE)
-    with Store(f"duckdb:///{Path(c['dir']) / DB}", read_only=True) as store:
+    workspace = workspace_of(c)
+    with Store(store_url(Path(c["dir"])), read_only=True) as store:
         return timed(lambda: service.wide(service.evaluation(
             store, c["project_id"], workspace, c["as_of"])).to_pyarrow(), c["repeat"])
 
 
-def run_sql(c: dict[str, Any]) -> tuple[pa.Table, list[float]]:
+def run_sql(c: dict[str, Any]) -> tuple[pa.Table, list[tuple[float, float]]]:
     sql = SQL.read_text()
     params = {"project_id": c["project_id"], "as_of": datetime.fromisoformat(c["as_of"])}
-    with duckdb.connect(str(Path(c["dir"]) / DB), read_only=True) as con:
+    with connect(c) as con:
         return timed(lambda: con.execute(sql, params).to_arrow_table(), c["repeat"])
 
 
-def run_pandas(c: dict[str, Any]) -> tuple[pa.Table, list[float]]:
+def run_pandas(c: dict[str, Any]) -> tuple[pa.Table, list[tuple[float, float]]]:
     sys.path.insert(0, str(HERE))
     from baselines.pandas_library import library
 
     as_of = datetime.fromisoformat(c["as_of"])
-    with duckdb.connect(str(Path(c["dir"]) / DB), read_only=True) as con:
+    with connect(c) as con:
         return timed(lambda: pa.Table.from_pandas(library(con, c["project_id"], as_of),
                                                   preserve_index=False), c["repeat"])
 
 
 def run_explain(c: dict[str, Any]) -> dict[str, Any]:
     from segmently.segments import service
-    from segmently.segments.workspace import load_workspace
     from segmently.store import Store
 
-    workspace = load_workspace(Path(c["dir"]) / WORKSPACE)
-    times, wrong = [], []
-    with Store(f"duckdb:///{Path(c['dir']) / DB}", read_only=True) as store:
+    workspace = workspace_of(c)
+    runs, wrong = [], []
+    with Store(store_url(Path(c["dir"])), read_only=True) as store:
         for i, (segment, user) in enumerate([c["pairs"][0], *c["pairs"]]):
-            t0 = time.perf_counter()
+            start = clock()
             why = service.explain_member(store, c["project_id"], workspace, segment, user,
                                          c["as_of"])
             if i:  # the first call is a warm-up (imports, first compile)
-                times.append(time.perf_counter() - t0)
+                runs.append(since(start))
             if not why.truth:
                 wrong.append(f"{segment}/{user}")
-    times.sort()
+    times = sorted(wall for wall, _ in runs)
     return {"median_ms": statistics.median(times) * 1e3,
             "p95_ms": times[max(math.ceil(0.95 * len(times)) - 1, 0)] * 1e3,
-            "max_ms": times[-1] * 1e3, "calls": len(times), "explained_out": wrong}
+            "max_ms": times[-1] * 1e3, "cpu_median_ms": statistics.median(
+                cpu for _, cpu in runs) * 1e3, "calls": len(times), "explained_out": wrong}
 
 
 def new_events(store: Any, project: str, as_of: datetime, wanted: int) -> tuple[pa.Table, int]:
@@ -171,44 +204,54 @@ def new_events(store: Any, project: str, as_of: datetime, wanted: int) -> tuple[
 
 def run_refresh(c: dict[str, Any]) -> dict[str, Any]:
     from segmently.segments import service
-    from segmently.segments.workspace import load_workspace
     from segmently.store import RowBatch, Store, schema
     from segmently.store.rows import ARROW_SCHEMAS
 
-    workspace = load_workspace(Path(c["dir"]) / WORKSPACE)
+    workspace = workspace_of(c)
     as_of = datetime.fromisoformat(c["as_of"])
     out: dict[str, Any] = {}
     with Store(f"duckdb:///{c['copy']}") as store:
-        t0 = time.perf_counter()
+        start = clock()
         service.refresh(store, c["project_id"], workspace, as_of)
-        out["first_s"] = time.perf_counter() - t0
+        out["first_s"], out["first_cpu_s"] = since(start)
         rows, days = new_events(store, c["project_id"], as_of, c["new_events"])
         empty = {n: ARROW_SCHEMAS[n].empty_table()
                  for n in (schema.TRAITS, schema.IDENTITIES, schema.ACCOUNT_LINKS)}
-        t0 = time.perf_counter()
+        start = clock()
         store.append_new_rows(c["project_id"], RowBatch(
             events=rows, traits=empty[schema.TRAITS], identities=empty[schema.IDENTITIES],
             account_links=empty[schema.ACCOUNT_LINKS]))
-        out["append_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        out["append_s"], _ = since(start)
+        start = clock()
         results = service.refresh(store, c["project_id"], workspace,
                                   as_of + timedelta(days=days))
-        out["after_s"] = time.perf_counter() - t0
+        out["after_s"], out["after_cpu_s"] = since(start)
     out.update(new_events=rows.num_rows, days=days,
                changed=sum(r.entered + r.exited for r in results))
     return out
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM: reset by exec, unlike ru_maxrss, which a
+    child inherits from the parent it was forked from)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(side: str, config: dict[str, Any]) -> None:
     """Run one side, write its members to config["out"], print its figures as JSON."""
     if side in SIDES:
         run = {"segmently": run_segmently, "sql": run_sql, "pandas": run_pandas}[side]
-        table, times = run(config)
+        table, runs = run(config)
         pq.write_table(table, config["out"])
-        result: dict[str, Any] = {"seconds": min(times), "all": times, "users": table.num_rows}
+        wall, cpu = min(runs)
+        result: dict[str, Any] = {"seconds": wall, "cpu_seconds": cpu, "runs": runs,
+                                  "users": table.num_rows}
     else:
         result = {"explain": run_explain, "refresh": run_refresh}[side](config)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
 
 
@@ -250,8 +293,9 @@ def differences(results: dict[str, dict[str, set[str]]]) -> list[str]:
 def explain_pairs(sets: dict[str, set[str]], n: int, seed: int) -> list[tuple[str, str]]:
     """n (segment, member) pairs, cycling over the non-empty segments."""
     rng = random.Random(seed)
-    names = [name for name, members in sets.items() if members]
-    return [(name, rng.choice(sorted(sets[name]))) for name in
+    members = {name: sorted(users) for name, users in sets.items() if users}
+    names = list(members)
+    return [(name, rng.choice(members[name])) for name in
             (names[i % len(names)] for i in range(n))] if names else []
 
 
@@ -321,29 +365,32 @@ def report(args: argparse.Namespace, info: dict[str, Any], f: dict[str, dict[str
     console = Console()
     console.print(f"{info['users']:,} users, {info['events']:,} events; as_of {args.end}; "
                   f"load average {loads['start']} at the start, {loads['end']} at the end")
-    t = Table("side", "seconds", "peak RSS MB", "users")
+    t = Table("side", "seconds", "CPU seconds", "peak RSS MB", "users")
     for side in SIDES:
         if side in f:
-            t.add_row(side, f"{f[side]['seconds']:.2f}", f"{f[side]['peak_rss_mb']:.0f}",
-                      f"{f[side]['users']:,}")
+            t.add_row(side, f"{f[side]['seconds']:.2f}", f"{f[side]['cpu_seconds']:.2f}",
+                      f"{f[side]['peak_rss_mb']:.0f}", f"{f[side]['users']:,}")
     console.print(t)
-    seg = f["segmently"]["seconds"]
-    console.print(f"segmently / sql = {seg / f['sql']['seconds']:.2f}"
-                  + (f"; pandas / segmently = {f['pandas']['seconds'] / seg:.1f}"
-                     if "pandas" in f else "")
-                  + f"; {info['events'] / seg / 1e6:.1f} M events/s")
+    for key, what in (("seconds", "wall"), ("cpu_seconds", "CPU")):
+        seg = f["segmently"][key]
+        console.print(f"{what}: segmently / sql = {seg / f['sql'][key]:.2f}"
+                      + (f"; pandas / segmently = {f['pandas'][key] / seg:.1f}"
+                         if "pandas" in f else "")
+                      + f"; {info['events'] / seg / 1e6:.1f} M events/s")
     console.print("sizes: " + ", ".join(f"{n} {len(m):,}" for n, m in sizes.items()))
     e = f["explain"]
     console.print(f"explain ({e['calls']} users): median {e['median_ms']:.0f} ms, "
-                  f"p95 {e['p95_ms']:.0f} ms, max {e['max_ms']:.0f} ms, peak RSS "
+                  f"p95 {e['p95_ms']:.0f} ms, max {e['max_ms']:.0f} ms, median CPU "
+                  f"{e['cpu_median_ms']:.0f} ms, peak RSS "
                   f"{e['peak_rss_mb']:.0f} MB" + (f"; NOT members: {e['explained_out']}"
                                                    if e["explained_out"] else ""))
     if "refresh" in f:
         r = f["refresh"]
-        console.print(f"refresh: first {r['first_s']:.2f} s; {r['new_events']:,} new events "
-                      f"({r['days']} days later) appended in {r['append_s']:.2f} s; refresh "
-                      f"after them {r['after_s']:.2f} s ({r['changed']:,} transitions); peak "
-                      f"RSS {r['peak_rss_mb']:.0f} MB")
+        console.print(f"refresh: first {r['first_s']:.2f} s (CPU {r['first_cpu_s']:.2f} s); "
+                      f"{r['new_events']:,} new events ({r['days']} days later) appended in "
+                      f"{r['append_s']:.2f} s; refresh after them {r['after_s']:.2f} s (CPU "
+                      f"{r['after_cpu_s']:.2f} s, {r['changed']:,} transitions); peak RSS "
+                      f"{r['peak_rss_mb']:.0f} MB")
     for line in wrong:
         console.print(f"[red]DISAGREE[/red] {line}", highlight=False)
     console.print("[green]all sides agree[/green]" if not wrong else

@@ -159,6 +159,10 @@ class Aggregates:
     def _expr(self, e: ir.Table, a: Agg) -> ir.Value:
         """An aggregate over raw events (one row per event)."""
         cond = self._cond(e, a, e.timestamp)
+        # JSON is read only on the rows the aggregate counts: an engine computes an
+        # aggregate's input on every row before its FILTER (over all events, DuckDB spent
+        # ~15% of the library's CPU reading NPS scores out of every event's properties)
+        props = ibis.cases((cond, e.properties), else_=ibis.null("string"))
         day = (e.timestamp.epoch_seconds() / SECONDS_PER_DAY).floor()
         match a.fn:
             case "count":
@@ -170,11 +174,11 @@ class Aggregates:
             case "last_ts":
                 return e.timestamp.max(where=cond)
             case "distinct":  # values read as text: 1 and "1" are one value
-                return string_at(e.properties, a.prop).nunique(where=cond)
+                return string_at(props, a.prop).nunique(where=cond)
             case "latest":  # ties on the same second: any one of them
-                text = string_at(e.properties, a.prop)
+                text = string_at(props, a.prop)
                 return text.argmax(e.timestamp.epoch_seconds(), where=cond & text.notnull())
-        number = number_at(e.properties, a.prop)
+        number = number_at(props, a.prop)
         return {"sum": number.sum, "avg": number.mean, "min": number.min,
                 "max": number.max}[a.fn](where=cond)
 

@@ -51,8 +51,11 @@ def _with_person(t: ir.Table, ids: ir.Table, person: str | None = None) -> ir.Ta
     its own id and of the ids merged into it are picked first, so only those are joined."""
     t = t.mutate(_distinct_id=t.user_id.coalesce(t.anonymous_id))
     if person is not None:
-        merged = ids.filter(ids.user_id == person).alias_id
-        t = t.filter((t._distinct_id == person) | t._distinct_id.isin(merged))
+        merged = ids.filter(ids.user_id == person).select(id=ids.alias_id.cast("string"))
+        own = ibis.memtable({"id": [person]}, schema={"id": "string"})
+        # one IN over a union: DuckDB makes it a semi-join that skips the other rows; an
+        # OR of `= person` and `IN (merged)` it cannot push down (every event is resolved)
+        t = t.filter(t._distinct_id.isin(merged.union(own).id))
     joined = t.left_join(ids, t._distinct_id == ids.alias_id)
     joined = joined.mutate(person_id=joined.user_id_right.coalesce(joined._distinct_id)).drop(
         "_distinct_id", "alias_id", "user_id_right"
