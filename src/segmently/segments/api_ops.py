@@ -49,15 +49,9 @@ def refresh(store: Store, project_id: str, as_of: datetime | None = None
     if not live:
         return []
     ev = evaluate(store, project_id, {n: d.rule for n, d in live.items()}, as_of)
-    wide = ev.table.to_pyarrow()
-    through = data_through(store, project_id, as_of)
-    users = wide["user_id"].to_pylist()
-    results = []
-    for name, column in ev.columns.items():
-        members = {u for u, inside in zip(users, wide[column].to_pylist(), strict=True) if inside}
-        results.append(snap.record(store, project_id, name, members, as_of,
-                                   version=live[name].version, data_through=through))
-    return results
+    return snap.record_all(store, project_id, ev.member_sets(), as_of,
+                           versions={n: d.version for n, d in live.items()},
+                           data_through=data_through(store, project_id, as_of))
 
 
 # -- reading snapshots -------------------------------------------------------------------

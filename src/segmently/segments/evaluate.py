@@ -20,6 +20,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from segmently.profile.config import Vocabulary
 from segmently.segments.aggregates import Aggregates
@@ -66,6 +67,13 @@ class Evaluation:
                              "segment": pa.array([], pa.string()),
                              "member": pa.array([], pa.bool_())})
         return pa.concat_tables(parts)
+
+    def member_sets(self) -> dict[str, set[str]]:
+        """Each segment's members, from one query (what a refresh records)."""
+        wide = self.table.to_pyarrow()
+        users = wide["user_id"]
+        return {name: set(pc.filter(users, pc.fill_null(wide[col], False)).to_pylist())
+                for name, col in self.columns.items()}
 
     def sizes(self) -> dict[str, int]:
         t = self.table

@@ -16,10 +16,10 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from segmently.profile.build import build_profiles
 from segmently.segments import definitions, snapshots
+from segmently.segments.api_ops import data_through
 from segmently.segments.evaluate import Evaluation, evaluate
 from segmently.segments.explain import Explanation, explain
 from segmently.segments.rules import rule_json
@@ -28,7 +28,6 @@ from segmently.segments.windows import to_utc
 from segmently.segments.workspace import Workspace
 from segmently.store import Store, utcnow
 from segmently.store.projects import list_projects
-from segmently.store.views import resolved_events
 
 MAX_BACKFILL_STEPS = 10_000
 
@@ -123,15 +122,10 @@ def explain_member(store: Store, project: str, workspace: Workspace, name: str,
     check_segment(workspace, name)
     rules = workspace.rules()
     try:
-        return explain(store, project, rules[name], user_id, instant(as_of), rules)
+        return explain(store, project, rules[name], user_id, instant(as_of), rules,
+                       vocabulary=workspace)
     except LookupError as exc:
         raise UnknownNameError(str(exc)) from exc
-
-
-def data_through(store: Store, project: str, as_of: datetime) -> datetime | None:
-    """The latest event time that counts at as_of (what the evaluation saw)."""
-    t = resolved_events(store, project, as_of)
-    return t.aggregate(last=t.timestamp.max()).to_pyarrow()["last"][0].as_py()
 
 
 # -- profiles ----------------------------------------------------------------------------
@@ -180,13 +174,6 @@ def user_segments(store: Store, project: str, workspace: Workspace, user_id: str
 
 
 # -- snapshots ---------------------------------------------------------------------------
-def _member_sets(ev: Evaluation) -> dict[str, set[str]]:
-    table = ev.table.to_pyarrow()
-    users = table["user_id"]
-    return {name: set(pc.filter(users, pc.fill_null(table[col], False)).to_pylist())
-            for name, col in ev.columns.items()}
-
-
 def refresh(store: Store, project: str, workspace: Workspace,
             as_of: datetime | None = None) -> list[RefreshResult]:
     """Evaluate every segment once at as_of and store each one's snapshot and the
@@ -199,12 +186,9 @@ def refresh(store: Store, project: str, workspace: Workspace,
     if not workspace.segments:
         return []
     ev = evaluation(store, project, workspace, as_of)
-    sets = _member_sets(ev)
-    through = data_through(store, project, as_of)
     version = definitions.sync_workspace(store, project, workspace).versions
-    return [snapshots.record(store, project, name, members_, as_of, version=version[name],
-                             data_through=through)
-            for name, members_ in sets.items()]
+    return snapshots.record_all(store, project, ev.member_sets(), as_of, versions=version,
+                                data_through=data_through(store, project, as_of))
 
 
 def instants(start: datetime, end: datetime, every: timedelta) -> Iterator[datetime]:

@@ -82,10 +82,6 @@ def members_at(store: Store, project_id: str, segment: str, as_of: datetime) -> 
     return ranked.filter((ranked._r == 0) & (ranked.kind == "entered")).select("user_id")
 
 
-def _ids(expr: ir.Table) -> set[str]:
-    return set(expr.to_pyarrow()["user_id"].to_pylist())
-
-
 def _transition_rows(project_id: str, segment: str, as_of: datetime,
                      entered: set[str], exited: set[str]) -> pa.Table:
     users = sorted(entered) + sorted(exited)
@@ -97,13 +93,86 @@ def _transition_rows(project_id: str, segment: str, as_of: datetime,
     }, schema=_ARROW[TRANSITIONS])
 
 
-def _neighbour(store: Store, project_id: str, segment: str, as_of: datetime,
-               later: bool) -> datetime | None:
-    s = snapshots(store, project_id, segment)
-    s = s.filter(s.as_of > as_of).order_by(s.as_of) if later else (
-        s.filter(s.as_of < as_of).order_by(s.as_of.desc()))
-    found = s.select("as_of").limit(1).to_pyarrow()["as_of"].to_pylist()
-    return found[0] if found else None
+def _neighbours(store: Store, project_id: str, segments: list[str], as_of: datetime
+                ) -> dict[str, dict[str, datetime | None]]:
+    """Per segment: whether a snapshot exists at as_of, and the instants of the previous
+    and the following one (one query for all segments)."""
+    s = snapshots(store, project_id).filter(lambda t: t.segment.isin(segments))
+    at = ibis.literal(as_of, type="timestamp")
+    maybe = s.as_of.cast(dt.timestamp)  # nullable: a segment may have none before or after
+    found = s.group_by("segment").aggregate(
+        same=(s.as_of == at).any(), before=maybe.max(where=s.as_of < at),
+        after=maybe.min(where=s.as_of > at)).to_pyarrow().to_pylist()
+    return {r["segment"]: r for r in found}
+
+
+def _members_at_each(store: Store, project_id: str, instants: dict[str, datetime]
+                     ) -> dict[str, set[str]]:
+    """The members of several segments, each at its own stored instant (one query)."""
+    if not instants:
+        return {}
+    t = transitions(store, project_id).filter(lambda x: x.segment.isin(list(instants)))
+    bound = ibis.cases(*[(t.segment == name, ibis.literal(at, type="timestamp"))
+                         for name, at in instants.items()])
+    t = t.filter(t.as_of <= bound)
+    ranked = t.mutate(_r=ibis.row_number().over(group_by=[t.segment, t.user_id],
+                                                order_by=t.as_of.desc()))
+    rows = ranked.filter((ranked._r == 0) & (ranked.kind == "entered")).select(
+        "segment", "user_id").to_pyarrow()
+    out: dict[str, set[str]] = {name: set() for name in instants}
+    for segment, user in zip(rows["segment"].to_pylist(), rows["user_id"].to_pylist(),
+                             strict=True):
+        out[segment].add(user)
+    return out
+
+
+def _snapshot_row(project_id: str, segment: str, version: int, as_of: datetime, size: int,
+                  data_through: datetime | None) -> pa.Table:
+    return pa.Table.from_pydict({
+        "project_id": [project_id], "segment": [segment], "version": [version],
+        "as_of": [as_of], "size": [size], "computed_at": [utcnow()],
+        "data_through": [data_through]}, schema=_ARROW[SNAPSHOTS])
+
+
+def record_all(
+    store: Store,
+    project_id: str,
+    memberships: dict[str, set[str]],
+    as_of: datetime,
+    *,
+    versions: dict[str, int] | None = None,
+    data_through: datetime | None = None,
+) -> list[RefreshResult]:
+    """Store the memberships of several segments evaluated at `as_of`: a few queries and
+    one transaction for all of them (a refresh records every segment at once)."""
+    ensure_tables(store)
+    versions = versions or {}
+    with store.write_lock:
+        around = _neighbours(store, project_id, list(memberships), as_of)
+        new = {n: m for n, m in memberships.items() if not around.get(n, {}).get("same")}
+        before = _members_at_each(store, project_id, {
+            n: around[n]["before"] for n in new if around.get(n, {}).get("before")})
+        after = {n: around[n]["after"] for n in new if around.get(n, {}).get("after")}
+        truth = _members_at_each(store, project_id, after)
+        snaps, moves, results = [], [], []
+        for name, members in memberships.items():
+            if name not in new:
+                results.append(RefreshResult(name, as_of, len(members), 0, 0, skipped=True))
+                continue
+            was = before.get(name, set())
+            entered, exited = members - was, was - members
+            snaps.append(_snapshot_row(project_id, name, versions.get(name, 1), as_of,
+                                       len(members), data_through))
+            moves.append(_transition_rows(project_id, name, as_of, entered, exited))
+            if name in after:  # a backfill: keep the next snapshot's membership intact
+                moves.append(_transition_rows(project_id, name, after[name],
+                                              truth[name] - members, members - truth[name]))
+            results.append(RefreshResult(name, as_of, len(members), len(entered),
+                                         len(exited)))
+        if snaps:
+            store.insert_tables({SNAPSHOTS: pa.concat_tables(snaps),
+                                 TRANSITIONS: pa.concat_tables(moves)})
+    return results
 
 
 def record(
@@ -117,25 +186,5 @@ def record(
     data_through: datetime | None = None,
 ) -> RefreshResult:
     """Store the membership of `segment` evaluated at `as_of`."""
-    ensure_tables(store)
-    with store.write_lock:
-        existing = snapshots(store, project_id, segment).filter(lambda t: t.as_of == as_of)
-        if existing.count().to_pyarrow().as_py():
-            return RefreshResult(segment, as_of, len(members), 0, 0, skipped=True)
-        previous = _neighbour(store, project_id, segment, as_of, later=False)
-        before = _ids(members_at(store, project_id, segment, previous)) if previous else set()
-        entered, exited = members - before, before - members
-        rows = {SNAPSHOTS: pa.Table.from_pydict({
-            "project_id": [project_id], "segment": [segment], "version": [version],
-            "as_of": [as_of], "size": [len(members)], "computed_at": [utcnow()],
-            "data_through": [data_through],
-        }, schema=_ARROW[SNAPSHOTS]),
-            TRANSITIONS: _transition_rows(project_id, segment, as_of, entered, exited)}
-        following = _neighbour(store, project_id, segment, as_of, later=True)
-        if following is not None:  # a backfill: keep the next snapshot's membership intact
-            truth = _ids(members_at(store, project_id, segment, following))
-            fix = pa.concat_tables([rows[TRANSITIONS], _transition_rows(
-                project_id, segment, following, truth - members, members - truth)])
-            rows[TRANSITIONS] = fix
-        store.insert_tables(rows)
-    return RefreshResult(segment, as_of, len(members), len(entered), len(exited))
+    return record_all(store, project_id, {segment: members}, as_of,
+                      versions={segment: version}, data_through=data_through)[0]
