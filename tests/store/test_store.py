@@ -153,3 +153,13 @@ def test_projects_keys_and_isolation(store: Store) -> None:
     with pytest.raises(ProjectError, match="project name"):
         create_project(store, "x'; drop table events; --")
     assert "events" in store.con.list_tables()
+
+
+def test_duckdb_memory_limit_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEGMENTLY_DUCKDB_MEMORY_LIMIT", "256MB")
+    with Store("duckdb://") as s:  # DuckDB reports MiB: 256 MB = 244.1 MiB
+        assert s.con.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0] == \
+            "244.1 MiB"
+    monkeypatch.setenv("SEGMENTLY_DUCKDB_MEMORY_LIMIT", "lots")
+    with pytest.raises(ValueError, match="SEGMENTLY_DUCKDB_MEMORY_LIMIT: .*Memory must have a number"):
+        Store("duckdb://")

@@ -8,6 +8,7 @@ Accepted URLs: `duckdb:///abs/path.duckdb` (or `duckdb://relative.duckdb`), `duc
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,16 @@ def is_duckdb(url: str) -> bool:
     return normalize_url(url).startswith("duckdb://")
 
 
+MEMORY_LIMIT_ENV = "SEGMENTLY_DUCKDB_MEMORY_LIMIT"
+
+
+def _duckdb_config() -> dict[str, str]:
+    """DuckDB keeps up to 80% of RAM of blocks it has read by default; on a machine shared
+    with other services, `SEGMENTLY_DUCKDB_MEMORY_LIMIT=4GB` caps it (it spills instead)."""
+    limit = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    return {"memory_limit": limit} if limit else {}
+
+
 def connect(url: str, *, read_only: bool = False) -> BaseBackend:
     url = normalize_url(url)
     if url.startswith("duckdb://"):
@@ -56,11 +67,14 @@ def connect(url: str, *, read_only: bool = False) -> BaseBackend:
 
         path = duckdb_path(url)
         try:
-            raw = duckdb.connect(str(path) if path else ":memory:", read_only=read_only)
+            raw = duckdb.connect(str(path) if path else ":memory:", read_only=read_only,
+                                 config=_duckdb_config())
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise StoreLockedError(str(exc)) from exc
             raise
+        except (duckdb.InvalidInputException, duckdb.ParserException) as exc:
+            raise ValueError(f"{MEMORY_LIMIT_ENV}: {exc}") from exc
         return ibis.duckdb.from_connection(raw)
     return ibis.connect(url)
 
