@@ -146,6 +146,18 @@ def test_explain_sentences(env: dict[str, str]) -> None:
     assert "[no ] report_viewed 0 times in the last 7 days; needs at least 3" in text
 
 
+def test_explain_reads_the_workspace_vocabulary(env: dict[str, str]) -> None:
+    path = Path(env["dir"]) / "features.yaml"
+    path.write_text(WORKSPACE + "  - name: report_users\n"
+                    "    rule: {kind: used_feature, feature: reports, window: {last: 7}}\n")
+    # alice viewed reports on 03-04, 03-05 and 03-08: 3 times in [03-03, 03-10)
+    found = cli({**env, "config": str(path)}, "segments", "explain", "report_users", "alice",
+                "--as-of", T1)
+    assert found["member"] is True
+    assert found["explanation"]["sentence"] == \
+        "used feature reports 3 times in the last 7 days; needs at least once"
+
+
 def test_unknown_user_and_segment_are_clean_errors(env: dict[str, str]) -> None:
     gone = cli(env, "segments", "explain", "viewers", "carol", "--as-of", T1, ok=False)
     assert gone["error"].startswith("no user 'carol' in project")
