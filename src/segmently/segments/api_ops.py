@@ -49,7 +49,7 @@ def refresh(store: Store, project_id: str, as_of: datetime | None = None
     if not live:
         return []
     ev = evaluate(store, project_id, {n: d.rule for n, d in live.items()}, as_of)
-    return snap.record_all(store, project_id, ev.member_sets(), as_of,
+    return snap.record_all(store, project_id, ev.member_ids(), as_of,
                            versions={n: d.version for n, d in live.items()},
                            data_through=data_through(store, project_id, as_of))
 

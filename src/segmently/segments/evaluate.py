@@ -68,11 +68,11 @@ class Evaluation:
                              "member": pa.array([], pa.bool_())})
         return pa.concat_tables(parts)
 
-    def member_sets(self) -> dict[str, set[str]]:
-        """Each segment's members, from one query (what a refresh records)."""
+    def member_ids(self) -> dict[str, pa.Array]:
+        """Each segment's member ids, from one query (what a refresh records)."""
         wide = self.table.to_pyarrow()
         users = wide["user_id"]
-        return {name: set(pc.filter(users, pc.fill_null(wide[col], False)).to_pylist())
+        return {name: pc.filter(users, pc.fill_null(wide[col], False)).combine_chunks()
                 for name, col in self.columns.items()}
 
     def sizes(self) -> dict[str, int]:

@@ -187,7 +187,7 @@ def refresh(store: Store, project: str, workspace: Workspace,
         return []
     ev = evaluation(store, project, workspace, as_of)
     version = definitions.sync_workspace(store, project, workspace).versions
-    return snapshots.record_all(store, project, ev.member_sets(), as_of, versions=version,
+    return snapshots.record_all(store, project, ev.member_ids(), as_of, versions=version,
                                 data_through=data_through(store, project, as_of))
 
 
