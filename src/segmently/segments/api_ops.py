@@ -142,18 +142,32 @@ def members_page(store: Store, project_id: str, name: str, *, as_of: datetime | 
     if not 1 <= limit <= MAX_PAGE:
         raise RuleError(f"limit: must be between 1 and {MAX_PAGE}")
     after = decode_cursor(cursor) if cursor else None
+    found = member_ids(store, project_id, name, as_of)
+    users, nxt = _page(found.ids, limit, after)
+    return MembersPage(users, nxt, found.as_of, found.source)
+
+
+@dataclass(frozen=True)
+class Members:
+    ids: ir.Table  # one column, user_id
+    as_of: datetime
+    source: str  # "snapshot" or "live"
+
+
+def member_ids(store: Store, project_id: str, name: str,
+               as_of: datetime | None = None) -> Members:
+    """A segment's members as a lazy table: from the latest snapshot of the live version,
+    else (an `as_of`, no snapshot, or a newer version) evaluated live."""
     live = defs.current(store, project_id)
     if name not in live:
         raise defs.UnknownSegmentError(f"no segment named {name!r}")
     latest = latest_snapshots(store, project_id).get(name)
     if as_of is None and latest is not None and latest["version"] == live[name].version:
-        ids = snap.members_at(store, project_id, name, latest["as_of"])
-        users, nxt = _page(ids, limit, after)
-        return MembersPage(users, nxt, latest["as_of"], "snapshot")
+        return Members(snap.members_at(store, project_id, name, latest["as_of"]),
+                       latest["as_of"], "snapshot")
     when = _now(as_of)
     ev = evaluate(store, project_id, {n: d.rule for n, d in live.items()}, when, only=[name])
-    users, nxt = _page(ev.members(name), limit, after)
-    return MembersPage(users, nxt, when, "live")
+    return Members(ev.members(name), when, "live")
 
 
 # -- profiles ----------------------------------------------------------------------------

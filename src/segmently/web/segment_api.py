@@ -26,7 +26,7 @@ from segmently.segments import definitions as defs
 from segmently.segments.errors import RuleError, UnknownUserError
 from segmently.segments.explain import explain
 from segmently.segments.workspace import load_workspace
-from segmently.web.auth import require_secret_project
+from segmently.web.session import request_project
 from segmently.web.state import AppState
 
 router = APIRouter(prefix="/api", tags=["segments"])
@@ -57,17 +57,18 @@ class Context:
 
 
 async def _context(request: Request) -> Context:
-    """The project of the secret key: a dependency, so a request without a valid key is a
-    401 before its body or query is even looked at. Async, so that a known key (cached)
-    costs no thread hop: `/api/users/{id}/segments` must answer in milliseconds."""
+    """The project of the secret key (or of a UI session cookie): a dependency, so a
+    request without either is a 401 before its body or query is even looked at. Async, so
+    that a known key (cached) costs no thread hop: `/api/users/{id}/segments` must answer
+    in milliseconds."""
     state: AppState = request.app.state.segmently
-    return Context(state, require_secret_project(state.keys, request).project_id)
+    return Context(state, request_project(state.keys, state.sessions, request))
 
 
 Ctx = Annotated[Context, Depends(_context)]
 
 
-async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a store operation in a thread, turning the engine's errors into 4xx answers."""
     try:
         return await asyncio.to_thread(fn, *args, **kwargs)
@@ -79,7 +80,7 @@ async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise InputError(str(exc), code="invalid_segment", status=400) from exc
 
 
-def _vocabulary() -> Vocabulary:
+def vocabulary() -> Vocabulary:
     """The product vocabulary for profiles: the workspace file named by
     SEGMENTLY_WORKSPACE, else none (activity metrics only)."""
     path = os.environ.get(WORKSPACE_ENV)
@@ -90,13 +91,13 @@ def _vocabulary() -> Vocabulary:
 @router.get("/segments", summary="Segments with size, freshness and version")
 async def list_segments(ctx: Ctx) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
-    return {"segments": await _run(api_ops.summaries, state.store, project_id)}
+    return {"segments": await run(api_ops.summaries, state.store, project_id)}
 
 
 @router.get("/segments/{name}", summary="A segment: definition, versions, size over time")
 async def get_segment(ctx: Ctx, name: str) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
-    return await _run(api_ops.detail, state.store, project_id, name)
+    return await run(api_ops.detail, state.store, project_id, name)
 
 
 def _create(state: AppState, project_id: str, body: NewSegment) -> dict[str, Any]:
@@ -111,7 +112,7 @@ def _create(state: AppState, project_id: str, body: NewSegment) -> dict[str, Any
 @router.post("/segments", status_code=201, summary="Create a segment (version 1)")
 async def create_segment(ctx: Ctx, body: NewSegment) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
-    return await _run(_create, state, project_id, body)
+    return await run(_create, state, project_id, body)
 
 
 def _update(state: AppState, project_id: str, name: str, body: SegmentUpdate) -> dict[str, Any]:
@@ -127,13 +128,13 @@ def _update(state: AppState, project_id: str, name: str, body: SegmentUpdate) ->
 @router.put("/segments/{name}", summary="Change a segment (a new version when it differs)")
 async def update_segment(ctx: Ctx, name: str, body: SegmentUpdate) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
-    return await _run(_update, state, project_id, name, body)
+    return await run(_update, state, project_id, name, body)
 
 
 @router.delete("/segments/{name}", summary="Delete a segment (its versions are kept)")
 async def delete_segment(ctx: Ctx, name: str) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
-    version = await _run(defs.delete, state.store, project_id, name)
+    version = await run(defs.delete, state.store, project_id, name)
     state.index.forget_segment(project_id, name)
     return {"name": name, "deleted": True, "version": version}
 
@@ -144,7 +145,7 @@ async def segment_members(ctx: Ctx, name: str, as_of: datetime | None = None,
                           limit: int = Query(100, ge=1, le=api_ops.MAX_PAGE),
                           cursor: str | None = None) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
-    page = await _run(api_ops.members_page, state.store, project_id, name,
+    page = await run(api_ops.members_page, state.store, project_id, name,
                       as_of=as_of, limit=limit, cursor=cursor)
     return page.to_json()
 
@@ -164,7 +165,7 @@ def _explain(state: AppState, project_id: str, name: str, user_id: str,
 async def explain_member(ctx: Ctx, name: str, user_id: str,
                          as_of: datetime | None = None) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
-    return await _run(_explain, state, project_id, name, user_id, as_of)
+    return await run(_explain, state, project_id, name, user_id, as_of)
 
 
 # -- users -------------------------------------------------------------------------------
@@ -176,7 +177,7 @@ async def user_segments(ctx: Ctx, user_id: str) -> Response:
     state, project_id = ctx.state, ctx.project_id
     known = state.index.get(project_id)
     if known is None:
-        known = await _run(state.index.load, project_id)
+        known = await run(state.index.load, project_id)
     body = {"user_id": user_id, "segments": known.of(user_id)}
     return Response(orjson.dumps(body), media_type="application/json")
 
@@ -185,9 +186,9 @@ async def user_segments(ctx: Ctx, user_id: str) -> Response:
 async def user_profile(ctx: Ctx, user_id: str,
                        as_of: datetime | None = None) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
-    out = await _run(api_ops.profile, state.store, project_id, user_id,
-                     _vocabulary(), as_of)
-    known = state.index.get(project_id) or await _run(state.index.load, project_id)
+    out = await run(api_ops.profile, state.store, project_id, user_id,
+                    vocabulary(), as_of)
+    known = state.index.get(project_id) or await run(state.index.load, project_id)
     out["segments"] = list(known.of(user_id))
     return out
 
@@ -196,7 +197,7 @@ async def user_profile(ctx: Ctx, user_id: str,
 @router.post("/refresh", summary="Evaluate every segment now and record snapshots")
 async def refresh(ctx: Ctx) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
-    results = await _run(state.refresher.refresh, project_id)
+    results = await run(state.refresher.refresh, project_id)
     return {"segments": [{"name": r.segment, "as_of": r.as_of.isoformat(), "size": r.size,
                           "entered": r.entered, "exited": r.exited, "skipped": r.skipped}
                          for r in results]}

@@ -10,6 +10,7 @@ from segmently.segments.live import MembershipIndex, Refresher, interval_from_en
 from segmently.store import Message, Store
 from segmently.store.writer import GroupCommitWriter
 from segmently.web.auth import KeyCache
+from segmently.web.session import Sessions
 
 
 @dataclass
@@ -21,6 +22,7 @@ class AppState:
     keys: KeyCache = field(init=False)
     index: MembershipIndex = field(init=False)  # current memberships, for targeting
     refresher: Refresher = field(init=False)  # segment refreshes, on request and scheduled
+    sessions: Sessions = field(default_factory=Sessions)  # UI sign-ins
 
     def __post_init__(self) -> None:
         self.writer = GroupCommitWriter(self.store)
