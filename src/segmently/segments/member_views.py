@@ -14,13 +14,13 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from segmently.profile.accounts import user_accounts
 from segmently.profile.build import build_profiles
 from segmently.profile.config import Vocabulary
 from segmently.segments import snapshots as snap
 from segmently.segments.api_ops import member_ids
 from segmently.segments.errors import RuleError
 from segmently.store import Store
-from segmently.store.views import users
 
 COLUMNS = ("user_id", "plan", "last_seen", "events_window", "active_days_window",
            "sessions_window", "engagement_score", "health_score", "health_band", "lifecycle",
@@ -35,9 +35,9 @@ def _with_profiles(store: Store, project_id: str, ids: ir.Table, as_of: datetime
     """Members joined with their profile row and account, computed at the membership's
     instant; columns a vocabulary without milestones lacks are null."""
     prof = build_profiles(store, project_id, vocab, as_of).users
-    acct = users(store, project_id, as_of).select("user_id", "account_id")
+    acct = user_accounts(store, project_id, as_of)
     t = ids.left_join(prof, ids.user_id == prof.user_id).drop("user_id_right")
-    t = t.left_join(acct, t.user_id == acct.user_id).drop("user_id_right")
+    t = t.left_join(acct, t.user_id == acct.person_id).drop("person_id")
     if "journey_stage" not in t.columns:  # no milestones declared
         t = t.mutate(journey_stage=ibis.null("string"))
     return t
