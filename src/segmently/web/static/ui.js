@@ -62,6 +62,9 @@ const UI = {
   debounce(fn, ms) { let t; return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); }; },
 };
 
+const MEMBER_COLUMNS = ["user_id", "plan", "last_seen", "events_window", "active_days_window",
+  "sessions_window", "engagement_score", "health_score", "health_band", "lifecycle", "journey_stage"];
+
 const pages = {
   async overview() {
     const o = await UI.api("/api/overview?days=90");
@@ -98,8 +101,12 @@ const pages = {
     document.getElementById("freshness").textContent = d.last_computed
       ? `computed ${UI.when(d.last_computed)} (as of ${UI.when(d.as_of)}), data through ${UI.when(d.data_through)}; version ${d.version}`
       : "not computed yet: refresh from the overview";
-    UI.plot("size-chart", [{x: d.sizes.map(s => s.as_of), y: d.sizes.map(s => s.size), type: "scatter",
-      mode: "lines+markers", line: {color: "#3b5bdb"}}], {yaxis: {rangemode: "tozero"}});
+    if (d.sizes.length) {
+      UI.plot("size-chart", [{x: d.sizes.map(s => s.as_of), y: d.sizes.map(s => s.size), type: "scatter",
+        mode: "lines+markers", line: {color: "#3b5bdb"}}], {yaxis: {rangemode: "tozero"}});
+    } else {
+      document.getElementById("size-chart").replaceChildren(UI.el("p", {class: "hint"}, "No snapshots yet."));
+    }
     const by = document.getElementById("breakdown-by");
     const breakdown = async () => {
       if (by.value === "features") {
@@ -124,17 +131,15 @@ const pages = {
     const state = {offset: 0, limit: 25, total: 0};
     const sort = document.getElementById("sort"), desc = document.getElementById("desc");
     const search = document.getElementById("search");
+    sort.replaceChildren(...MEMBER_COLUMNS.map(c => UI.el("option", {value: c, selected: c === "engagement_score"}, c)));
     const load = async () => {
       const q = new URLSearchParams({q: search.value, sort: sort.value || "user_id",
         desc: desc.checked, offset: state.offset, limit: state.limit});
       const page = await UI.api(`${base}/table?${q}`);
       state.total = page.total;
       const columns = page.members.length ? Object.keys(page.members[0]) : ["user_id"];
-      if (!sort.options.length) {
-        const known = ["user_id", "plan", "last_seen", "events_window", "active_days_window", "sessions_window",
-          "engagement_score", "health_score", "health_band", "lifecycle", "journey_stage"];
-        sort.replaceChildren(...known.map(c => UI.el("option", {value: c, selected: c === "engagement_score"}, c)));
-        return load();
+      if (page.source === "live") {
+        document.getElementById("size").textContent = UI.num(page.total) + " members (live)";
       }
       document.querySelector("#members thead").replaceChildren(UI.el("tr", {},
         ...columns.map(c => UI.el("th", {}, c.replaceAll("_", " "))), UI.el("th", {}, "")));
