@@ -138,3 +138,18 @@ def test_export_csv_lists_every_member(saved: UiServer) -> None:
     r = api(saved, "GET", "/api/segments/viewers/export.csv")
     assert r.headers["content-type"].startswith("text/csv")
     assert r.text == "user_id\nu1\nu2\nu3\nu4\nu5\n"
+
+
+def test_product_conditions_saved_from_the_builder_refresh_and_explain(saved: UiServer
+                                                                       ) -> None:
+    """The builder offers every kind; those reading the workspace vocabulary (features,
+    milestones) must refresh and explain on the server too. Only u1 invited a teammate."""
+    rule = {"kind": "used_feature", "feature": "invites", "window": {"last": 7}}
+    assert api(saved, "POST", "/api/segments", json={"name": "inviters", "rule": rule}
+               ).status_code == 201
+    done = api(saved, "POST", "/api/refresh").json()["segments"]
+    assert {r["name"]: r["size"] for r in done}["inviters"] == 1
+    assert api(saved, "GET", "/api/segments/inviters/members").json()["members"] == ["u1"]
+    why = api(saved, "GET", "/api/segments/inviters/explain/u1").json()
+    assert why["member"] is True
+    assert api(saved, "DELETE", "/api/segments/inviters").status_code == 200

@@ -56,7 +56,7 @@ def member_table(store: Store, project_id: str, name: str, vocab: Vocabulary, *,
     _check(sort, COLUMNS, "sort")
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise RuleError(f"limit: must be between 1 and {MAX_PAGE}; offset at least 0")
-    found = member_ids(store, project_id, name)
+    found = member_ids(store, project_id, name, None, vocab)
     ids = found.ids
     if search:
         ids = ids.filter(ids.user_id.lower().contains(search.lower()))
@@ -76,7 +76,7 @@ def breakdown(store: Store, project_id: str, name: str, vocab: Vocabulary,
     """[{value, users}] of the members grouped by plan, account, health band, lifecycle
     or journey stage; the largest MAX_BARS values, None for members without one."""
     _check(by, BREAKDOWNS, "by")
-    found = member_ids(store, project_id, name)
+    found = member_ids(store, project_id, name, None, vocab)
     t = _with_profiles(store, project_id, found.ids, found.as_of, vocab)
     counts = t.group_by(value=t[by]).aggregate(users=t.count())
     rows = counts.order_by([counts.users.desc(), counts.value]).limit(MAX_BARS)

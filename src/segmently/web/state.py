@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, field
 
 from segmently.collect.limits import Limits
+from segmently.profile.config import Vocabulary
 from segmently.segments.live import MembershipIndex, Refresher, interval_from_env
+from segmently.segments.workspace import load_workspace
 from segmently.store import Message, Store
 from segmently.store.writer import GroupCommitWriter
 from segmently.web.auth import KeyCache
 from segmently.web.session import Sessions
+
+
+WORKSPACE_ENV = "SEGMENTLY_WORKSPACE"
+
+
+def workspace_vocabulary() -> Vocabulary:
+    """The product vocabulary (features, milestones, scores) of the workspace file named by
+    SEGMENTLY_WORKSPACE, else none (activity metrics only). Read when needed, so an
+    edited file counts from the next request."""
+    path = os.environ.get(WORKSPACE_ENV)
+    return load_workspace(path) if path else Vocabulary()
 
 
 @dataclass
@@ -28,7 +42,8 @@ class AppState:
         self.writer = GroupCommitWriter(self.store)
         self.keys = KeyCache(self.store)
         self.index = MembershipIndex(self.store)
-        self.refresher = Refresher(self.store, self.index, interval_from_env())
+        self.refresher = Refresher(self.store, self.index, interval_from_env(),
+                                   workspace_vocabulary)
 
     async def write(self, project_id: str, messages: list[Message]) -> int:
         """Resolve once the messages are committed: only then may the client hear 200."""

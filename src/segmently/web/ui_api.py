@@ -22,7 +22,8 @@ from segmently.segments import api_ops, drafts, forms, member_views
 from segmently.segments import conditions as c
 from segmently.segments import definitions as defs
 from segmently.store import catalog, person, utcnow
-from segmently.web.segment_api import Ctx, run, vocabulary
+from segmently.web.segment_api import Ctx, run
+from segmently.web.state import workspace_vocabulary as vocabulary
 
 router = APIRouter(prefix="/api", tags=["ui"])
 
@@ -95,7 +96,7 @@ async def segment_transitions(ctx: Ctx, name: str, limit: int = Query(50, ge=1, 
 
 
 def _members_csv(ctx: Ctx, name: str) -> bytes:
-    found = api_ops.member_ids(ctx.state.store, ctx.project_id, name)
+    found = api_ops.member_ids(ctx.state.store, ctx.project_id, name, None, vocabulary())
     ids = found.ids.order_by("user_id").to_pyarrow()["user_id"].to_pylist()
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -116,18 +117,17 @@ async def export_members(ctx: Ctx, name: str) -> Response:
             "segment's members)")
 async def milestone_funnel(ctx: Ctx, segment: str | None = None) -> dict[str, Any]:
     store, project_id, now = ctx.state.store, ctx.project_id, utcnow()
-    members = None
+    members, vocab = None, vocabulary()
     if segment:
-        members = (await run(api_ops.member_ids, store, project_id, segment)).ids
-    steps = await run(journey.funnel, store, project_id, vocabulary(), now, members)
+        members = (await run(api_ops.member_ids, store, project_id, segment, None, vocab)).ids
+    steps = await run(journey.funnel, store, project_id, vocab, now, members)
     return {"as_of": now.isoformat(), "segment": segment, "steps": steps}
 
 
 def _adoption(ctx: Ctx, names: list[str]) -> dict[str, Any]:
-    store, project_id, now = ctx.state.store, ctx.project_id, utcnow()
-    groups = {n: api_ops.member_ids(store, project_id, n).ids for n in names}
-    return {"as_of": now.isoformat(),
-            **adoption.adoption(store, project_id, vocabulary(), now, groups)}
+    store, project_id, now, vocab = ctx.state.store, ctx.project_id, utcnow(), vocabulary()
+    groups = {n: api_ops.member_ids(store, project_id, n, None, vocab).ids for n in names}
+    return {"as_of": now.isoformat(), **adoption.adoption(store, project_id, vocab, now, groups)}
 
 
 @router.get("/insights/adoption", summary="Feature adoption across segments")
