@@ -28,7 +28,7 @@ const UI = {
   when(iso) { return iso ? iso.replace("T", " ").slice(0, 16) : "never"; },
   value(v) {
     if (v === null || v === undefined) return "–";
-    if (typeof v === "number" && !Number.isInteger(v)) return v.toFixed(2);
+    if (typeof v === "number" && !Number.isInteger(v)) return String(Number(v.toFixed(2)));
     if (typeof v === "object") return JSON.stringify(v);
     return String(v).replace(/T(\d\d:\d\d)(:\d\d)?(\.\d+)?$/, " $1");
   },
@@ -122,7 +122,7 @@ const pages = {
     };
     by.onchange = breakdown; breakdown();
     pages.memberTable(name, base);
-    const t = await UI.api(`${base}/transitions?limit=20`);
+    const t = await UI.api(`${base}/transitions?limit=12`);
     UI.fill(document.querySelector("#transitions tbody"), t.transitions.map(r => UI.el("tr", {},
       UI.el("td", {}, UI.when(r.as_of)), UI.el("td", {}, UI.userLink(r.user_id)), UI.el("td", {class: r.kind}, r.kind))));
   },
@@ -188,7 +188,7 @@ const pages = {
     box.replaceChildren(p.segments.length ? "" : UI.el("p", {class: "hint"}, "In no segment at the last refresh."));
     for (const name of p.segments) {
       const e = await UI.api(`/api/segments/${encodeURIComponent(name)}/explain/${encodeURIComponent(id)}`);
-      box.append(UI.el("div", {class: "seg-block"}, UI.el("h2", {}, UI.segLink(name)), UI.tree(e.explanation)));
+      box.append(UI.el("div", {class: "seg-block tree"}, UI.el("h2", {}, UI.segLink(name)), UI.tree(e.explanation)));
     }
     let before = null;
     const older = document.getElementById("older"), tbody = document.querySelector("#timeline tbody");
@@ -196,7 +196,7 @@ const pages = {
       const q = new URLSearchParams({limit: 30, ...(before || {})});
       const {events} = await UI.api(`${base}/timeline?${q}`);
       tbody.append(...events.map(e => UI.el("tr", {}, UI.el("td", {}, UI.when(e.timestamp)),
-        UI.el("td", {}, e.event), UI.el("td", {class: "hint"}, JSON.stringify(e.properties)))));
+        UI.el("td", {}, e.event), UI.el("td", {class: "hint wrap"}, JSON.stringify(e.properties)))));
       const last = events[events.length - 1];
       before = last ? {before: last.timestamp, before_id: last.message_id} : before;
       older.hidden = events.length < 30;
@@ -220,7 +220,8 @@ const pages = {
     select.onchange = funnel; funnel();
     const a = await UI.api("/api/insights/adoption");
     UI.plot("adoption-chart", [{type: "heatmap", x: a.features, y: a.groups.map(g => `${g.name} (${UI.num(g.size)})`),
-      z: a.groups.map(g => a.features.map(f => g.share[f])), colorscale: "Blues", zmin: 0, zmax: 1,
+      z: a.groups.map(g => a.features.map(f => g.share[f])), zmin: 0, zmax: 1,
+      colorscale: [[0, "#f4f6fb"], [1, "#3b5bdb"]],
       text: a.groups.map(g => a.features.map(f => (100 * g.share[f]).toFixed(0) + "%")), texttemplate: "%{text}",
       hovertemplate: "%{y}<br>%{x}: %{text}<extra></extra>", colorbar: {tickformat: ".0%"}}],
       {margin: {l: 200, r: 12, t: 8, b: 90}, yaxis: {autorange: "reversed"}});
