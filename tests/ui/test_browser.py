@@ -112,3 +112,27 @@ def test_pages_without_a_session_go_to_sign_in(page: Page, ui_server: UiServer, 
                                                path: str) -> None:
     page.goto(ui_server.url + path)
     expect(page.locator("input[name=secret_key]")).to_be_visible()
+
+
+def test_filters_groups_and_not(page: Page, ui_server: UiServer) -> None:  # noqa: F811
+    """A property filter and a nested NOT group, clicked together: report views of r1 by
+    users who are not on the starter plan -> u1 and u5 viewed r1 (1 day ago), u3 is
+    starter; so 2."""
+    sign_in(page, ui_server, "/ui/builder")
+    page.click(".group-head .add-cond")
+    cond = page.locator(".cond").nth(0)
+    cond.locator("[data-field=event]").fill("report_viewed")
+    cond.locator(".add-filter").click()
+    cond = page.locator(".cond").nth(0)
+    cond.locator("[data-field=where-property]").fill("report")
+    cond.locator("[data-field=where-value]").fill("r1")
+    page.locator(".group-head .add-group").first.click()
+    page.locator(".group .group .group-type").select_option("not")
+    page.locator(".group .group .add-cond").click()
+    inner = page.locator(".group .group .cond")
+    inner.locator("select.kind").select_option("plan")
+    page.locator(".group .group .cond [data-field=is]").fill("starter")
+    expect(page.locator("#yaml")).to_have_text(
+        "all:\n- kind: performed\n  event: report_viewed\n  where:\n  - property: report\n"
+        "    op: eq\n    value: r1\n- not:\n    kind: plan\n    is: starter\n")
+    expect(page.locator("#live-size")).to_have_text("2 users")

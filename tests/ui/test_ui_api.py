@@ -50,6 +50,8 @@ def test_catalog_offers_what_the_project_has_seen(ui_server: UiServer) -> None: 
     assert forms["account"]["rule"]["widget"] == "rule"
     props = api(ui_server, "GET", "/api/catalog/properties?event=report_viewed").json()
     assert props["properties"] == ["report"]
+    plans = api(ui_server, "GET", "/api/catalog/trait-values?trait=plan").json()["values"]
+    assert plans == [{"value": "growth", "users": 3}, {"value": "starter", "users": 1}]
 
 
 def test_preview_counts_an_unsaved_rule_and_explains_errors(ui_server: UiServer  # noqa: F811

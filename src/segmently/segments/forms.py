@@ -4,8 +4,9 @@ without touching the browser code.
 
 Each field gets a widget: a picker fed by what the project has seen (event, trait,
 feature, milestone, segment, metric), a select for a closed set of values, a number,
-a window editor, a nested rule, or JSON text for structured lists (where filters,
-sequence steps). The browser only draws widgets; validation stays in `parse_rule`.
+a window editor, rows of property filters, a nested rule, or JSON text for structured
+values (sequence steps, percentiles). The browser only draws widgets; validation stays in
+`parse_rule`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from segmently.profile.matchers import FilterOp
 from segmently.segments import conditions as c
 from segmently.segments.rules import _CLASSES, CONDITION_KINDS
 
@@ -24,7 +26,7 @@ from segmently.segments.rules import _CLASSES, CONDITION_KINDS
 PICKERS = {"event": "event", "feature": "feature", "features": "features",
            "milestone": "milestone", "stage": "milestone", "segment": "segment",
            "question": "text", "is": "plan", "in": "plans"}
-STRUCTURED = ("where", "steps", "percentile")  # edited as JSON text
+STRUCTURED = ("steps", "percentile")  # edited as JSON text
 
 
 def _literal_options(annotation: Any) -> list[Any] | None:
@@ -57,6 +59,8 @@ def _widget(kind: str, name: str, info: FieldInfo) -> dict[str, Any]:
         return {"widget": "window"}
     if name == "rule":
         return {"widget": "rule"}
+    if name == "where":  # rows of property / op / value
+        return {"widget": "filters", "options": list(get_args(FilterOp))}
     if name in STRUCTURED:
         return {"widget": "json"}
     if name == "metric":

@@ -1,4 +1,4 @@
-"""What a project has actually seen: event names, property keys, trait names.
+"""What a project has actually seen: event names, property keys, trait names and values.
 
 The segment builder offers these as autocomplete, so a person picks names that exist
 instead of guessing spellings. Counts are one aggregation each; property keys are read
@@ -15,6 +15,7 @@ import orjson
 
 from segmently.store import schema
 from segmently.store.store import Store
+from segmently.store.views import latest_traits
 
 MAX_NAMES = 500
 KEY_SAMPLE = 500
@@ -52,3 +53,15 @@ def trait_names(store: Store, project_id: str, kind: str = "user",
     t = t.filter(t.project_id == project_id, t.kind == kind)
     names = t.select("trait").distinct().order_by("trait").limit(limit)
     return names.to_pyarrow()["trait"].to_pylist()
+
+
+def trait_values(store: Store, project_id: str, trait: str,
+                 limit: int = MAX_NAMES) -> list[dict[str, Any]]:
+    """[{value, users}]: the current values of a user trait, most common first (JSON
+    decoded: "growth", 3, true)."""
+    t = latest_traits(store, project_id, "user")
+    t = t.filter(t.trait == trait, t.value.notnull())
+    counts = t.group_by("value").aggregate(users=t.count())
+    rows = counts.order_by([counts.users.desc(), counts.value]).limit(limit)
+    return [{"value": orjson.loads(r["value"]), "users": int(r["users"])}
+            for r in rows.to_pyarrow().to_pylist()]

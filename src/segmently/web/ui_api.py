@@ -62,6 +62,14 @@ async def event_properties(ctx: Ctx, event: str = Query(min_length=1, max_length
     return {"event": event, "properties": keys}
 
 
+@router.get("/catalog/trait-values", summary="Current values of a user trait, most common "
+            "first")
+async def trait_values(ctx: Ctx, trait: str = Query(min_length=1, max_length=256)
+                       ) -> dict[str, Any]:
+    values = await run(catalog.trait_values, ctx.state.store, ctx.project_id, trait)
+    return {"trait": trait, "values": values}
+
+
 @router.post("/rules/preview", summary="Validate an unsaved rule, its YAML and live size")
 async def preview_rule(ctx: Ctx, body: RuleDraft) -> dict[str, Any]:
     return await run(drafts.preview, ctx.state.store, ctx.project_id, body.rule,

@@ -61,6 +61,25 @@ function windowEditor(cond, field) {
   return parts;
 }
 
+function filtersEditor(cond, field) {
+  const rows = cond[field.name] || [];
+  const update = () => setOrDelete(cond, field.name, rows.length ? rows : undefined);
+  const row = (f, i) => el("span", {class: "filter"},
+    el("input", {list: "dl-prop-" + (cond.event || ""), value: f.property || "", placeholder: "property",
+      "data-field": "where-property", style: "width:110px", oninput: e => { f.property = e.target.value; update(); }}),
+    el("select", {"data-field": "where-op", onchange: e => { f.op = e.target.value; update(); }},
+      ...field.options.map(o => el("option", {value: o, selected: (f.op || "eq") === o}, o))),
+    el("input", {value: Array.isArray(f.value) ? f.value.join(", ") : (f.value ?? ""), placeholder: "value",
+      "data-field": "where-value", style: "width:110px", oninput: e => {
+        const t = e.target.value;
+        if (t === "") delete f.value;
+        else f.value = LIST_OPS.includes(f.op) ? t.split(",").map(scalar) : scalar(t);
+        update(); }}),
+    el("button", {type: "button", class: "small-btn", onclick: () => { rows.splice(i, 1); update(); render(); }}, "×"));
+  return [...rows.map(row), el("button", {type: "button", class: "small-btn add-filter", onclick: () => {
+    rows.push({property: "", op: "eq"}); cond[field.name] = rows; render(); changed(); }}, "+ filter")];
+}
+
 function fieldEditor(cond, field, path) {
   const v = cond[field.name];
   const attrs = {"data-field": field.name, placeholder: field.required ? "required" : "optional"};
@@ -88,9 +107,10 @@ function fieldEditor(cond, field, path) {
       oninput: e => setOrDelete(cond, field.name, LIST_OPS.includes(cond.op)
         ? e.target.value.split(",").map(scalar).filter(x => x !== "") : scalar(e.target.value))});
     case "window": return windowEditor(cond, field);
+    case "filters": return filtersEditor(cond, field);
     case "rule": return nodeEditor(cond.rule, path + ".rule", (r) => { cond.rule = r; });
     case "json": return el("textarea", {...attrs, placeholder: field.name === "steps"
-      ? '[{"event": "a"}, {"event": "b", "within_hours": 1}]' : '[{"property": "plan", "op": "eq", "value": "pro"}]',
+      ? '[{"event": "a"}, {"event": "b", "within_hours": 1}]' : '{"top": 10}',
       oninput: e => { try { setOrDelete(cond, field.name, e.target.value.trim() ? JSON.parse(e.target.value) : undefined);
         e.target.classList.remove("error"); } catch { e.target.classList.add("error"); } }},
       v === undefined ? "" : JSON.stringify(v));
@@ -116,7 +136,7 @@ function nodeEditor(node, path, replace, remove) {
   const children = key === "not" ? (node.not ? [node.not] : []) : node[key];
   const type = el("select", {class: "group-type", onchange: e => {
     const items = children.slice();
-    const next = e.target.value === "not" ? {not: items[0] || {all: []}} : {[e.target.value]: items};
+    const next = e.target.value === "not" ? {not: items[0] || null} : {[e.target.value]: items};
     replace(next); render(); changed(); }},
     ...[["all", "ALL of"], ["any", "ANY of"], ["not", "NOT"]].map(([v, l]) => el("option", {value: v, selected: v === key}, l)));
   const add = (item) => () => {
@@ -204,6 +224,7 @@ async function start() {
   fillList("dl-feature", B.catalog.features);
   fillList("dl-milestone", B.catalog.milestones);
   fillList("dl-segment", B.catalog.segments);
+  UI.api("/api/catalog/trait-values?trait=plan").then(p => fillList("dl-plan", p.values.map(v => v.value)));
   if (B.name) {
     const d = await UI.api("/api/segments/" + encodeURIComponent(B.name));
     B.rule = d.rule; document.getElementById("seg-desc").value = d.description;
@@ -211,7 +232,10 @@ async function start() {
   render(); preview();
   document.getElementById("save").onclick = save;
   document.getElementById("copy-yaml").onclick = async (e) => {
-    await navigator.clipboard.writeText(document.getElementById("yaml").textContent);
+    const text = document.getElementById("yaml").textContent;
+    try { await navigator.clipboard.writeText(text); } catch {  // no clipboard API: select it
+      getSelection().selectAllChildren(document.getElementById("yaml")); document.execCommand("copy");
+    }
     e.target.textContent = "Copied";
   };
 }
