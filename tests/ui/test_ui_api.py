@@ -117,11 +117,12 @@ def test_funnel_of_a_segment_and_adoption_across_segments(saved: UiServer) -> No
     assert r.status_code == 201
     steps = api(saved, "GET", "/api/insights/funnel?segment=growth").json()["steps"]
     assert [s["users"] for s in steps] == [3, 3, 1]  # u1, u2, u4
-    a = api(saved, "GET", "/api/insights/adoption?segments=growth").json()
+    a = api(saved, "GET", "/api/insights/adoption?segments=growth,viewers").json()
     assert a["features"] == ["reports", "invites"]
     groups = {g["name"]: (g["size"], g["used"]) for g in a["groups"]}
     assert groups == {"(all users)": (5, {"reports": 5, "invites": 1}),
-                      "growth": (3, {"reports": 3, "invites": 1})}
+                      "growth": (3, {"reports": 3, "invites": 1}),  # live: not refreshed
+                      "viewers": (5, {"reports": 5, "invites": 1})}  # from its snapshot
     assert api(saved, "DELETE", "/api/segments/growth").status_code == 200
 
 

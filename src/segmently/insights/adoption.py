@@ -32,7 +32,8 @@ def adoption(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime,
         return {"features": [], "groups": []}
     e = resolved_events(store, project_id, as_of)
     everyone = e.select(user_id=e.person_id).distinct()
-    members = ibis.union(*[ids.select("user_id", group=ibis.literal(name))
+    members = ibis.union(*[ids.select(user_id=ids.user_id.cast("string"),  # nullability
+                                      group=ibis.literal(name))
                            for name, ids in {ALL_USERS: everyone, **groups}.items()])
     e = e.filter(e.type.isin(ACTIVITY_TYPES))
     usage = feature_usage(e, vocab.features, as_of, vocab.activity_window_days)
