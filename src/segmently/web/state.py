@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from segmently.collect.limits import Limits
 from segmently.profile.config import Vocabulary
 from segmently.segments.live import MembershipIndex, Refresher, interval_from_env
+from segmently.segments.member_views import ProfileCache
 from segmently.segments.workspace import load_workspace
 from segmently.store import Message, Store
 from segmently.store.writer import GroupCommitWriter
@@ -37,6 +38,7 @@ class AppState:
     index: MembershipIndex = field(init=False)  # current memberships, for targeting
     refresher: Refresher = field(init=False)  # segment refreshes, on request and scheduled
     sessions: Sessions = field(default_factory=Sessions)  # UI sign-ins
+    profiles: ProfileCache = field(default_factory=ProfileCache)  # member tables
 
     def __post_init__(self) -> None:
         self.writer = GroupCommitWriter(self.store)

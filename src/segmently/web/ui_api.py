@@ -84,13 +84,13 @@ async def member_table(ctx: Ctx, name: str, q: str = Query("", max_length=256),
                        ) -> dict[str, Any]:
     return await run(member_views.member_table, ctx.state.store, ctx.project_id, name,
                      vocabulary(), search=q, sort=sort, descending=desc, offset=offset,
-                     limit=limit)
+                     limit=limit, cache=ctx.state.profiles)
 
 
 @router.get("/segments/{name}/breakdown", summary="Members by plan, account, band...")
 async def segment_breakdown(ctx: Ctx, name: str, by: str = "plan") -> dict[str, Any]:
     rows = await run(member_views.breakdown, ctx.state.store, ctx.project_id, name,
-                     vocabulary(), by)
+                     vocabulary(), by, ctx.state.profiles)
     return {"segment": name, "by": by, "values": rows}
 
 
