@@ -8,10 +8,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from segmently.profile.build import ACTIVITY_TYPES
 from segmently.store import Store, schema
 from segmently.store.views import resolved_events
 
-ACTIVITY_TYPES = ("track", "page", "screen")
 MAX_DAYS = 366
 
 

@@ -64,7 +64,7 @@ async def _context(request: Request) -> Context:
 Ctx = Annotated[Context, Depends(_context)]
 
 
-async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a store operation in a thread, turning the engine's errors into 4xx answers."""
     try:
         return await asyncio.to_thread(fn, *args, **kwargs)
@@ -80,13 +80,13 @@ async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 @router.get("/segments", summary="Segments with size, freshness and version")
 async def list_segments(ctx: Ctx) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
-    return {"segments": await run(api_ops.summaries, state.store, project_id)}
+    return {"segments": await _run(api_ops.summaries, state.store, project_id)}
 
 
 @router.get("/segments/{name}", summary="A segment: definition, versions, size over time")
 async def get_segment(ctx: Ctx, name: str) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
-    return await run(api_ops.detail, state.store, project_id, name)
+    return await _run(api_ops.detail, state.store, project_id, name)
 
 
 def _create(state: AppState, project_id: str, body: NewSegment) -> dict[str, Any]:
@@ -101,7 +101,7 @@ def _create(state: AppState, project_id: str, body: NewSegment) -> dict[str, Any
 @router.post("/segments", status_code=201, summary="Create a segment (version 1)")
 async def create_segment(ctx: Ctx, body: NewSegment) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
-    return await run(_create, state, project_id, body)
+    return await _run(_create, state, project_id, body)
 
 
 def _update(state: AppState, project_id: str, name: str, body: SegmentUpdate) -> dict[str, Any]:
@@ -117,13 +117,13 @@ def _update(state: AppState, project_id: str, name: str, body: SegmentUpdate) ->
 @router.put("/segments/{name}", summary="Change a segment (a new version when it differs)")
 async def update_segment(ctx: Ctx, name: str, body: SegmentUpdate) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
-    return await run(_update, state, project_id, name, body)
+    return await _run(_update, state, project_id, name, body)
 
 
 @router.delete("/segments/{name}", summary="Delete a segment (its versions are kept)")
 async def delete_segment(ctx: Ctx, name: str) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
-    version = await run(defs.delete, state.store, project_id, name)
+    version = await _run(defs.delete, state.store, project_id, name)
     state.index.forget_segment(project_id, name)
     return {"name": name, "deleted": True, "version": version}
 
@@ -134,7 +134,7 @@ async def segment_members(ctx: Ctx, name: str, as_of: datetime | None = None,
                           limit: int = Query(100, ge=1, le=api_ops.MAX_PAGE),
                           cursor: str | None = None) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
-    page = await run(api_ops.members_page, state.store, project_id, name,
+    page = await _run(api_ops.members_page, state.store, project_id, name,
                       as_of=as_of, limit=limit, cursor=cursor,
                       vocabulary=workspace_vocabulary())
     return page.to_json()
@@ -156,7 +156,7 @@ def _explain(state: AppState, project_id: str, name: str, user_id: str,
 async def explain_member(ctx: Ctx, name: str, user_id: str,
                          as_of: datetime | None = None) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
-    return await run(_explain, state, project_id, name, user_id, as_of)
+    return await _run(_explain, state, project_id, name, user_id, as_of)
 
 
 # -- users -------------------------------------------------------------------------------
@@ -168,7 +168,7 @@ async def user_segments(ctx: Ctx, user_id: str) -> Response:
     state, project_id = ctx.state, ctx.project_id
     known = state.index.get(project_id)
     if known is None:
-        known = await run(state.index.load, project_id)
+        known = await _run(state.index.load, project_id)
     body = {"user_id": user_id, "segments": known.of(user_id)}
     return Response(orjson.dumps(body), media_type="application/json")
 
@@ -177,9 +177,9 @@ async def user_segments(ctx: Ctx, user_id: str) -> Response:
 async def user_profile(ctx: Ctx, user_id: str,
                        as_of: datetime | None = None) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
-    out = await run(api_ops.profile, state.store, project_id, user_id,
-                    workspace_vocabulary(), as_of)
-    known = state.index.get(project_id) or await run(state.index.load, project_id)
+    out = await _run(api_ops.profile, state.store, project_id, user_id,
+                     workspace_vocabulary(), as_of)
+    known = state.index.get(project_id) or await _run(state.index.load, project_id)
     out["segments"] = list(known.of(user_id))
     return out
 
@@ -188,7 +188,7 @@ async def user_profile(ctx: Ctx, user_id: str,
 @router.post("/refresh", summary="Evaluate every segment now and record snapshots")
 async def refresh(ctx: Ctx) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
-    results = await run(state.refresher.refresh, project_id)
+    results = await _run(state.refresher.refresh, project_id)
     return {"segments": [{"name": r.segment, "as_of": r.as_of.isoformat(), "size": r.size,
                           "entered": r.entered, "exited": r.exited, "skipped": r.skipped}
                          for r in results]}

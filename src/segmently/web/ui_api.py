@@ -22,7 +22,8 @@ from segmently.segments import api_ops, drafts, forms, member_views
 from segmently.segments import conditions as c
 from segmently.segments import definitions as defs
 from segmently.store import catalog, person, utcnow
-from segmently.web.segment_api import Ctx, run
+from segmently.web.segment_api import Ctx
+from segmently.web.segment_api import _run as run  # the same error mapping
 from segmently.web.state import workspace_vocabulary as vocabulary
 
 router = APIRouter(prefix="/api", tags=["ui"])
