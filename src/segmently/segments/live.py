@@ -107,9 +107,11 @@ class Refresher:
     """Refreshes projects (never two at once) and keeps the index in step."""
 
     def __init__(self, store: Store, index: MembershipIndex, interval: float = DEFAULT_INTERVAL,
-                 vocabulary: Callable[[], Vocabulary] = Vocabulary):
+                 vocabulary: Callable[[], Vocabulary] = Vocabulary,
+                 after: Callable[[str, datetime], None] | None = None):
         self.store = store
         self.vocabulary = vocabulary  # read at each refresh: the workspace may change
+        self.after = after  # (project, as_of) once a refresh is stored, e.g. to warm caches
         self.index = index
         self.interval = interval
         self._running = threading.Lock()
@@ -124,6 +126,8 @@ class Refresher:
     def _refresh(self, project_id: str, as_of: datetime | None) -> list[snap.RefreshResult]:
         results = api_ops.refresh(self.store, project_id, as_of, self.vocabulary())
         self.index.load(project_id)
+        if self.after is not None and results:
+            self.after(project_id, results[0].as_of)
         return results
 
     def tick(self) -> bool:

@@ -79,6 +79,14 @@ class ProfileCache:
                     self._locks.pop(old, None)
             return table
 
+    def warm(self, store: Store, project_id: str, vocab: Vocabulary, as_of: datetime) -> None:
+        """After a refresh: compute the new instant's columns now, for projects whose
+        member tables were looked at, so the next page view is fast."""
+        with self._guard:
+            used = any(key[0] == project_id for key in self._tables)
+        if used:
+            self.get(store, project_id, vocab, as_of)
+
 
 def _check(value: str, allowed: tuple[str, ...], field: str) -> None:
     if value not in allowed:
@@ -97,8 +105,7 @@ def _members_with_profiles(store: Store, project_id: str, found: Members, vocab:
         if cache is not None and found.source == "snapshot" \
         else profile_columns(store, project_id, vocab, found.as_of)
     local = ibis.duckdb.connect()
-    members = local.create_table("members", ids.to_pyarrow())
-    prof = local.create_table("profiles", profiles)
+    members, prof = ibis.memtable(ids.to_pyarrow()), ibis.memtable(profiles)  # zero copy
     joined = members.left_join(prof, members.user_id == prof.user_id)
     return joined.drop("user_id_right"), local
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import threading
+from datetime import datetime
 from dataclasses import dataclass, field
 
 from segmently.collect.limits import Limits
@@ -17,6 +20,7 @@ from segmently.web.auth import KeyCache
 from segmently.web.session import Sessions
 
 
+log = logging.getLogger(__name__)
 WORKSPACE_ENV = "SEGMENTLY_WORKSPACE"
 
 
@@ -45,7 +49,18 @@ class AppState:
         self.keys = KeyCache(self.store)
         self.index = MembershipIndex(self.store)
         self.refresher = Refresher(self.store, self.index, interval_from_env(),
-                                   workspace_vocabulary)
+                                   workspace_vocabulary, self._refreshed)
+
+    def _refreshed(self, project_id: str, as_of: datetime) -> None:
+        """Warm member-table profiles in the background: a refresh answers without them."""
+        threading.Thread(target=self._warm, args=(project_id, as_of), daemon=True,
+                         name="segmently-profiles").start()
+
+    def _warm(self, project_id: str, as_of: datetime) -> None:
+        try:
+            self.profiles.warm(self.store, project_id, workspace_vocabulary(), as_of)
+        except Exception:  # noqa: BLE001 - a page view computes them again, reporting errors
+            log.exception("warming profiles of project %s failed", project_id)
 
     async def write(self, project_id: str, messages: list[Message]) -> int:
         """Resolve once the messages are committed: only then may the client hear 200."""
