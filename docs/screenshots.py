@@ -2,7 +2,7 @@
 
     .venv/bin/python docs/screenshots.py [--users 2000] [--days 90] [--out docs/screenshots]
 
-Generates the demo into a temporary directory, stores a month of daily segment snapshots
+Generates the demo into a temporary directory, stores a month of segment snapshots
 (so sizes have a history), serves it, signs in with Playwright driving Debian's Chromium
 (/usr/bin/chromium; `apt-get install chromium`) and saves one PNG per page.
 """
@@ -38,8 +38,9 @@ def prepare(workdir: Path, users: int, days: int) -> tuple[Path, str]:
     report = json.loads(cli(db, "--json", "demo", "--users", str(users), "--days", str(days),
                             "--end", end.isoformat()))
     secret = next(row["value"] for row in report["demo"] if row["what"] == "secret key")
-    cli(db, "--config", str(workdir / "segmently.yaml"), "segments", "refresh",
-        "--as-of", end.isoformat(), "--backfill-from", (end - timedelta(days=30)).isoformat())
+    cli(db, "--config", str(workdir / "segmently.yaml"), "segments", "refresh", "--as-of",
+        end.isoformat(), "--backfill-from", (end - timedelta(days=30)).isoformat(),
+        "--every", "2d")
     return db, secret
 
 
@@ -58,10 +59,11 @@ def serve(db: Path, workspace: Path) -> subprocess.Popen[bytes]:
 
 
 def shoot(page: Page, path: str, out: Path, ready: str) -> None:
+    """The page as first seen (the viewport, not the whole scroll: PNGs stay small)."""
     page.goto(f"http://127.0.0.1:{PORT}{path}")
     page.wait_for_selector(ready)
     page.wait_for_load_state("networkidle")
-    page.screenshot(path=str(out), full_page=True)
+    page.screenshot(path=str(out))
     print("wrote", out)
 
 
@@ -95,7 +97,7 @@ def main() -> None:
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-                page = browser.new_page(viewport={"width": 1280, "height": 800})
+                page = browser.new_page(viewport={"width": 1280, "height": 1000})
                 shoot(page, "/ui/login", args.out / "login.png", "input[name=secret_key]")
                 page.fill("input[name=secret_key]", secret)
                 page.click("button[type=submit]")
@@ -104,9 +106,9 @@ def main() -> None:
                       "#members tbody tr")
                 page.click("#members tbody tr:first-child .why")
                 page.wait_for_selector("#why-tree .node")
-                page.screenshot(path=str(args.out / "explain.png"), full_page=True)
+                page.locator("#why").screenshot(path=str(args.out / "explain.png"))
                 build_rule(page)
-                page.screenshot(path=str(args.out / "builder.png"), full_page=True)
+                page.screenshot(path=str(args.out / "builder.png"))
                 user = page.evaluate("fetch('/api/segments/power_users/members?limit=1')"
                                      ".then(r => r.json()).then(b => b.members[0])")
                 shoot(page, f"/ui/users/{user}", args.out / "user.png", "#timeline tbody tr")
