@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+import httpx
 import pytest
 from uikit import PEOPLE, UiServer, api, ui_server  # noqa: F401 - fixture
 
@@ -156,3 +157,20 @@ def test_product_conditions_saved_from_the_builder_refresh_and_explain(saved: Ui
     why = api(saved, "GET", "/api/segments/inviters/explain/u1").json()
     assert why["member"] is True
     assert api(saved, "DELETE", "/api/segments/inviters").status_code == 200
+
+
+def test_timeline_includes_events_sent_before_sign_up(ui_server: UiServer  # noqa: F811
+                                                      ) -> None:
+    """Runs last in this module: it adds a person. u9 browsed as anon9, then signed up;
+    identify with both ids merges anon9 into u9, so the anonymous page view is u9's."""
+    batch = [{"type": "page", "anonymous_id": "anon9", "event": "$page",
+              "timestamp": "2026-01-01T10:00:00Z"},
+             {"type": "identify", "user_id": "u9", "anonymous_id": "anon9",
+              "timestamp": "2026-01-01T10:05:00Z"},
+             {"event": "signed_up", "user_id": "u9", "timestamp": "2026-01-01T10:06:00Z"}]
+    r = httpx.post(f"{ui_server.url}/v1/events", json={"events": batch},
+                   headers={"Authorization": f"Bearer {ui_server.write_key}"})
+    assert r.status_code == 200, r.text
+    events = api(ui_server, "GET", "/api/users/u9/timeline").json()["events"]
+    assert [e["event"] for e in events] == ["signed_up", "$identify", "$page"]
+    assert api(ui_server, "GET", "/api/users/anon9/timeline").json()["events"] == []
