@@ -159,6 +159,17 @@ def test_product_conditions_saved_from_the_builder_refresh_and_explain(saved: Ui
     assert api(saved, "DELETE", "/api/segments/inviters").status_code == 200
 
 
+def test_one_users_profile_scores_against_every_user(ui_server: UiServer  # noqa: F811
+                                                     ) -> None:
+    """Engagement (no weights: one point an event in 30 days) is scaled to the most
+    engaged user: u5 has 5 points, u1 4 (three views and the invite), so u1 scores 80."""
+    u1 = api(ui_server, "GET", "/api/users/u1").json()["metrics"]
+    u5 = api(ui_server, "GET", "/api/users/u5").json()["metrics"]
+    assert (u1["engagement_points"], u1["engagement_score"]) == (4.0, 80.0)
+    assert (u5["engagement_points"], u5["engagement_score"]) == (5.0, 100.0)
+    assert (u1["events_window"], u1["plan"], u1["journey_stage"]) == (4, "growth", "invited")
+
+
 def test_timeline_includes_events_sent_before_sign_up(ui_server: UiServer  # noqa: F811
                                                       ) -> None:
     """Runs last in this module: it adds a person. u9 browsed as anon9, then signed up;
