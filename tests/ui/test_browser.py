@@ -136,3 +136,20 @@ def test_filters_groups_and_not(page: Page, ui_server: UiServer) -> None:  # noq
         "all:\n- kind: performed\n  event: report_viewed\n  where:\n  - property: report\n"
         "    op: eq\n    value: r1\n- not:\n    kind: plan\n    is: starter\n")
     expect(page.locator("#live-size")).to_have_text("2 users")
+
+
+def test_edit_keeps_a_new_version(page: Page, ui_server: UiServer) -> None:  # noqa: F811
+    rule = {"kind": "performed", "event": "report_viewed", "at_least": 2}
+    assert api(ui_server, "POST", "/api/segments", json={
+        "name": "edited", "description": "twice", "rule": rule}).status_code == 201
+    sign_in(page, ui_server, "/ui/builder/edited")
+    expect(page.locator("#seg-desc")).to_have_value("twice")
+    expect(page.locator("#live-size")).to_have_text("4 users")  # all but u2 (one view)
+    page.locator("[data-field=at_least]").fill("4")
+    expect(page.locator("#live-size")).to_have_text("2 users")  # u3 (4) and u5 (5)
+    page.fill("#seg-desc", "four times")
+    page.click("#save")
+    expect(page.locator("#save-result")).to_contain_text("Saved edited, version 2")
+    saved = api(ui_server, "GET", "/api/segments/edited").json()
+    assert (saved["rule"]["at_least"], saved["description"]) == (4, "four times")
+    assert [v["version"] for v in saved["versions"]] == [1, 2]

@@ -28,19 +28,18 @@ def rule_yaml(rule: Any) -> str:
     return yaml.safe_dump(rule, sort_keys=False, allow_unicode=True, default_flow_style=False)
 
 
-def preview(store: Store, project_id: str, rule: Any, vocab: Vocabulary, as_of: datetime,
-            *, count: bool = True) -> dict[str, Any]:
+def preview(store: Store, project_id: str, rule: Any, vocab: Vocabulary,
+            as_of: datetime) -> dict[str, Any]:
     """{valid, error, yaml, size, as_of}: the YAML of the rule as written (also when it is
     invalid: the error says why, naming the field), and its size when valid."""
     out: dict[str, Any] = {"valid": False, "error": None, "yaml": rule_yaml(rule),
                            "size": None, "as_of": as_of.isoformat()}
     try:
         parsed = parse_rule(rule)
-        if count:
-            live = {n: d.rule for n, d in defs.current(store, project_id).items()}
-            ev = evaluate(store, project_id, {**live, DRAFT: parsed}, as_of, only=[DRAFT],
-                          vocabulary=vocab)
-            out["size"] = ev.sizes()[DRAFT]
+        live = {n: d.rule for n, d in defs.current(store, project_id).items()}
+        ev = evaluate(store, project_id, {**live, DRAFT: parsed}, as_of, only=[DRAFT],
+                      vocabulary=vocab)
+        out["size"] = ev.sizes()[DRAFT]
     except RuleError as exc:
         out["error"] = str(exc)
         return out

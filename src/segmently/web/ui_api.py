@@ -32,7 +32,6 @@ router = APIRouter(prefix="/api", tags=["ui"])
 class RuleDraft(BaseModel):
     model_config = ConfigDict(extra="forbid")
     rule: Any
-    count: bool = True
 
 
 @router.get("/overview", summary="Users, accounts, events and daily active users")
@@ -74,7 +73,7 @@ async def trait_values(ctx: Ctx, trait: str = Query(min_length=1, max_length=256
 @router.post("/rules/preview", summary="Validate an unsaved rule, its YAML and live size")
 async def preview_rule(ctx: Ctx, body: RuleDraft) -> dict[str, Any]:
     return await run(drafts.preview, ctx.state.store, ctx.project_id, body.rule,
-                     vocabulary(), utcnow(), count=body.count)
+                     vocabulary(), utcnow())
 
 
 @router.get("/segments/{name}/table", summary="Members with metrics: search, sort, page")
