@@ -114,8 +114,8 @@ def member_table(store: Store, project_id: str, name: str, vocab: Vocabulary, *,
                  search: str = "", sort: str = "user_id", descending: bool = False,
                  offset: int = 0, limit: int = 50,
                  cache: ProfileCache | None = None) -> dict[str, Any]:
-    """{total, members: [{column: value}], as_of, source}: one page of members whose id
-    contains `search` (any case), sorted by a metric (ties by user id)."""
+    """{total, columns, members: [{column: value}], sort, as_of, source}: one page of
+    members whose id contains `search` (any case), sorted by a metric (ties by user id)."""
     _check(sort, COLUMNS, "sort")
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise RuleError(f"limit: must be between 1 and {MAX_PAGE}; offset at least 0")
@@ -126,8 +126,9 @@ def member_table(store: Store, project_id: str, name: str, vocab: Vocabulary, *,
     page = t.order_by(keys).limit(limit, offset=offset).select(*COLUMNS)
     rows = local.to_pyarrow(page).to_pylist()
     total = int(local.to_pyarrow(t.count()).as_py())
-    return {"total": total, "members": rows, "as_of": found.as_of.isoformat(),
-            "source": found.source, "offset": offset, "limit": limit}
+    return {"total": total, "columns": list(COLUMNS), "members": rows, "sort": sort,
+            "as_of": found.as_of.isoformat(), "source": found.source, "offset": offset,
+            "limit": limit}
 
 
 def breakdown(store: Store, project_id: str, name: str, vocab: Vocabulary, by: str,

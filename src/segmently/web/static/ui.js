@@ -62,9 +62,6 @@ const UI = {
   debounce(fn, ms) { let t; return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); }; },
 };
 
-const MEMBER_COLUMNS = ["user_id", "plan", "last_seen", "events_window", "active_days_window",
-  "sessions_window", "engagement_score", "health_score", "health_band", "lifecycle", "journey_stage"];
-
 const pages = {
   async overview() {
     const o = await UI.api("/api/overview?days=90");
@@ -131,13 +128,15 @@ const pages = {
     const state = {offset: 0, limit: 25, total: 0};
     const sort = document.getElementById("sort"), desc = document.getElementById("desc");
     const search = document.getElementById("search");
-    sort.replaceChildren(...MEMBER_COLUMNS.map(c => UI.el("option", {value: c, selected: c === "engagement_score"}, c)));
     const load = async () => {
-      const q = new URLSearchParams({q: search.value, sort: sort.value || "user_id",
+      const q = new URLSearchParams({q: search.value, sort: sort.value || "engagement_score",
         desc: desc.checked, offset: state.offset, limit: state.limit});
       const page = await UI.api(`${base}/table?${q}`);
       state.total = page.total;
-      const columns = page.members.length ? Object.keys(page.members[0]) : ["user_id"];
+      const columns = page.columns;
+      if (!sort.options.length) {
+        sort.replaceChildren(...columns.map(c => UI.el("option", {value: c, selected: c === page.sort}, c)));
+      }
       if (page.source === "live") {
         document.getElementById("size").textContent = UI.num(page.total) + " members (live)";
       }
