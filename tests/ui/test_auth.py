@@ -4,6 +4,8 @@ session only ever reads its own project."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -64,7 +66,7 @@ def test_every_page_redirects_to_sign_in_without_a_valid_session(ui_server: UiSe
 def test_sign_in_sets_an_httponly_strict_session_that_sign_out_ends(ui_server: UiServer  # noqa: F811
                                                                    ) -> None:
     wrong = _sign_in(ui_server, "sk_wrong")
-    assert wrong.status_code == 401 and "not the secret key" in wrong.text
+    assert wrong.status_code == 401 and "neither a project&#39;s secret key" in wrong.text
     assert COOKIE not in wrong.cookies
     ok = _sign_in(ui_server, ui_server.secret_key)
     assert ok.status_code == 303 and ok.headers["location"] == "/ui/"
@@ -93,3 +95,27 @@ def test_a_session_reads_only_its_own_project(ui_server: UiServer) -> None:  # n
         assert c.get("/api/overview").json()["users"] == 1
         assert c.get("/api/users/u1/timeline").json()["events"] == []
         assert c.get("/api/users/u1/traits").json()["traits"] == {}
+
+
+def _set_password(server: UiServer, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI, while `serve` holds the database (the call goes through the server)."""
+    return subprocess.run([sys.executable, "-m", "segmently.cli", "--db", server.db,
+                           "projects", "password", *args], capture_output=True, text=True)
+
+
+def test_a_password_set_with_the_cli_signs_in_with_the_project_name(
+        ui_server: UiServer) -> None:  # noqa: F811
+    short = _set_password(ui_server, "shop", "--password", "short")
+    assert short.returncode == 1 and "at least 10 characters" in short.stderr
+    assert _set_password(ui_server, "shop", "--password", "correct horse").returncode == 0
+    form = {"project": "shop", "secret_key": "correct horse", "next": "/ui/"}
+    ok = httpx.post(f"{ui_server.url}/ui/login", data=form)
+    assert ok.status_code == 303
+    me = httpx.get(f"{ui_server.url}/api/overview", cookies={COOKIE: ok.cookies[COOKIE]})
+    assert me.json()["users"] == 5  # the shop project's data
+    for bad in ({**form, "secret_key": "wrong horse!"}, {**form, "project": "other"},
+                {**form, "project": ""}):
+        r = httpx.post(f"{ui_server.url}/ui/login", data=bad)
+        assert r.status_code == 401 and COOKIE not in r.cookies, bad
+    assert _set_password(ui_server, "shop", "--password", "battery staple").returncode == 0
+    assert httpx.post(f"{ui_server.url}/ui/login", data=form).status_code == 401  # replaced

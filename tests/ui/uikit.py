@@ -79,6 +79,7 @@ def dataset(now: datetime) -> list[dict[str, object]]:
 @dataclass
 class UiServer:
     url: str
+    db: str
     write_key: str
     secret_key: str
     other_secret_key: str  # a second project's key: it must see none of the first's data
@@ -101,7 +102,7 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
             r = httpx.post(f"{url}/v1/events", json={"events": batch},
                            headers={"Authorization": f"Bearer {key}"}, timeout=30)
             assert r.status_code == 200, r.text
-        yield UiServer(url, mine.project.write_key, mine.secret_key, other.secret_key,
+        yield UiServer(url, db, mine.project.write_key, mine.secret_key, other.secret_key,
                        len(events))
     finally:
         proc.terminate()

@@ -2,7 +2,8 @@
 
 Pages hold no data of their own: each one is a shell naming what it shows (a segment, a
 user) and `static/ui.js` fetches the JSON the API answers, so what a person sees is what
-an API client gets. Signing in exchanges the secret key for a session cookie
+an API client gets. Signing in exchanges the secret key (or a project name and the UI password set with
+`segmently projects password`) for a session cookie
 (`web/session.py`); every page without a valid session redirects to the sign-in form.
 Scripts and styles come from this package, plotly.js from the installed plotly package:
 nothing is fetched from a CDN.
@@ -10,6 +11,7 @@ nothing is fetched from a CDN.
 
 from __future__ import annotations
 
+import asyncio
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from segmently.store.passwords import project_for_password
 from segmently.web.session import COOKIE, LIFETIME_SECONDS
 from segmently.web.state import AppState
 
@@ -52,20 +55,30 @@ def _safe_next(target: str) -> str:
     return target if target.startswith("/ui/") and not target.startswith("//") else "/ui/"
 
 
+def _signed_in(state: AppState, form: dict[str, str]) -> str | None:
+    """The project of a secret key, or of a project name and its UI password."""
+    secret, name = form.get("secret_key", "").strip(), form.get("project", "").strip()
+    project = state.keys.by_secret_key(secret) if secret else None
+    if project is not None:
+        return project.project_id
+    return project_for_password(state.store, name, secret) if name and secret else None
+
+
 @router.post("/login")
 async def login(request: Request) -> Response:
     body = (await request.body())[:MAX_FORM].decode("utf-8", "replace")
     form = {k: v[0] for k, v in parse_qs(body).items()}
     state = _state(request)
-    project = state.keys.by_secret_key(form.get("secret_key", "").strip())
+    project_id = await asyncio.to_thread(_signed_in, state, form)
     target = _safe_next(form.get("next", "/ui/"))
-    if project is None:
+    if project_id is None:
         return templates.TemplateResponse(
             request, "login.html", {"title": "Sign in", "next": target,
-                                    "error": "That is not the secret key of a project."},
+                                    "error": "That is neither a project's secret key nor "
+                                             "the password of the project named."},
             status_code=401)
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(COOKIE, state.sessions.create(project.project_id),
+    response.set_cookie(COOKIE, state.sessions.create(project_id),
                         max_age=LIFETIME_SECONDS, httponly=True, samesite="strict",
                         path="/", secure=request.url.scheme == "https")
     return response
