@@ -154,3 +154,8 @@ def test_edit_keeps_a_new_version(page: Page, ui_server: UiServer) -> None:  # n
     saved = api(ui_server, "GET", "/api/segments/edited").json()
     assert (saved["rule"]["at_least"], saved["description"]) == (4, "four times")
     assert [v["version"] for v in saved["versions"]] == [1, 2]
+
+
+def test_an_unknown_segment_says_so(page: Page, ui_server: UiServer) -> None:  # noqa: F811
+    sign_in(page, ui_server, "/ui/segments/nope")
+    expect(page.locator("main p.error")).to_contain_text("no segment named 'nope'")

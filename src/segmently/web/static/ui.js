@@ -229,5 +229,5 @@ const pages = {
 
 document.addEventListener("DOMContentLoaded", () => {
   const page = pages[document.body.dataset.page];
-  if (page) page().catch(err => console.error(err));
+  if (page) page().catch(err => document.querySelector("main h1").after(UI.el("p", {class: "error"}, err.message)));
 });
