@@ -69,9 +69,9 @@ async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         return await asyncio.to_thread(fn, *args, **kwargs)
     except defs.UnknownSegmentError as exc:
-        raise InputError(str(exc).strip("'\""), code="unknown_segment", status=404) from exc
+        raise InputError(str(exc), code="unknown_segment", status=404) from exc
     except UnknownUserError as exc:
-        raise InputError(str(exc).strip("'\""), code="unknown_user", status=404) from exc
+        raise InputError(str(exc), code="unknown_user", status=404) from exc
     except RuleError as exc:
         raise InputError(str(exc), code="invalid_segment", status=400) from exc
 
