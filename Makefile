@@ -16,14 +16,19 @@ $(VENV)/.test: $(VENV)/.base
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-.PHONY: install demo test bench serve clean
+.PHONY: install demo test bench serve clean chromium
 install: $(VENV)/.base
 
 demo: $(VENV)/.base
 	$(VENV)/bin/segmently --db $(DB) demo --users $(USERS) --days $(DAYS)
 
-test: $(VENV)/.test
+test: $(VENV)/.test chromium
 	$(PY) -m pytest -q
+
+# The UI tests drive Debian's chromium (never a downloaded browser); as root, install it.
+chromium:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
+		(apt-get update -q && apt-get install -y -q chromium)
 
 bench: $(VENV)/.test
 	$(PY) bench/ingest.py

@@ -88,6 +88,19 @@ def projects_create(name: str) -> None:
     show(run("projects_create", name=name), title="new project: keep the secret key safe")
 
 
+@projects_app.command("password")
+def projects_password(
+    name: str,
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True,
+                                 help="The new UI password (asked when not given)."),
+) -> None:
+    """Set the password that signs in to the project's web UI (with the project name)."""
+    try:
+        show(run("projects_password", name=name, password=password))
+    except (ValueError, RuntimeError) as exc:
+        fail(str(exc))
+
+
 @projects_app.command("list")
 def projects_list() -> None:
     show(run("projects_list"), title="projects")

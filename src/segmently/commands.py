@@ -14,6 +14,7 @@ from segmently.segments import service
 from segmently.segments.rules import rule_json
 from segmently.segments.workspace import Workspace, parse_workspace
 from segmently.store import Store, schema
+from segmently.store.passwords import set_password
 from segmently.store.projects import create_project, list_projects
 
 Command = Callable[..., Any]
@@ -34,6 +35,17 @@ def projects_create(store: Store, name: str) -> dict[str, str]:
         "write_key": new.project.write_key,
         "secret_key": new.secret_key,
     }
+
+
+@command
+def projects_password(store: Store, name: str, password: str) -> dict[str, str]:
+    """Set the UI password of a project (by name or id)."""
+    found = [p for p in list_projects(store) if name in (p.name, p.project_id)]
+    if not found:
+        raise ValueError(f"no project named {name!r}")
+    set_password(store, found[0].project_id, password)
+    return {"project": found[0].name, "password": "set: sign in to the UI with the project"
+            " name and this password"}
 
 
 @command

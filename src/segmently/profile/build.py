@@ -46,15 +46,22 @@ def _plan(store: Store, project_id: str, as_of: datetime) -> ir.Table:
     return t.select(person_id=t.entity_id, plan=string_at(t.value))
 
 
-def build_profiles(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime) -> Profiles:
+def build_profiles(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime,
+                   people: ir.Table | None = None) -> Profiles:
+    """Every person's profile, or only `people`'s (a table with a user_id column): their
+    events alone are aggregated, except the engagement scale, which is relative to every
+    user, so one person's profile costs a fraction of everyone's and reads the same."""
     everything = resolved_events(store, project_id, as_of)
     # identify/group/alias manage data; only what users did counts as activity
     events = everything.filter(everything.type.isin(ACTIVITY_TYPES))
+    engaged = engagement(events, vocab.engagement, as_of)
+    if people is not None:
+        events = events.semi_join(people, events.person_id == people.user_id)
     window = vocab.activity_window_days
     users = activity(events, as_of, window_days=window, session_gap=vocab.session_gap_minutes * 60)
     users = _attach(users, nps(events))
     users = _attach(users, billing(events, as_of, window_days=30))
-    users = _attach(users, engagement(events, vocab.engagement, as_of))
+    users = _attach(users, engaged)
     users = _attach(users, lifecycle(events, as_of))
     users = _attach(users, _plan(store, project_id, as_of))
     features = feature_usage(events, vocab.features, as_of, window)

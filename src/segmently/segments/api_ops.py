@@ -40,15 +40,17 @@ def data_through(store: Store, project_id: str, as_of: datetime) -> datetime | N
     return e.timestamp.max().to_pyarrow().as_py()
 
 
-def refresh(store: Store, project_id: str, as_of: datetime | None = None
-            ) -> list[snap.RefreshResult]:
+def refresh(store: Store, project_id: str, as_of: datetime | None = None,
+            vocabulary: Vocabulary | None = None) -> list[snap.RefreshResult]:
     """Evaluate every live definition once, at one instant, and record a snapshot of each
-    (with the transitions since the previous one)."""
+    (with the transitions since the previous one). `vocabulary` declares the features,
+    milestones and scores product conditions read."""
     as_of = _now(as_of)
     live = defs.current(store, project_id)
     if not live:
         return []
-    ev = evaluate(store, project_id, {n: d.rule for n, d in live.items()}, as_of)
+    ev = evaluate(store, project_id, {n: d.rule for n, d in live.items()}, as_of,
+                  vocabulary=vocabulary)
     return snap.record_all(store, project_id, ev.member_ids(), as_of,
                            versions={n: d.version for n, d in live.items()},
                            data_through=data_through(store, project_id, as_of))
@@ -129,25 +131,41 @@ def _page(ids: ir.Table, limit: int, after: str | None) -> tuple[list[str], str 
 
 
 def members_page(store: Store, project_id: str, name: str, *, as_of: datetime | None = None,
-                 limit: int = 100, cursor: str | None = None) -> MembersPage:
+                 limit: int = 100, cursor: str | None = None,
+                 vocabulary: Vocabulary | None = None) -> MembersPage:
     """Members sorted by user id, `limit` at a time (keyset pagination: a cursor is the
     last id of the previous page). From the latest snapshot of the live version, or
     evaluated live when `as_of` is given or there is no such snapshot."""
     if not 1 <= limit <= MAX_PAGE:
         raise RuleError(f"limit: must be between 1 and {MAX_PAGE}")
     after = decode_cursor(cursor) if cursor else None
+    found = member_ids(store, project_id, name, as_of, vocabulary)
+    users, nxt = _page(found.ids, limit, after)
+    return MembersPage(users, nxt, found.as_of, found.source)
+
+
+@dataclass(frozen=True)
+class Members:
+    ids: ir.Table  # one column, user_id
+    as_of: datetime
+    source: str  # "snapshot" or "live"
+
+
+def member_ids(store: Store, project_id: str, name: str, as_of: datetime | None = None,
+               vocabulary: Vocabulary | None = None) -> Members:
+    """A segment's members as a lazy table: from the latest snapshot of the live version,
+    else (an `as_of`, no snapshot, or a newer version) evaluated live."""
     live = defs.current(store, project_id)
     if name not in live:
         raise defs.UnknownSegmentError(f"no segment named {name!r}")
     latest = latest_snapshots(store, project_id).get(name)
     if as_of is None and latest is not None and latest["version"] == live[name].version:
-        ids = snap.members_at(store, project_id, name, latest["as_of"])
-        users, nxt = _page(ids, limit, after)
-        return MembersPage(users, nxt, latest["as_of"], "snapshot")
+        return Members(snap.members_at(store, project_id, name, latest["as_of"]),
+                       latest["as_of"], "snapshot")
     when = _now(as_of)
-    ev = evaluate(store, project_id, {n: d.rule for n, d in live.items()}, when, only=[name])
-    users, nxt = _page(ev.members(name), limit, after)
-    return MembersPage(users, nxt, when, "live")
+    ev = evaluate(store, project_id, {n: d.rule for n, d in live.items()}, when, only=[name],
+                  vocabulary=vocabulary)
+    return Members(ev.members(name), when, "live")
 
 
 # -- profiles ----------------------------------------------------------------------------
@@ -159,7 +177,8 @@ def profile(store: Store, project_id: str, user_id: str, vocab: Vocabulary,
             as_of: datetime | None = None) -> dict[str, Any]:
     """The user's metrics (profile.build_profiles, one row) and features used."""
     when = _now(as_of)
-    built = build_profiles(store, project_id, vocab, when)
+    built = build_profiles(store, project_id, vocab, when,
+                           people=ibis.memtable({"user_id": [user_id]}))
     rows = built.users.filter(built.users.user_id == user_id).to_pyarrow().to_pylist()
     if not rows:
         raise UnknownUserError(f"no user {user_id!r} in this project as of {when.isoformat()}")

@@ -15,9 +15,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from segmently.profile.config import Vocabulary
 from segmently.segments import api_ops
 from segmently.segments import definitions as defs
 from segmently.segments import snapshots as snap
@@ -104,8 +106,12 @@ class MembershipIndex:
 class Refresher:
     """Refreshes projects (never two at once) and keeps the index in step."""
 
-    def __init__(self, store: Store, index: MembershipIndex, interval: float = DEFAULT_INTERVAL):
+    def __init__(self, store: Store, index: MembershipIndex, interval: float = DEFAULT_INTERVAL,
+                 vocabulary: Callable[[], Vocabulary] = Vocabulary,
+                 after: Callable[[str, datetime], None] | None = None):
         self.store = store
+        self.vocabulary = vocabulary  # read at each refresh: the workspace may change
+        self.after = after  # (project, as_of) once a refresh is stored, e.g. to warm caches
         self.index = index
         self.interval = interval
         self._running = threading.Lock()
@@ -118,8 +124,10 @@ class Refresher:
             return self._refresh(project_id, as_of)
 
     def _refresh(self, project_id: str, as_of: datetime | None) -> list[snap.RefreshResult]:
-        results = api_ops.refresh(self.store, project_id, as_of)
+        results = api_ops.refresh(self.store, project_id, as_of, self.vocabulary())
         self.index.load(project_id)
+        if self.after is not None and results:
+            self.after(project_id, results[0].as_of)
         return results
 
     def tick(self) -> bool:

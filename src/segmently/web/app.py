@@ -15,8 +15,9 @@ from segmently.collect.limits import Limits
 from segmently.store import Store
 from segmently.web import internal_routes, native_routes
 from segmently.web import posthog_routes
-from segmently.web import segment_api, segment_routes
+from segmently.web import segment_api, segment_routes, ui_api
 from segmently.web.docs import mount_docs
+from segmently.web.pages import mount_ui
 from segmently.web.state import AppState
 
 
@@ -65,5 +66,7 @@ def create_app(
     app.include_router(posthog_routes.router)
     app.include_router(segment_routes.router)
     app.include_router(segment_api.router)
+    app.include_router(ui_api.router)
     app.include_router(internal_routes.router)
+    mount_ui(app)
     return app

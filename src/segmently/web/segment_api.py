@@ -9,7 +9,6 @@ only compose `segments.definitions`, `segments.api_ops` and the in-memory member
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,17 +19,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from segmently.collect.errors import InputError
-from segmently.profile.config import Vocabulary
 from segmently.segments import api_ops
 from segmently.segments import definitions as defs
 from segmently.segments.errors import RuleError, UnknownUserError
 from segmently.segments.explain import explain
-from segmently.segments.workspace import load_workspace
-from segmently.web.auth import require_secret_project
-from segmently.web.state import AppState
+from segmently.web.session import request_project
+from segmently.web.state import AppState, workspace_vocabulary
 
 router = APIRouter(prefix="/api", tags=["segments"])
-WORKSPACE_ENV = "SEGMENTLY_WORKSPACE"
 T = TypeVar("T")
 SegmentName = Field(min_length=1, max_length=128, pattern=defs.NAME_RE.pattern)
 
@@ -57,11 +53,12 @@ class Context:
 
 
 async def _context(request: Request) -> Context:
-    """The project of the secret key: a dependency, so a request without a valid key is a
-    401 before its body or query is even looked at. Async, so that a known key (cached)
-    costs no thread hop: `/api/users/{id}/segments` must answer in milliseconds."""
+    """The project of the secret key (or of a UI session cookie): a dependency, so a
+    request without either is a 401 before its body or query is even looked at. Async, so
+    that a known key (cached) costs no thread hop: `/api/users/{id}/segments` must answer
+    in milliseconds."""
     state: AppState = request.app.state.segmently
-    return Context(state, require_secret_project(state.keys, request).project_id)
+    return Context(state, request_project(state.keys, state.sessions, request))
 
 
 Ctx = Annotated[Context, Depends(_context)]
@@ -72,18 +69,11 @@ async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         return await asyncio.to_thread(fn, *args, **kwargs)
     except defs.UnknownSegmentError as exc:
-        raise InputError(str(exc).strip("'\""), code="unknown_segment", status=404) from exc
+        raise InputError(str(exc), code="unknown_segment", status=404) from exc
     except UnknownUserError as exc:
-        raise InputError(str(exc).strip("'\""), code="unknown_user", status=404) from exc
+        raise InputError(str(exc), code="unknown_user", status=404) from exc
     except RuleError as exc:
         raise InputError(str(exc), code="invalid_segment", status=400) from exc
-
-
-def _vocabulary() -> Vocabulary:
-    """The product vocabulary for profiles: the workspace file named by
-    SEGMENTLY_WORKSPACE, else none (activity metrics only)."""
-    path = os.environ.get(WORKSPACE_ENV)
-    return load_workspace(path) if path else Vocabulary()
 
 
 # -- definitions -------------------------------------------------------------------------
@@ -145,7 +135,8 @@ async def segment_members(ctx: Ctx, name: str, as_of: datetime | None = None,
                           cursor: str | None = None) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
     page = await _run(api_ops.members_page, state.store, project_id, name,
-                      as_of=as_of, limit=limit, cursor=cursor)
+                      as_of=as_of, limit=limit, cursor=cursor,
+                      vocabulary=workspace_vocabulary())
     return page.to_json()
 
 
@@ -155,7 +146,8 @@ def _explain(state: AppState, project_id: str, name: str, user_id: str,
     if name not in live:
         raise defs.UnknownSegmentError(f"no segment named {name!r}")
     tree = explain(state.store, project_id, live[name].rule, user_id, as_of,
-                   segments={n: d.rule for n, d in live.items()})
+                   segments={n: d.rule for n, d in live.items()},
+                   vocabulary=workspace_vocabulary())
     return {"segment": name, "version": live[name].version, "user_id": user_id,
             "member": tree.truth, "explanation": tree.to_dict(), "text": tree.text()}
 
@@ -186,7 +178,7 @@ async def user_profile(ctx: Ctx, user_id: str,
                        as_of: datetime | None = None) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
     out = await _run(api_ops.profile, state.store, project_id, user_id,
-                     _vocabulary(), as_of)
+                     workspace_vocabulary(), as_of)
     known = state.index.get(project_id) or await _run(state.index.load, project_id)
     out["segments"] = list(known.of(user_id))
     return out

@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import threading
+from datetime import datetime
 from dataclasses import dataclass, field
 
 from segmently.collect.limits import Limits
+from segmently.profile.config import Vocabulary
 from segmently.segments.live import MembershipIndex, Refresher, interval_from_env
+from segmently.segments.member_views import ProfileCache
+from segmently.segments.workspace import load_workspace
 from segmently.store import Message, Store
 from segmently.store.writer import GroupCommitWriter
 from segmently.web.auth import KeyCache
+from segmently.web.session import Sessions
+
+
+log = logging.getLogger(__name__)
+WORKSPACE_ENV = "SEGMENTLY_WORKSPACE"
+
+
+def workspace_vocabulary() -> Vocabulary:
+    """The product vocabulary (features, milestones, scores) of the workspace file named by
+    SEGMENTLY_WORKSPACE, else none (activity metrics only). Read when needed, so an
+    edited file counts from the next request."""
+    path = os.environ.get(WORKSPACE_ENV)
+    return load_workspace(path) if path else Vocabulary()
 
 
 @dataclass
@@ -21,12 +41,26 @@ class AppState:
     keys: KeyCache = field(init=False)
     index: MembershipIndex = field(init=False)  # current memberships, for targeting
     refresher: Refresher = field(init=False)  # segment refreshes, on request and scheduled
+    sessions: Sessions = field(default_factory=Sessions)  # UI sign-ins
+    profiles: ProfileCache = field(default_factory=ProfileCache)  # member tables
 
     def __post_init__(self) -> None:
         self.writer = GroupCommitWriter(self.store)
         self.keys = KeyCache(self.store)
         self.index = MembershipIndex(self.store)
-        self.refresher = Refresher(self.store, self.index, interval_from_env())
+        self.refresher = Refresher(self.store, self.index, interval_from_env(),
+                                   workspace_vocabulary, self._refreshed)
+
+    def _refreshed(self, project_id: str, as_of: datetime) -> None:
+        """Warm member-table profiles in the background: a refresh answers without them."""
+        threading.Thread(target=self._warm, args=(project_id, as_of), daemon=True,
+                         name="segmently-profiles").start()
+
+    def _warm(self, project_id: str, as_of: datetime) -> None:
+        try:
+            self.profiles.warm(self.store, project_id, workspace_vocabulary(), as_of)
+        except Exception:  # noqa: BLE001 - a page view computes them again, reporting errors
+            log.exception("warming profiles of project %s failed", project_id)
 
     async def write(self, project_id: str, messages: list[Message]) -> int:
         """Resolve once the messages are committed: only then may the client hear 200."""

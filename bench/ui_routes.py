@@ -1,0 +1,58 @@
+"""Latency of the JSON routes behind the UI pages, on a served database.
+
+    python bench/ui_routes.py --url http://127.0.0.1:8000 --key sk_... [--segment power_users]
+
+Serve a demo first (`segmently --db big.duckdb demo --users 200000`, `segments refresh`,
+`SEGMENTLY_WORKSPACE=... segmently serve`). Each route is called `--repeat` times one
+after the other, client-side wall time (HTTP included); the median and the slowest are
+printed. Nothing is cached between calls except what the engine caches itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import httpx
+
+RULE = {"all": [{"kind": "performed", "event": "report_viewed", "at_least": 5,
+                 "window": {"last": 30}}, {"kind": "plan", "is": "growth"}]}
+
+
+def routes(segment: str, user: str) -> list[tuple[str, str, dict | None]]:
+    s = f"/api/segments/{segment}"
+    return [("GET", "/api/overview", None), ("GET", "/api/segments", None),
+            ("GET", s, None), ("GET", "/api/catalog", None),
+            ("POST", "/api/rules/preview", {"rule": RULE}),
+            ("GET", f"{s}/table?sort=engagement_score&desc=true&limit=25", None),
+            ("GET", f"{s}/table?sort=engagement_score&desc=true&limit=25&offset=5000", None),
+            ("GET", f"{s}/breakdown?by=plan", None), ("GET", f"{s}/transitions", None),
+            ("GET", f"{s}/explain/{user}", None), ("GET", f"{s}/export.csv", None),
+            ("GET", "/api/insights/funnel", None), ("GET", "/api/insights/adoption", None),
+            ("GET", f"/api/users/{user}", None), ("GET", f"/api/users/{user}/timeline", None)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--segment", default="power_users")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with httpx.Client(base_url=args.url, timeout=600,
+                      headers={"Authorization": f"Bearer {args.key}"}) as client:
+        user = client.get(f"/api/segments/{args.segment}/members?limit=1").json()["members"][0]
+        for method, path, body in routes(args.segment, user):
+            took = []
+            for _ in range(args.repeat):
+                start = time.perf_counter()
+                r = client.request(method, path, json=body)
+                took.append(time.perf_counter() - start)
+                r.raise_for_status()
+            print(f"{method:4} {path:70} median {statistics.median(took):6.2f} s"
+                  f"   max {max(took):6.2f} s")
+
+
+if __name__ == "__main__":
+    main()

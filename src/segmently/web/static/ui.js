@@ -1,0 +1,233 @@
+// Segmently UI pages: each fetches the JSON the /api routes answer and draws it.
+// Plain browser JavaScript; charts by plotly.js (served from the installed plotly package).
+"use strict";
+
+const UI = {
+  async api(path, options = {}) {
+    const response = await fetch(path, {credentials: "same-origin", ...options,
+      headers: {"content-type": "application/json", ...(options.headers || {})}});
+    if (response.status === 401) {
+      location.href = "/ui/login?next=" + encodeURIComponent(location.pathname);
+      throw new Error("signed out");
+    }
+    const body = await response.json();
+    if (!response.ok) throw Object.assign(new Error(body.message || response.statusText), {body});
+    return body;
+  },
+  el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k === "class") node.className = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children.flat()) node.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
+    return node;
+  },
+  num(n) { return n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"); },
+  when(iso) { return iso ? iso.replace("T", " ").slice(0, 16) : "never"; },
+  value(v) {
+    if (v === null || v === undefined) return "–";
+    if (typeof v === "number" && !Number.isInteger(v)) return String(Number(v.toFixed(2)));
+    if (typeof v === "object") return JSON.stringify(v);
+    return String(v).replace(/T(\d\d:\d\d)(:\d\d)?(\.\d+)?$/, " $1");
+  },
+  userLink(id) { return UI.el("a", {href: "/ui/users/" + encodeURIComponent(id)}, id); },
+  segLink(name) { return UI.el("a", {href: "/ui/segments/" + encodeURIComponent(name)}, name); },
+  fill(tbody, rows) { tbody.replaceChildren(...rows); },
+  plot(id, traces, layout = {}) {
+    Plotly.react(id, traces, {margin: {l: 48, r: 12, t: 8, b: 36}, font: {size: 12},
+      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", ...layout},
+      {displayModeBar: false, responsive: true});
+  },
+  spark(values, width = 140, height = 28) {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("width", width); svg.setAttribute("height", height); svg.setAttribute("class", "spark");
+    if (values.length < 2) return svg;
+    const lo = Math.min(...values), hi = Math.max(...values), span = hi - lo || 1;
+    const pts = values.map((v, i) => `${(i / (values.length - 1) * (width - 2) + 1).toFixed(1)},` +
+      `${(height - 2 - (v - lo) / span * (height - 4)).toFixed(1)}`);
+    const line = document.createElementNS(ns, "polyline");
+    line.setAttribute("points", pts.join(" ")); line.setAttribute("fill", "none");
+    line.setAttribute("stroke", "#3b5bdb"); line.setAttribute("stroke-width", "1.5");
+    svg.append(line);
+    return svg;
+  },
+  tree(node) {
+    return UI.el("div", {class: "node"},
+      UI.el("div", {class: node.truth ? "yes" : "no"}, node.sentence || node.label),
+      ...(node.children || []).map(UI.tree));
+  },
+  debounce(fn, ms) { let t; return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); }; },
+};
+
+const pages = {
+  async overview() {
+    const o = await UI.api("/api/overview?days=90");
+    const active = o.active_users;
+    document.getElementById("n-users").textContent = UI.num(o.users);
+    document.getElementById("n-accounts").textContent = UI.num(o.accounts);
+    document.getElementById("n-events").textContent = UI.num(o.events);
+    document.getElementById("n-active").textContent = active.length ? UI.num(active[active.length - 1].users) : "0";
+    UI.plot("active-chart", [{x: active.map(d => d.day), y: active.map(d => d.users), type: "scatter",
+      mode: "lines", line: {color: "#3b5bdb"}, fill: "tozeroy", fillcolor: "rgba(59,91,219,.08)"}],
+      {yaxis: {rangemode: "tozero"}});
+    const {segments} = await UI.api("/api/segments");
+    const tbody = document.querySelector("#segments tbody");
+    UI.fill(tbody, segments.map(s => {
+      const spark = UI.el("td");
+      UI.api("/api/segments/" + encodeURIComponent(s.name)).then(d => spark.append(UI.spark(d.sizes.map(x => x.size))));
+      return UI.el("tr", {"data-segment": s.name}, UI.el("td", {}, UI.segLink(s.name)),
+        UI.el("td", {class: "r size"}, UI.num(s.size)), spark,
+        UI.el("td", {}, UI.when(s.last_computed)), UI.el("td", {}, UI.when(s.data_through)),
+        UI.el("td", {class: "r"}, s.version));
+    }));
+    document.getElementById("refresh").onclick = async (ev) => {
+      ev.target.disabled = true; ev.target.textContent = "Refreshing…";
+      await UI.api("/api/refresh", {method: "POST"});
+      location.reload();
+    };
+  },
+
+  async segment() {
+    const name = document.body.dataset.segment, base = "/api/segments/" + encodeURIComponent(name);
+    const d = await UI.api(base);
+    document.getElementById("description").textContent = d.description;
+    document.getElementById("size").textContent = UI.num(d.size) + " members";
+    document.getElementById("freshness").textContent = d.last_computed
+      ? `computed ${UI.when(d.last_computed)} (as of ${UI.when(d.as_of)}), data through ${UI.when(d.data_through)}; version ${d.version}`
+      : "not computed yet: refresh from the overview";
+    if (d.sizes.length) {
+      UI.plot("size-chart", [{x: d.sizes.map(s => s.as_of), y: d.sizes.map(s => s.size), type: "scatter",
+        mode: "lines+markers", line: {color: "#3b5bdb"}}], {yaxis: {rangemode: "tozero"}});
+    } else {
+      document.getElementById("size-chart").replaceChildren(UI.el("p", {class: "hint"}, "No snapshots yet."));
+    }
+    const by = document.getElementById("breakdown-by");
+    const breakdown = async () => {
+      if (by.value === "features") {
+        const a = await UI.api("/api/insights/adoption?segments=" + encodeURIComponent(name));
+        UI.plot("breakdown-chart", a.groups.map(g => ({type: "bar", name: g.name, x: a.features,
+          y: a.features.map(f => g.share[f])})), {yaxis: {tickformat: ".0%"}, legend: {orientation: "h"}});
+        return;
+      }
+      const b = await UI.api(`${base}/breakdown?by=${by.value}`);
+      const rows = b.values.slice().reverse();
+      UI.plot("breakdown-chart", [{type: "bar", orientation: "h", marker: {color: "#3b5bdb"},
+        y: rows.map(r => r.value ?? "(none)"), x: rows.map(r => r.users)}], {margin: {l: 110, r: 12, t: 8, b: 30}});
+    };
+    by.onchange = breakdown; breakdown();
+    pages.memberTable(name, base);
+    const t = await UI.api(`${base}/transitions?limit=12`);
+    UI.fill(document.querySelector("#transitions tbody"), t.transitions.map(r => UI.el("tr", {},
+      UI.el("td", {}, UI.when(r.as_of)), UI.el("td", {}, UI.userLink(r.user_id)), UI.el("td", {class: r.kind}, r.kind))));
+  },
+
+  memberTable(name, base) {
+    const state = {offset: 0, limit: 25, total: 0};
+    const sort = document.getElementById("sort"), desc = document.getElementById("desc");
+    const search = document.getElementById("search");
+    const load = async () => {
+      const q = new URLSearchParams({q: search.value, sort: sort.value || "engagement_score",
+        desc: desc.checked, offset: state.offset, limit: state.limit});
+      const page = await UI.api(`${base}/table?${q}`);
+      state.total = page.total;
+      const columns = page.columns;
+      if (!sort.options.length) {
+        sort.replaceChildren(...columns.map(c => UI.el("option", {value: c, selected: c === page.sort}, c)));
+      }
+      if (page.source === "live") {
+        document.getElementById("size").textContent = UI.num(page.total) + " members (live)";
+      }
+      document.querySelector("#members thead").replaceChildren(UI.el("tr", {},
+        ...columns.map(c => UI.el("th", {}, c.replaceAll("_", " "))), UI.el("th", {}, "")));
+      UI.fill(document.querySelector("#members tbody"), page.members.map(m => UI.el("tr", {"data-user": m.user_id},
+        ...columns.map(c => UI.el("td", {}, c === "user_id" ? UI.userLink(m[c]) : UI.value(m[c]))),
+        UI.el("td", {}, UI.el("button", {class: "small-btn why", type: "button",
+          onclick: () => pages.explain(name, m.user_id)}, "why?")))));
+      const last = Math.min(state.offset + state.limit, state.total);
+      document.getElementById("page-info").textContent =
+        state.total ? `${UI.num(state.offset + 1)}–${UI.num(last)} of ${UI.num(state.total)}` : "no members";
+      document.getElementById("prev").disabled = state.offset === 0;
+      document.getElementById("next").disabled = last >= state.total;
+    };
+    document.getElementById("prev").onclick = () => { state.offset = Math.max(0, state.offset - state.limit); load(); };
+    document.getElementById("next").onclick = () => { state.offset += state.limit; load(); };
+    search.oninput = UI.debounce(() => { state.offset = 0; load(); }, 300);
+    sort.onchange = desc.onchange = () => { state.offset = 0; load(); };
+    load();
+  },
+
+  async explain(name, user) {
+    const e = await UI.api(`/api/segments/${encodeURIComponent(name)}/explain/${encodeURIComponent(user)}`);
+    const box = document.getElementById("why");
+    box.hidden = false;
+    document.getElementById("why-title").textContent = `Why ${user} is ${e.member ? "in" : "not in"} ${name}`;
+    document.getElementById("why-tree").replaceChildren(UI.tree(e.explanation));
+    document.getElementById("why-close").onclick = () => { box.hidden = true; };
+    box.scrollIntoView({block: "nearest"});
+  },
+
+  async user() {
+    const id = document.body.dataset.user, base = "/api/users/" + encodeURIComponent(id);
+    const [p, t] = await Promise.all([UI.api(base), UI.api(base + "/traits")]);
+    const kv = (obj) => Object.entries(obj).map(([k, v]) => UI.el("tr", {}, UI.el("td", {}, k), UI.el("td", {}, UI.value(v))));
+    UI.fill(document.querySelector("#traits tbody"), kv(t.traits));
+    UI.fill(document.querySelector("#metrics tbody"), kv(p.metrics));
+    const m = p.metrics;
+    document.getElementById("scores").replaceChildren(...[["engagement", m.engagement_score],
+      ["health", m.health_score], ["band", m.health_band], ["lifecycle", m.lifecycle],
+      ["journey", m.journey_stage], ["plan", m.plan]].map(([k, v]) =>
+        UI.el("div", {class: "tile"}, UI.el("span", {class: "num"}, UI.value(v)), UI.el("span", {}, k))));
+    UI.fill(document.querySelector("#features tbody"), (p.features || []).map(f => UI.el("tr", {},
+      UI.el("td", {}, f.feature), UI.el("td", {class: "r"}, UI.num(f.uses_window)),
+      UI.el("td", {}, UI.when(f.first_used)), UI.el("td", {}, UI.when(f.last_used)))));
+    const box = document.getElementById("user-segments");
+    box.replaceChildren(p.segments.length ? "" : UI.el("p", {class: "hint"}, "In no segment at the last refresh."));
+    for (const name of p.segments) {
+      const e = await UI.api(`/api/segments/${encodeURIComponent(name)}/explain/${encodeURIComponent(id)}`);
+      box.append(UI.el("div", {class: "seg-block tree"}, UI.el("h2", {}, UI.segLink(name)), UI.tree(e.explanation)));
+    }
+    let before = null;
+    const older = document.getElementById("older"), tbody = document.querySelector("#timeline tbody");
+    const more = async () => {
+      const q = new URLSearchParams({limit: 30, ...(before || {})});
+      const {events} = await UI.api(`${base}/timeline?${q}`);
+      tbody.append(...events.map(e => UI.el("tr", {}, UI.el("td", {}, UI.when(e.timestamp)),
+        UI.el("td", {}, e.event), UI.el("td", {class: "hint wrap"}, JSON.stringify(e.properties)))));
+      const last = events[events.length - 1];
+      before = last ? {before: last.timestamp, before_id: last.message_id} : before;
+      older.hidden = events.length < 30;
+    };
+    older.onclick = more; more();
+  },
+
+  async journey() {
+    const select = document.getElementById("funnel-segment");
+    const {segments} = await UI.api("/api/segments");
+    select.append(...segments.map(s => UI.el("option", {value: s.name}, s.name)));
+    const funnel = async () => {
+      const f = await UI.api("/api/insights/funnel?segment=" + encodeURIComponent(select.value));
+      UI.plot("funnel-chart", [{type: "funnel", y: f.steps.map(s => s.milestone), x: f.steps.map(s => s.users),
+        textinfo: "value+percent initial", marker: {color: "#3b5bdb"}}], {margin: {l: 160, r: 12, t: 8, b: 8}});
+      UI.fill(document.querySelector("#funnel tbody"), f.steps.map(s => UI.el("tr", {},
+        UI.el("td", {}, s.step), UI.el("td", {}, s.milestone), UI.el("td", {class: "r"}, UI.num(s.users)),
+        UI.el("td", {class: "r"}, (100 * s.share_of_first).toFixed(1) + "%"),
+        UI.el("td", {class: "r"}, UI.num(s.dropped)), UI.el("td", {class: "r"}, UI.num(s.stuck)))));
+    };
+    select.onchange = funnel; funnel();
+    const a = await UI.api("/api/insights/adoption");
+    UI.plot("adoption-chart", [{type: "heatmap", x: a.features, y: a.groups.map(g => `${g.name} (${UI.num(g.size)})`),
+      z: a.groups.map(g => a.features.map(f => g.share[f])), zmin: 0, zmax: 1,
+      colorscale: [[0, "#f4f6fb"], [1, "#3b5bdb"]],
+      text: a.groups.map(g => a.features.map(f => (100 * g.share[f]).toFixed(0) + "%")), texttemplate: "%{text}",
+      hovertemplate: "%{y}<br>%{x}: %{text}<extra></extra>", colorbar: {tickformat: ".0%"}}],
+      {margin: {l: 200, r: 12, t: 8, b: 90}, yaxis: {autorange: "reversed"}});
+  },
+};
+
+document.addEventListener("DOMContentLoaded", () => {
+  const page = pages[document.body.dataset.page];
+  if (page) page().catch(err => document.querySelector("main h1").after(UI.el("p", {class: "error"}, err.message)));
+});

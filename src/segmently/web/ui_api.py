@@ -1,0 +1,157 @@
+"""The read operations the UI pages call (secret key or UI session, like every /api route).
+
+Each route composes one core operation: `insights/` (overview, journey funnel, feature
+adoption), `store/catalog.py` and `store/person.py` (what the project has seen, a
+user's traits and events), `segments/` (rule previews, builder forms, member tables, breakdowns,
+transitions). Pagination and aggregation happen in the engine; no route loads all users.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pyarrow import csv
+from pydantic import BaseModel, ConfigDict
+
+from segmently.insights import adoption, journey, overview
+from segmently.segments import api_ops, drafts, forms, member_views
+from segmently.segments import definitions as defs
+from segmently.store import catalog, person, utcnow
+from segmently.web.segment_api import Ctx
+from segmently.web.segment_api import _run as run  # the same error mapping
+from segmently.web.state import workspace_vocabulary as vocabulary
+
+router = APIRouter(prefix="/api", tags=["ui"])
+
+
+class RuleDraft(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rule: Any
+
+
+@router.get("/overview", summary="Users, accounts, events and daily active users")
+async def project_overview(ctx: Ctx, days: int = Query(90, ge=1, le=overview.MAX_DAYS)
+                           ) -> dict[str, Any]:
+    store, project_id, now = ctx.state.store, ctx.project_id, utcnow()
+    totals = await run(overview.totals, store, project_id, now)
+    active = await run(overview.active_users, store, project_id, now, days)
+    return {"as_of": now.isoformat(), **totals, "active_users": active}
+
+
+@router.get("/catalog", summary="What the builder offers: names seen and condition forms")
+async def builder_catalog(ctx: Ctx) -> dict[str, Any]:
+    store, project_id, vocab = ctx.state.store, ctx.project_id, vocabulary()
+    return {"events": await run(catalog.event_names, store, project_id),
+            "traits": await run(catalog.trait_names, store, project_id),
+            "features": [f.name for f in vocab.features],
+            "milestones": [m.name for m in vocab.milestones],
+            "segments": sorted(await run(defs.current, store, project_id)),
+            "forms": forms.condition_forms()}
+
+
+@router.get("/catalog/properties", summary="Property keys seen on recent events of a name")
+async def event_properties(ctx: Ctx, event: str = Query(min_length=1, max_length=1024)
+                           ) -> dict[str, Any]:
+    keys = await run(catalog.property_keys, ctx.state.store, ctx.project_id, event)
+    return {"event": event, "properties": keys}
+
+
+@router.get("/catalog/trait-values", summary="Current values of a user trait, most common "
+            "first")
+async def trait_values(ctx: Ctx, trait: str = Query(min_length=1, max_length=256)
+                       ) -> dict[str, Any]:
+    values = await run(catalog.trait_values, ctx.state.store, ctx.project_id, trait)
+    return {"trait": trait, "values": values}
+
+
+@router.post("/rules/preview", summary="Validate an unsaved rule, its YAML and live size")
+async def preview_rule(ctx: Ctx, body: RuleDraft) -> dict[str, Any]:
+    return await run(drafts.preview, ctx.state.store, ctx.project_id, body.rule,
+                     vocabulary(), utcnow())
+
+
+@router.get("/segments/{name}/table", summary="Members with metrics: search, sort, page")
+async def member_table(ctx: Ctx, name: str, q: str = Query("", max_length=256),
+                       sort: str = "user_id", desc: bool = False,
+                       offset: int = Query(0, ge=0),
+                       limit: int = Query(50, ge=1, le=member_views.MAX_PAGE)
+                       ) -> dict[str, Any]:
+    return await run(member_views.member_table, ctx.state.store, ctx.project_id, name,
+                     vocabulary(), search=q, sort=sort, descending=desc, offset=offset,
+                     limit=limit, cache=ctx.state.profiles)
+
+
+@router.get("/segments/{name}/breakdown", summary="Members by plan, account, band...")
+async def segment_breakdown(ctx: Ctx, name: str, by: str = "plan") -> dict[str, Any]:
+    rows = await run(member_views.breakdown, ctx.state.store, ctx.project_id, name,
+                     vocabulary(), by, ctx.state.profiles)
+    return {"segment": name, "by": by, "values": rows}
+
+
+@router.get("/segments/{name}/transitions", summary="Who entered and left recently")
+async def segment_transitions(ctx: Ctx, name: str, limit: int = Query(50, ge=1, le=500)
+                              ) -> dict[str, Any]:
+    await run(defs.get, ctx.state.store, ctx.project_id, name)  # 404 for unknown names
+    rows = await run(member_views.recent_transitions, ctx.state.store, ctx.project_id,
+                     name, limit)
+    return {"segment": name, "transitions": rows}
+
+
+def _members_csv(ctx: Ctx, name: str) -> bytes:
+    """Written from Arrow by pyarrow: a million ids never become Python objects."""
+    found = api_ops.member_ids(ctx.state.store, ctx.project_id, name, None, vocabulary())
+    out = io.BytesIO()
+    csv.write_csv(found.ids.order_by("user_id").to_pyarrow(), out)
+    return out.getvalue()
+
+
+@router.get("/segments/{name}/export.csv", summary="Every member's id as CSV",
+            response_class=Response)
+async def export_members(ctx: Ctx, name: str) -> Response:
+    body = await run(_members_csv, ctx, name)
+    return Response(body, media_type="text/csv", headers={
+        "content-disposition": f'attachment; filename="{name}.csv"'})
+
+
+@router.get("/insights/funnel", summary="Milestone funnel with drop-off (all users or one "
+            "segment's members)")
+async def milestone_funnel(ctx: Ctx, segment: str | None = None) -> dict[str, Any]:
+    store, project_id, now = ctx.state.store, ctx.project_id, utcnow()
+    members, vocab = None, vocabulary()
+    if segment:
+        members = (await run(api_ops.member_ids, store, project_id, segment, None, vocab)).ids
+    steps = await run(journey.funnel, store, project_id, vocab, now, members)
+    return {"as_of": now.isoformat(), "segment": segment, "steps": steps}
+
+
+def _adoption(ctx: Ctx, names: list[str]) -> dict[str, Any]:
+    store, project_id, now, vocab = ctx.state.store, ctx.project_id, utcnow(), vocabulary()
+    groups = {n: api_ops.member_ids(store, project_id, n, None, vocab).ids for n in names}
+    return {"as_of": now.isoformat(), **adoption.adoption(store, project_id, vocab, now, groups)}
+
+
+@router.get("/insights/adoption", summary="Feature adoption across segments")
+async def feature_adoption(ctx: Ctx, segments: str = "") -> dict[str, Any]:
+    names = [n for n in segments.split(",") if n] or \
+        sorted(await run(defs.current, ctx.state.store, ctx.project_id))
+    return await run(_adoption, ctx, names)
+
+
+@router.get("/users/{user_id}/timeline", summary="A user's events, newest first")
+async def user_timeline(ctx: Ctx, user_id: str, limit: int = Query(50, ge=1, le=500),
+                        before: datetime | None = None, before_id: str | None = None
+                        ) -> dict[str, Any]:
+    key = (before, before_id) if before is not None and before_id is not None else None
+    rows = await run(person.user_events, ctx.state.store, ctx.project_id, user_id,
+                     limit=limit, before=key)
+    return {"user_id": user_id, "events": rows}
+
+
+@router.get("/users/{user_id}/traits", summary="A user's latest traits")
+async def user_traits(ctx: Ctx, user_id: str) -> dict[str, Any]:
+    traits = await run(person.user_traits, ctx.state.store, ctx.project_id, user_id)
+    return {"user_id": user_id, "traits": traits}

@@ -1,0 +1,121 @@
+"""Nothing is readable without the secret key or a UI session made from it, and a
+session only ever reads its own project."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import httpx
+import pytest
+from uikit import UiServer, ui_server  # noqa: F401 - fixture
+
+from segmently.web.pages import router as pages_router
+from segmently.web.session import COOKIE
+
+PARAMS = {"name": "anything", "user_id": "u1"}
+
+
+def _api_calls(server: UiServer) -> list[tuple[str, str]]:
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    calls = [(method.upper(), re.sub(r"\{(\w+)\}", lambda m: PARAMS[m.group(1)], path))
+             for path, ops in spec["paths"].items() if path.startswith("/api/")
+             for method in ops]
+    assert len(calls) >= 20  # every segment, UI and user route
+    return calls
+
+
+def _pages() -> list[str]:
+    paths = [re.sub(r"\{(\w+)\}", lambda m: PARAMS[m.group(1)], r.path)  # type: ignore[attr-defined]
+             for r in pages_router.routes if "GET" in r.methods]  # type: ignore[attr-defined]
+    return [p for p in paths if p != "/ui/login"]
+
+
+def _sign_in(server: UiServer, key: str) -> httpx.Response:
+    return httpx.post(f"{server.url}/ui/login", data={"secret_key": key, "next": "/ui/"},
+                      follow_redirects=False)
+
+
+@pytest.mark.parametrize("cookie", [None, "forged-token"])
+def test_every_api_call_refuses_without_a_valid_session(ui_server: UiServer,  # noqa: F811
+                                                        cookie: str | None) -> None:
+    cookies = {COOKIE: cookie} if cookie else None
+    for method, path in _api_calls(ui_server):
+        r = httpx.request(method, ui_server.url + path, cookies=cookies, json={})
+        assert r.status_code == 401, (method, path, r.status_code, r.text)
+        r = httpx.request(method, ui_server.url + path, json={},
+                          headers={"Authorization": "Bearer sk_not_a_key"})
+        assert r.status_code == 401, (method, path, r.status_code)
+
+
+@pytest.mark.parametrize("cookie", [None, "forged-token"])
+def test_every_page_redirects_to_sign_in_without_a_valid_session(ui_server: UiServer,  # noqa: F811
+                                                                 cookie: str | None) -> None:
+    pages = _pages()
+    assert {"/ui/", "/ui/builder", "/ui/journey", "/ui/segments/anything",
+            "/ui/users/u1"} <= set(pages)
+    for path in pages:
+        r = httpx.get(ui_server.url + path, cookies={COOKIE: cookie} if cookie else None,
+                      follow_redirects=False)
+        assert r.status_code == 303, (path, r.status_code)
+        assert r.headers["location"].startswith("/ui/login"), path
+        assert "Segments" not in r.text
+
+
+def test_sign_in_sets_an_httponly_strict_session_that_sign_out_ends(ui_server: UiServer  # noqa: F811
+                                                                   ) -> None:
+    wrong = _sign_in(ui_server, "sk_wrong")
+    assert wrong.status_code == 401 and "neither a project&#39;s secret key" in wrong.text
+    assert COOKIE not in wrong.cookies
+    ok = _sign_in(ui_server, ui_server.secret_key)
+    assert ok.status_code == 303 and ok.headers["location"] == "/ui/"
+    header = ok.headers["set-cookie"].lower()
+    assert "httponly" in header and "samesite=strict" in header
+    token = ok.cookies[COOKIE]
+    assert ui_server.secret_key not in header  # the cookie is a token, never the key
+    with httpx.Client(base_url=ui_server.url, cookies={COOKIE: token}) as c:
+        assert c.get("/ui/").status_code == 200
+        assert c.get("/api/overview").json()["users"] == 5
+        assert c.post("/ui/logout").status_code == 303
+        assert c.get("/api/overview").status_code == 401
+        assert c.get("/ui/", follow_redirects=False).status_code == 303
+
+
+def test_sign_in_never_redirects_off_the_ui(ui_server: UiServer) -> None:  # noqa: F811
+    r = httpx.post(f"{ui_server.url}/ui/login", follow_redirects=False,
+                   data={"secret_key": ui_server.secret_key, "next": "//evil.example/"})
+    assert r.headers["location"] == "/ui/"
+
+
+def test_a_session_reads_only_its_own_project(ui_server: UiServer) -> None:  # noqa: F811
+    token = _sign_in(ui_server, ui_server.other_secret_key).cookies[COOKIE]
+    with httpx.Client(base_url=ui_server.url, cookies={COOKIE: token}) as c:
+        assert [e["name"] for e in c.get("/api/catalog").json()["events"]] == ["other_only"]
+        assert c.get("/api/overview").json()["users"] == 1
+        assert c.get("/api/users/u1/timeline").json()["events"] == []
+        assert c.get("/api/users/u1/traits").json()["traits"] == {}
+
+
+def _set_password(server: UiServer, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI, while `serve` holds the database (the call goes through the server)."""
+    return subprocess.run([sys.executable, "-m", "segmently.cli", "--db", server.db,
+                           "projects", "password", *args], capture_output=True, text=True)
+
+
+def test_a_password_set_with_the_cli_signs_in_with_the_project_name(
+        ui_server: UiServer) -> None:  # noqa: F811
+    short = _set_password(ui_server, "shop", "--password", "short")
+    assert short.returncode == 1 and "at least 10 characters" in short.stderr
+    assert _set_password(ui_server, "shop", "--password", "correct horse").returncode == 0
+    form = {"project": "shop", "secret_key": "correct horse", "next": "/ui/"}
+    ok = httpx.post(f"{ui_server.url}/ui/login", data=form)
+    assert ok.status_code == 303
+    me = httpx.get(f"{ui_server.url}/api/overview", cookies={COOKIE: ok.cookies[COOKIE]})
+    assert me.json()["users"] == 5  # the shop project's data
+    for bad in ({**form, "secret_key": "wrong horse!"}, {**form, "project": "other"},
+                {**form, "project": ""}):
+        r = httpx.post(f"{ui_server.url}/ui/login", data=bad)
+        assert r.status_code == 401 and COOKIE not in r.cookies, bad
+    assert _set_password(ui_server, "shop", "--password", "battery staple").returncode == 0
+    assert httpx.post(f"{ui_server.url}/ui/login", data=form).status_code == 401  # replaced
