@@ -156,6 +156,10 @@ def test_explain_reads_the_workspace_vocabulary(env: dict[str, str]) -> None:
     assert found["member"] is True
     assert found["explanation"]["sentence"] == \
         "used feature reports 3 times in the last 7 days; needs at least once"
+    # carol's three views are after T1; bob's one view on 03-02 is before the window
+    members = cli({**env, "config": str(path)}, "segments", "members", "report_users",
+                  "--as-of", T1)
+    assert members["user_ids"] == ["alice"]
 
 
 def test_unknown_user_and_segment_are_clean_errors(env: dict[str, str]) -> None:

@@ -15,10 +15,15 @@ from segmently.profile.config import Vocabulary
 from segmently.profile.feedback import nps
 from segmently.profile.jsonvalues import string_at
 from segmently.profile.literals import f64
-from segmently.profile.scores import engagement, health, lifecycle
+from segmently.profile.scores import engagement, engagement_start, health, lifecycle
 from segmently.profile.vocabulary import PLAN_TRAIT
 from segmently.store import Store
-from segmently.store.views import latest_traits, resolved_events
+from segmently.store.views import (
+    has_rollups,
+    latest_traits,
+    resolved_daily_rows,
+    resolved_events,
+)
 
 
 ACTIVITY_TYPES = ("track", "page", "screen")
@@ -46,17 +51,29 @@ def _plan(store: Store, project_id: str, as_of: datetime) -> ir.Table:
     return t.select(person_id=t.entity_id, plan=string_at(t.value))
 
 
+def _activity_rows(store: Store, project_id: str, vocab: Vocabulary,
+                   as_of: datetime) -> ir.Table:
+    """Every user's activity as counted rows for the engagement score: daily rollups where
+    the store has them, else raw events."""
+    if has_rollups(store):
+        rows = resolved_daily_rows(store, project_id, as_of,
+                                   [engagement_start(vocab.engagement, as_of)])
+    else:
+        e = resolved_events(store, project_id, as_of)
+        rows = e.mutate(first_ts=e.timestamp, n=ibis.literal(1, type="int64"))
+    return rows.filter(rows.type.isin(ACTIVITY_TYPES))
+
+
 def build_profiles(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime,
-                   people: ir.Table | None = None) -> Profiles:
-    """Every person's profile, or only `people`'s (a table with a user_id column): their
-    events alone are aggregated, except the engagement scale, which is relative to every
-    user, so one person's profile costs a fraction of everyone's and reads the same."""
-    everything = resolved_events(store, project_id, as_of)
+                   person: str | None = None) -> Profiles:
+    """Every person's profile, or only `person`'s: then only their events are read,
+    except for the engagement scale, which is relative to every user (from rollups), so
+    one person's profile costs a fraction of everyone's and reads the same."""
+    everything = resolved_events(store, project_id, as_of, person)
     # identify/group/alias manage data; only what users did counts as activity
     events = everything.filter(everything.type.isin(ACTIVITY_TYPES))
-    engaged = engagement(events, vocab.engagement, as_of)
-    if people is not None:
-        events = events.semi_join(people, events.person_id == people.user_id)
+    engaged = engagement(_activity_rows(store, project_id, vocab, as_of), vocab.engagement,
+                         as_of)
     window = vocab.activity_window_days
     users = activity(events, as_of, window_days=window, session_gap=vocab.session_gap_minutes * 60)
     users = _attach(users, nps(events))

@@ -11,13 +11,21 @@ from segmently.profile.config import EngagementScore, HealthScore
 from segmently.profile.literals import f64
 
 
-def engagement(events: ir.Table, cfg: EngagementScore, as_of: datetime) -> ir.Table:
-    """person_id -> engagement_points (weighted event count in the window), engagement_score."""
-    start = ibis.literal(as_of - timedelta(days=cfg.window_days))
-    e = events.filter(events.timestamp >= start)
+def engagement_start(cfg: EngagementScore, as_of: datetime) -> datetime:
+    return as_of - timedelta(days=cfg.window_days)
+
+
+def engagement(rows: ir.Table, cfg: EngagementScore, as_of: datetime) -> ir.Table:
+    """person_id -> engagement_points (weighted event count in the window), engagement_score.
+
+    `rows` are activity events as counted rows (person_id, event, first_ts, n): daily
+    rollup rows (store/views.resolved_daily_rows) or raw events with n = 1. The scale is
+    relative to the most engaged user unless `points_for_100` is set, so every user counts
+    even for one person's profile, and rollups make that cheap."""
+    e = rows.filter(rows.first_ts >= ibis.literal(engagement_start(cfg, as_of)))
     weight = ibis.cases(*[(e.event == name, f64(w)) for name, w in cfg.weights.items()],
                         else_=f64(0.0)) if cfg.weights else f64(1.0)
-    pts = e.mutate(_w=weight).group_by("person_id").aggregate(
+    pts = e.mutate(_w=weight * e.n.cast("float64")).group_by("person_id").aggregate(
         engagement_points=lambda t: t._w.sum())
     scale = (ibis.literal(cfg.points_for_100) if cfg.points_for_100
              else pts.engagement_points.max().over())

@@ -177,8 +177,7 @@ def profile(store: Store, project_id: str, user_id: str, vocab: Vocabulary,
             as_of: datetime | None = None) -> dict[str, Any]:
     """The user's metrics (profile.build_profiles, one row) and features used."""
     when = _now(as_of)
-    built = build_profiles(store, project_id, vocab, when,
-                           people=ibis.memtable({"user_id": [user_id]}))
+    built = build_profiles(store, project_id, vocab, when, person=user_id)
     rows = built.users.filter(built.users.user_id == user_id).to_pyarrow().to_pylist()
     if not rows:
         raise UnknownUserError(f"no user {user_id!r} in this project as of {when.isoformat()}")

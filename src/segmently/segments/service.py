@@ -101,7 +101,8 @@ def evaluation(store: Store, project: str, workspace: Workspace,
     """Every segment (or `only` these) at as_of, in one pass over the events."""
     for name in only or []:
         check_segment(workspace, name)
-    return evaluate(store, project, workspace.rules(), instant(as_of), only=only)
+    return evaluate(store, project, workspace.rules(), instant(as_of), only=only,
+                    vocabulary=workspace)
 
 
 def wide(ev: Evaluation) -> ir.Table:
