@@ -202,12 +202,11 @@ class Aggregates:
         last times of events picked by name, in windows fixed to as_of) are computed in one
         pass over the rollup rows; the others in one pass over the raw events of their
         widest window and names, joined on."""
-        daily = [a for a in self.aggs if self.use_rollups and a.fn in DAILY_FNS
+        rolled = self.use_rollups and has_rollups(store)
+        daily = [a for a in self.aggs if rolled and a.fn in DAILY_FNS
                  and a.span.first_seen_days is None and _by_name_only(a.match)]
-        if daily and not has_rollups(store):
-            daily = []
         raw = [a for a in self.aggs if a not in daily]
-        if daily:
+        if daily or (rolled and not raw):  # known users come from the rollups too
             t = self._daily_table(store, project_id, person, daily)
             if raw:
                 t = self._join_raw(t, store, project_id, person, raw)
