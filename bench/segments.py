@@ -339,9 +339,10 @@ def main() -> None:
         with console.status(f"evaluating the library: {side}"):
             figures[side] = spawn(side, {**base, "out": str(scratch / f"{side}.parquet")})
     sets = {side: member_sets(scratch / f"{side}.parquet") for side in figures}
-    with console.status("explain"):
-        pairs = explain_pairs(sets["segmently"], args.explain, args.seed)
-        figures["explain"] = spawn("explain", {**base, "pairs": pairs})
+    if args.explain:
+        with console.status("explain"):
+            pairs = explain_pairs(sets["segmently"], args.explain, args.seed)
+            figures["explain"] = spawn("explain", {**base, "pairs": pairs})
     if args.new_events:
         with console.status("refresh (copying the data first)"):
             shutil.copy(where / DB, scratch / DB)
@@ -378,12 +379,13 @@ def report(args: argparse.Namespace, info: dict[str, Any], f: dict[str, dict[str
                          if "pandas" in f else "")
                       + f"; {info['events'] / seg / 1e6:.1f} M events/s")
     console.print("sizes: " + ", ".join(f"{n} {len(m):,}" for n, m in sizes.items()))
-    e = f["explain"]
-    console.print(f"explain ({e['calls']} users): median {e['median_ms']:.0f} ms, "
-                  f"p95 {e['p95_ms']:.0f} ms, max {e['max_ms']:.0f} ms, median CPU "
-                  f"{e['cpu_median_ms']:.0f} ms, peak RSS "
-                  f"{e['peak_rss_mb']:.0f} MB" + (f"; NOT members: {e['explained_out']}"
-                                                   if e["explained_out"] else ""))
+    if "explain" in f:
+        e = f["explain"]
+        console.print(f"explain ({e['calls']} users): median {e['median_ms']:.0f} ms, "
+                      f"p95 {e['p95_ms']:.0f} ms, max {e['max_ms']:.0f} ms, median CPU "
+                      f"{e['cpu_median_ms']:.0f} ms, peak RSS "
+                      f"{e['peak_rss_mb']:.0f} MB" + (f"; NOT members: {e['explained_out']}"
+                                                       if e["explained_out"] else ""))
     if "refresh" in f:
         r = f["refresh"]
         console.print(f"refresh: first {r['first_s']:.2f} s (CPU {r['first_cpu_s']:.2f} s); "
