@@ -23,6 +23,7 @@ from segmently.profile.matchers import EventMatcher, any_of
 from segmently.profile.jsonvalues import number_at, string_at
 from segmently.segments.windows import Span
 from segmently.store import Store
+from segmently.store.rollups import day_of
 from segmently.store.views import (
     has_rollups,
     latest_traits,
@@ -30,7 +31,6 @@ from segmently.store.views import (
     resolved_events,
 )
 
-SECONDS_PER_DAY = 86_400
 ACTIVITY_TYPES = ("track", "page", "screen")  # identify/group/alias manage data
 # aggregates that are 0, not unknown, over no events
 ZERO_WHEN_EMPTY = frozenset({"count", "distinct_day", "distinct_week", "sum", "distinct"})
@@ -163,7 +163,7 @@ class Aggregates:
         # aggregate's input on every row before its FILTER (over all events, DuckDB spent
         # ~15% of the library's CPU reading NPS scores out of every event's properties)
         props = ibis.cases((cond, e.properties), else_=ibis.null("string"))
-        day = (e.timestamp.epoch_seconds() / SECONDS_PER_DAY).floor()
+        day = day_of(e.timestamp)
         match a.fn:
             case "count":
                 return e.count(where=cond)

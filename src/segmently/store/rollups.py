@@ -72,15 +72,15 @@ def rollup(events: pa.Table) -> pa.Table:
 def rollup_expr(events: ir.Table) -> ir.Table:
     """The same rows computed by the engine, to fill the table from stored events once
     (a database created before rollups existed)."""
-    e = events.mutate(_day=_day_of(events.timestamp).cast("int32"),
-                      _rday=_day_of(events.received_at).cast("int32"))
+    e = events.mutate(_day=day_of(events.timestamp).cast("int32"),
+                      _rday=day_of(events.received_at).cast("int32"))
     return e.group_by(project_id=e.project_id, user_id=e.user_id,
                       anonymous_id=e.anonymous_id, event=e.event, type=e.type,
                       day=e._day, received_day=e._rday).aggregate(
         n=e.count(), first_ts=e.timestamp.min(), last_ts=e.timestamp.max())
 
 
-def _day_of(ts: ir.TimestampValue) -> ir.IntegerValue:
+def day_of(ts: ir.TimestampValue) -> ir.IntegerValue:
     """Days since the epoch from epoch seconds (the same on every engine)."""
     return (ts.epoch_seconds() / SECONDS_PER_DAY).floor()
 
@@ -109,7 +109,7 @@ def daily_rows(events: ir.Table, rollups: ir.Table, project_id: str, as_of: date
                             for d in raw_days])
     e = e.filter(on_raw_day | (e.received_at >= day_start(today)))
     raw = e.select(user_id=e.user_id, anonymous_id=e.anonymous_id, event=e.event, type=e.type,
-                   day=_day_of(e.timestamp).cast("int32"), n=ibis.literal(1, type="int64"),
+                   day=day_of(e.timestamp).cast("int32"), n=ibis.literal(1, type="int64"),
                    first_ts=e.timestamp, last_ts=e.timestamp)
     r = r.select(*DAILY_COLUMNS)
     return r.union(raw.select(*DAILY_COLUMNS).cast(r.schema()))
