@@ -376,10 +376,13 @@ def segments_refresh(
     backfill_from: str = typer.Option(None, "--backfill-from", help="Also store snapshots at"
                                       " every --every from this instant up to --as-of."),
     every: str = typer.Option("1d", "--every", help="Backfill step: 30m, 12h, 1d, 1w."),
+    profiles: bool = typer.Option(True, "--profiles/--no-profiles", help="Also store every "
+                                  "user's metrics at the latest instant, which the UI's "
+                                  "member tables, breakdowns and insights read."),
 ) -> None:
     """Evaluate every segment once and store snapshots and enter/exit transitions."""
     found = run_segments("segments_refresh", project=project, as_of=as_of,
-                         backfill_from=backfill_from, every=every)
+                         backfill_from=backfill_from, every=every, profiles=profiles)
     show(found, title="refreshed")
 
 

@@ -10,6 +10,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from segmently.profile import stored
 from segmently.segments import service
 from segmently.segments.rules import rule_json
 from segmently.segments.workspace import Workspace, parse_workspace
@@ -132,13 +133,15 @@ def segments_explain(store: Store, pid: str, ws: Workspace, name: str, user_id: 
 
 @_segments
 def segments_refresh(store: Store, pid: str, ws: Workspace, as_of: str | None = None,
-                     backfill_from: str | None = None,
-                     every: str = "1d") -> list[dict[str, Any]]:
+                     backfill_from: str | None = None, every: str = "1d",
+                     profiles: bool = True) -> list[dict[str, Any]]:
     if backfill_from is not None:
         done = service.backfill(store, pid, ws, service.instant(backfill_from),
                                 service.instant(as_of), service.period(every))
     else:
         done = service.refresh(store, pid, ws, service.instant(as_of))
+    if profiles and done:  # the UI's member tables and insights read it at once
+        stored.record(store, pid, ws, max(r.as_of for r in done))
     return [service.result_json(r) for r in done]
 
 

@@ -9,36 +9,28 @@ have been there longer than `stuck_days`.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 
-from segmently.profile.adoption import milestones_reached
-from segmently.profile.build import ACTIVITY_TYPES
-from segmently.profile.config import Vocabulary
-from segmently.store import Store
-from segmently.store.views import resolved_events
+from segmently.insights.basis import Basis
 
 STUCK_DAYS = 7
 
 
-def funnel(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime,
-           members: ir.Table | None = None, stuck_days: int = STUCK_DAYS
-           ) -> list[dict[str, Any]]:
+def funnel(base: Basis, milestones: list[str], members: ir.Table | None = None,
+           stuck_days: int = STUCK_DAYS) -> list[dict[str, Any]]:
     """[{step, milestone, users, share_of_first, dropped, stuck}] in journey order, over
     every user or only `members` (a table with a user_id column)."""
-    if not vocab.milestones:
+    reached = base.milestones
+    if not milestones or reached is None:
         return []
-    e = resolved_events(store, project_id, as_of)
-    e = e.filter(e.type.isin(ACTIVITY_TYPES))
     if members is not None:
-        e = e.semi_join(members, e.person_id == members.user_id)
-    reached = milestones_reached(e, vocab.milestones)
-    assert reached is not None  # milestones are declared
-    steps = range(1, len(vocab.milestones) + 1)
-    per_user = reached.group_by("person_id").aggregate(
+        reached = reached.semi_join(members, reached.user_id == members.user_id)
+    steps = range(1, len(milestones) + 1)
+    per_user = reached.group_by("user_id").aggregate(
         **{f"_s{k}": (reached.step == k).any() for k in steps},
         _since=reached.reached_at.max())
     prefix: dict[int, ir.BooleanValue] = {}
@@ -46,7 +38,7 @@ def funnel(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime,
     for k in steps:
         cond = cond & per_user[f"_s{k}"]
         prefix[k] = cond
-    cutoff = ibis.literal(as_of - timedelta(days=stuck_days))
+    cutoff = ibis.literal(base.as_of - timedelta(days=stuck_days))
     aggs: dict[str, ir.Value] = {}
     for k in steps:
         aggs[f"reached_{k}"] = prefix[k].sum()
@@ -55,10 +47,10 @@ def funnel(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime,
             aggs[f"stuck_{k}"] = here.sum()
     counts = per_user.aggregate(**aggs).to_pyarrow().to_pylist()[0]
     out, first, previous = [], None, None
-    for k, milestone in zip(steps, vocab.milestones, strict=True):
+    for k, milestone in zip(steps, milestones, strict=True):
         users = int(counts[f"reached_{k}"] or 0)
         first = users if first is None else first
-        out.append({"step": k, "milestone": milestone.name, "users": users,
+        out.append({"step": k, "milestone": milestone, "users": users,
                     "share_of_first": users / first if first else 0.0,
                     "dropped": (previous - users) if previous is not None else 0,
                     "stuck": int(counts.get(f"stuck_{k}") or 0)})

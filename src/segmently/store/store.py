@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -10,6 +11,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.compute as pc
+import sqlglot.expressions as sge
 from ibis.backends import BaseBackend
 
 from segmently.store import schema
@@ -187,6 +189,26 @@ class Store:
         with self._write_lock:
             con = self.backends.get()
             with transaction(con):
+                for name, table in tables.items():
+                    if table.num_rows:
+                        insert_arrow(con, name, table)
+
+    def replace_rows(self, project_id: str, keep: Collection[datetime],
+                     tables: dict[str, pa.Table], column: str = "as_of") -> None:
+        """In one transaction: delete the project's rows of each table whose `column` is
+        not one of the instants in `keep`, then insert `tables`' rows. For derived tables
+        that keep only their latest few instants (stored profiles). The DELETE is a
+        sqlglot expression with literal values, compiled for the engine, never text
+        joined from input."""
+        where = sge.column("project_id").eq(sge.convert(project_id))
+        if keep:
+            kept = [sge.cast(sge.convert(t.isoformat(sep=" ")), "timestamp") for t in keep]
+            where = where.and_(sge.not_(sge.column(column).isin(*kept)))
+        with self._write_lock:
+            con = self.backends.get()
+            with transaction(con):
+                for name in tables:
+                    con.raw_sql(sge.delete(name, where=where))
                 for name, table in tables.items():
                     if table.num_rows:
                         insert_arrow(con, name, table)

@@ -10,9 +10,9 @@ from datetime import datetime
 from dataclasses import dataclass, field
 
 from segmently.collect.limits import Limits
+from segmently.profile import stored
 from segmently.profile.config import Vocabulary
 from segmently.segments.live import MembershipIndex, Refresher, interval_from_env
-from segmently.segments.member_views import ProfileCache
 from segmently.segments.workspace import load_workspace
 from segmently.store import Message, Store
 from segmently.store.writer import GroupCommitWriter
@@ -42,7 +42,7 @@ class AppState:
     index: MembershipIndex = field(init=False)  # current memberships, for targeting
     refresher: Refresher = field(init=False)  # segment refreshes, on request and scheduled
     sessions: Sessions = field(default_factory=Sessions)  # UI sign-ins
-    profiles: ProfileCache = field(default_factory=ProfileCache)  # member tables
+    profiles: stored.Keeper = field(default_factory=stored.Keeper)  # member tables
 
     def __post_init__(self) -> None:
         self.writer = GroupCommitWriter(self.store)
@@ -52,15 +52,16 @@ class AppState:
                                    workspace_vocabulary, self._refreshed)
 
     def _refreshed(self, project_id: str, as_of: datetime) -> None:
-        """Warm member-table profiles in the background: a refresh answers without them."""
-        threading.Thread(target=self._warm, args=(project_id, as_of), daemon=True,
+        """Store the new instant's profiles in the background: a refresh answers without
+        them."""
+        threading.Thread(target=self._follow, args=(project_id, as_of), daemon=True,
                          name="segmently-profiles").start()
 
-    def _warm(self, project_id: str, as_of: datetime) -> None:
+    def _follow(self, project_id: str, as_of: datetime) -> None:
         try:
-            self.profiles.warm(self.store, project_id, workspace_vocabulary(), as_of)
+            self.profiles.follow(self.store, project_id, workspace_vocabulary(), as_of)
         except Exception:  # noqa: BLE001 - a page view computes them again, reporting errors
-            log.exception("warming profiles of project %s failed", project_id)
+            log.exception("storing profiles of project %s failed", project_id)
 
     async def write(self, project_id: str, messages: list[Message]) -> int:
         """Resolve once the messages are committed: only then may the client hear 200."""

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from pyarrow import csv
 from pydantic import BaseModel, ConfigDict
 
-from segmently.insights import adoption, journey, overview
+from segmently.insights import adoption, basis, journey, overview
 from segmently.segments import api_ops, drafts, forms, member_views
 from segmently.segments import definitions as defs
 from segmently.store import catalog, person, utcnow
@@ -82,7 +82,7 @@ async def member_table(ctx: Ctx, name: str, q: str = Query("", max_length=256),
                        ) -> dict[str, Any]:
     return await run(member_views.member_table, ctx.state.store, ctx.project_id, name,
                      vocabulary(), search=q, sort=sort, descending=desc, offset=offset,
-                     limit=limit, cache=ctx.state.profiles)
+                     limit=limit, keeper=ctx.state.profiles)
 
 
 @router.get("/segments/{name}/breakdown", summary="Members by plan, account, band...")
@@ -117,24 +117,34 @@ async def export_members(ctx: Ctx, name: str) -> Response:
         "content-disposition": f'attachment; filename="{name}.csv"'})
 
 
+def _basis(ctx: Ctx) -> basis.Basis:
+    return basis.basis(ctx.state.store, ctx.project_id, vocabulary(), ctx.state.profiles,
+                       utcnow())
+
+
+def _funnel(ctx: Ctx, segment: str | None) -> dict[str, Any]:
+    vocab, base = vocabulary(), _basis(ctx)
+    members = api_ops.member_ids(ctx.state.store, ctx.project_id, segment, None,
+                                 vocab).ids if segment else None
+    steps = journey.funnel(base, [m.name for m in vocab.milestones], members)
+    return {"as_of": base.as_of.isoformat(), "segment": segment, "steps": steps}
+
+
 @router.get("/insights/funnel", summary="Milestone funnel with drop-off (all users or one "
-            "segment's members)")
+            "segment's members), at the latest refresh")
 async def milestone_funnel(ctx: Ctx, segment: str | None = None) -> dict[str, Any]:
-    store, project_id, now = ctx.state.store, ctx.project_id, utcnow()
-    members, vocab = None, vocabulary()
-    if segment:
-        members = (await run(api_ops.member_ids, store, project_id, segment, None, vocab)).ids
-    steps = await run(journey.funnel, store, project_id, vocab, now, members)
-    return {"as_of": now.isoformat(), "segment": segment, "steps": steps}
+    return await run(_funnel, ctx, segment)
 
 
 def _adoption(ctx: Ctx, names: list[str]) -> dict[str, Any]:
-    store, project_id, now, vocab = ctx.state.store, ctx.project_id, utcnow(), vocabulary()
+    store, project_id, vocab, base = ctx.state.store, ctx.project_id, vocabulary(), _basis(ctx)
     groups = {n: api_ops.member_ids(store, project_id, n, None, vocab).ids for n in names}
-    return {"as_of": now.isoformat(), **adoption.adoption(store, project_id, vocab, now, groups)}
+    found = adoption.adoption(base, [f.name for f in vocab.features], groups)
+    return {"as_of": base.as_of.isoformat(), **found}
 
 
-@router.get("/insights/adoption", summary="Feature adoption across segments")
+@router.get("/insights/adoption", summary="Feature adoption across segments, at the latest "
+            "refresh")
 async def feature_adoption(ctx: Ctx, segments: str = "") -> dict[str, Any]:
     names = [n for n in segments.split(",") if n] or \
         sorted(await run(defs.current, ctx.state.store, ctx.project_id))

@@ -1,0 +1,211 @@
+"""Profiles kept in the store, one run per refresh instant, for the pages that list or
+aggregate every user's metrics.
+
+Building every user's profile reads every event of the activity window (sessions need each
+user's events in order): about a minute for a million users on two cores. Segment pages
+sort a million members by health score, break them down by plan and compare feature
+adoption across twenty segments; none of that can wait a minute per click, and the
+numbers only change when segments are refreshed. So a run computes the profile once at a
+segment snapshot's instant and keeps three narrow tables:
+
+- `profile_users`: the columns a member table shows, one row per user;
+- `profile_features`: (user, feature) for each feature used in the activity window;
+- `profile_milestones`: (user, step, reached_at) for each journey milestone reached;
+
+and `profile_runs` says which runs are complete, for which vocabulary. Only the latest
+`KEEP` instants of a project are kept: they are caches of what the events say, never a
+source of truth, and a run at any instant can be computed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from segmently.profile.accounts import user_accounts
+from segmently.profile.build import Profiles, build_profiles
+from segmently.profile.config import Vocabulary
+from segmently.store import Store, utcnow
+from segmently.store.rows import arrow_schema
+
+USERS, FEATURES, MILESTONES, RUNS = ("profile_users", "profile_features",
+                                     "profile_milestones", "profile_runs")
+KEEP = 3  # instants per project: the latest refresh, and the one a page may still show
+
+_KEY = {"project_id": dt.String(nullable=False), "as_of": dt.Timestamp(nullable=False)}
+USER_COLUMNS = {
+    "user_id": dt.String(nullable=False), "account_id": dt.string, "plan": dt.string,
+    "last_seen": dt.timestamp, "events_total": dt.int64, "events_window": dt.int64,
+    "active_days_window": dt.int64, "sessions_window": dt.int64,
+    "engagement_score": dt.float64, "health_score": dt.float64, "health_band": dt.string,
+    "lifecycle": dt.string, "journey_stage": dt.string,
+}
+TABLES = {
+    USERS: ibis.schema(_KEY | USER_COLUMNS),
+    FEATURES: ibis.schema(_KEY | {"user_id": dt.String(nullable=False),
+                                  "feature": dt.String(nullable=False)}),
+    MILESTONES: ibis.schema(_KEY | {"user_id": dt.String(nullable=False),
+                                    "step": dt.Int64(nullable=False),
+                                    "reached_at": dt.Timestamp(nullable=False)}),
+    RUNS: ibis.schema(_KEY | {"vocabulary": dt.String(nullable=False),
+                              "users": dt.Int64(nullable=False),
+                              "computed_at": dt.Timestamp(nullable=False),
+                              "seconds": dt.Float64(nullable=False)}),
+}
+_ARROW = {name: arrow_schema(s) for name, s in TABLES.items()}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One stored profile: a project's users' metrics at `as_of` under one vocabulary."""
+
+    project_id: str
+    as_of: datetime
+    vocabulary: str
+    users: int
+    computed_at: datetime
+    seconds: float
+
+
+def vocabulary_key(vocab: Vocabulary) -> str:
+    """Features, milestones and scores change the numbers: a run is only reused under the
+    vocabulary it was computed with."""
+    fields = vocab.model_dump(mode="json", include=set(Vocabulary.model_fields))
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def ensure_tables(store: Store) -> None:
+    store.ensure_tables(TABLES)
+
+
+def _keyed(table: pa.Table, name: str, project_id: str, as_of: datetime) -> pa.Table:
+    n = table.num_rows
+    table = table.append_column("project_id", pa.array([project_id] * n, pa.string()))
+    table = table.append_column("as_of", pa.array([as_of] * n, pa.timestamp("us")))
+    return table.select(_ARROW[name].names).cast(_ARROW[name])
+
+
+def _user_rows(store: Store, project_id: str, prof: Profiles, as_of: datetime) -> ir.Table:
+    users = prof.users
+    if "journey_stage" not in users.columns:  # no milestones declared
+        users = users.mutate(journey_stage=ibis.null("string"))
+    acct = user_accounts(store, project_id, as_of)
+    users = users.left_join(acct, users.user_id == acct.person_id)
+    return users.select(*USER_COLUMNS)
+
+
+def live_users(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime) -> ir.Table:
+    """What `users` of a run at as_of would hold, as an expression computed on every
+    read: for instants no run is kept for (a live evaluation)."""
+    return _user_rows(store, project_id, build_profiles(store, project_id, vocab, as_of),
+                      as_of)
+
+
+def compute(store: Store, project_id: str, vocab: Vocabulary,
+            as_of: datetime) -> dict[str, pa.Table]:
+    """The rows of a run, computed in the engine; only the narrow results reach Arrow."""
+    prof = build_profiles(store, project_id, vocab, as_of)
+    rows = {USERS: _user_rows(store, project_id, prof, as_of).to_pyarrow()}
+    empty = {name: pa.table({c: pa.array([], _ARROW[name].field(c).type)
+                             for c in TABLES[name] if c not in _KEY})
+             for name in (FEATURES, MILESTONES)}
+    if prof.features is not None:
+        used = prof.features.filter(prof.features.uses_window > 0)
+        rows[FEATURES] = used.select(user_id=used.person_id, feature=used.feature).to_pyarrow()
+    if prof.milestones is not None:
+        m = prof.milestones
+        rows[MILESTONES] = m.select(user_id=m.person_id, step=m.step.cast("int64"),
+                                    reached_at=m.reached_at).to_pyarrow()
+    return {name: _keyed(rows.get(name, empty.get(name)), name, project_id, as_of)
+            for name in (USERS, FEATURES, MILESTONES)}
+
+
+def _runs(store: Store, project_id: str) -> list[Run]:
+    t = store.table(RUNS)
+    rows = t.filter(t.project_id == project_id).order_by(t.as_of.desc()).to_pyarrow()
+    return [Run(**r) for r in rows.to_pylist()]
+
+
+def find(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime) -> Run | None:
+    """The stored run at exactly `as_of` under this vocabulary, if there is one."""
+    key = vocabulary_key(vocab)
+    return next((r for r in _runs(store, project_id)
+                 if r.as_of == as_of and r.vocabulary == key), None)
+
+
+def record(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime) -> Run:
+    """Compute a run (outside the write lock: ingestion goes on meanwhile) and store it in
+    one transaction, replacing a run at the same instant and dropping all but the latest
+    KEEP instants."""
+    ensure_tables(store)
+    started = time.perf_counter()
+    rows = compute(store, project_id, vocab, as_of)
+    run = Run(project_id, as_of, vocabulary_key(vocab), rows[USERS].num_rows, utcnow(),
+              round(time.perf_counter() - started, 3))
+    kept = sorted({r.as_of for r in _runs(store, project_id) if r.as_of != as_of},
+                  reverse=True)[:KEEP - 1]
+    rows[RUNS] = pa.Table.from_pylist([run.__dict__], schema=_ARROW[RUNS])
+    store.replace_rows(project_id, kept, rows)
+    return run
+
+
+def _of(store: Store, name: str, run: Run) -> ir.Table:
+    t = store.table(name)
+    t = t.filter(t.project_id == run.project_id, t.as_of == run.as_of)
+    return t.drop("project_id", "as_of")
+
+
+def users(store: Store, run: Run) -> ir.Table:
+    """user_id and the USER_COLUMNS of every user known at the run's instant."""
+    return _of(store, USERS, run)
+
+
+def features_used(store: Store, run: Run) -> ir.Table:
+    """(user_id, feature) for each feature a user used in the activity window."""
+    return _of(store, FEATURES, run)
+
+
+def milestones(store: Store, run: Run) -> ir.Table:
+    """(user_id, step, reached_at) for each milestone a user reached."""
+    return _of(store, MILESTONES, run)
+
+
+class Keeper:
+    """Finds a run or records it, one computation per (project, instant, vocabulary) at a
+    time: concurrent page views of a cold instant wait for the first one's run."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, datetime, str], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def ensure(self, store: Store, project_id: str, vocab: Vocabulary,
+               as_of: datetime) -> Run:
+        key = (project_id, as_of, vocabulary_key(vocab))
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        try:
+            with lock:
+                ensure_tables(store)
+                return find(store, project_id, vocab, as_of) or \
+                    record(store, project_id, vocab, as_of)
+        finally:
+            with self._guard:  # a later caller finds the stored run
+                self._locks.pop(key, None)
+
+    def follow(self, store: Store, project_id: str, vocab: Vocabulary,
+               as_of: datetime) -> Run | None:
+        """After a refresh: record its instant for projects whose profiles were stored
+        before (someone looks at them), so the next page view reads, not computes."""
+        ensure_tables(store)
+        if not _runs(store, project_id):
+            return None
+        return self.ensure(store, project_id, vocab, as_of)
