@@ -14,16 +14,9 @@ from typing import Any
 import orjson
 
 from segmently.store.store import Store
-from segmently.store.views import identity_map, latest_traits, resolved_events
+from segmently.store.views import latest_traits, resolved_events
 
 MAX_EVENTS = 500
-
-
-def _aliases(store: Store, project_id: str, user_id: str) -> list[str]:
-    """The other ids (anonymous, previous) merged into the user: a handful."""
-    ids = identity_map(store, project_id)
-    found = ids.filter(ids.user_id == user_id, ids.alias_id != user_id).select("alias_id")
-    return found.to_pyarrow()["alias_id"].to_pylist()
 
 
 def user_events(store: Store, project_id: str, user_id: str, *, limit: int = 50,
@@ -32,10 +25,7 @@ def user_events(store: Store, project_id: str, user_id: str, *, limit: int = 50,
     strictly before the `before` (timestamp, message_id) key when given."""
     if not 1 <= limit <= MAX_EVENTS:
         raise ValueError(f"limit: must be between 1 and {MAX_EVENTS}")
-    e = resolved_events(store, project_id)
-    ids = [user_id, *_aliases(store, project_id, user_id)]
-    # the ids' own columns first, so the engine reads only this person's rows
-    e = e.filter(e.user_id.isin(ids) | e.anonymous_id.isin(ids), e.person_id == user_id)
+    e = resolved_events(store, project_id, person=user_id)  # reads only this person's rows
     if before is not None:
         at, message_id = before
         e = e.filter((e.timestamp < at) | ((e.timestamp == at) & (e.message_id < message_id)))
