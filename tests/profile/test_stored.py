@@ -57,7 +57,8 @@ def _rows(table) -> list[dict]:  # type: ignore[no-untyped-def]
 
 def test_a_run_holds_each_users_metrics_features_and_milestones(filled: Store) -> None:
     run = stored.record(filled, "p", VOCAB, AS_OF)
-    assert (run.as_of, run.users) == (AS_OF, 2)
+    # no weights: a point an event in 30 days; ann's 4 make the scale, bob's 1 scores 25
+    assert (run.as_of, run.users, run.engagement_scale) == (AS_OF, 2, 4.0)
     users = {r["user_id"]: r for r in stored.users(filled, run).to_pyarrow().to_pylist()}
     ann, bob = users["ann"], users["bob"]
     # ann in the 30-day window: report_created (-20d) and three views; 5 events in all
@@ -69,6 +70,7 @@ def test_a_run_holds_each_users_metrics_features_and_milestones(filled: Store) -
     assert ann["last_seen"] == AS_OF - D
     assert ann["lifecycle"] == "resurrected"  # active this week, not the week before
     assert (bob["events_window"], bob["sessions_window"], bob["lifecycle"]) == (1, 1, "new")
+    assert (ann["engagement_score"], bob["engagement_score"]) == (100.0, 25.0)
     assert (bob["plan"], bob["account_id"], bob["journey_stage"]) == (None, None, "signed_up")
     # bob's alert arrived after AS_OF: nobody used alerts at AS_OF
     assert _rows(stored.features_used(filled, run)) == [{"user_id": "ann",
@@ -109,3 +111,16 @@ def test_keeper_records_once_and_follows_refreshes_only_where_looked_at(filled: 
     fewer = Vocabulary.model_validate({"features": VOCAB.model_dump()["features"][:1]})
     assert stored.find(filled, "p", fewer, AS_OF) is None
     assert keeper.ensure(filled, "p", fewer, AS_OF).vocabulary != first.vocabulary
+
+
+def test_one_persons_profile_with_the_runs_scale_scores_as_among_everyone(filled: Store
+                                                                          ) -> None:
+    from segmently.profile import build_profiles
+
+    run = stored.record(filled, "p", VOCAB, AS_OF)
+    bob = build_profiles(filled, "p", VOCAB, AS_OF, person="bob",
+                         engagement_scale=run.engagement_scale).users.to_pyarrow().to_pylist()
+    assert [(r["user_id"], r["engagement_score"]) for r in bob] == [("bob", 25.0)]
+    alone = build_profiles(filled, "p", VOCAB, AS_OF, person="bob",
+                           engagement_scale=None).users.to_pyarrow().to_pylist()
+    assert alone[0]["engagement_score"] == 25.0  # read from every user's rollups instead

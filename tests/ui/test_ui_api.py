@@ -173,6 +173,17 @@ def test_one_users_profile_scores_against_every_user(ui_server: UiServer  # noqa
     assert (u1["events_window"], u1["plan"], u1["journey_stage"]) == (4, "growth", "invited")
 
 
+def test_the_user_page_reads_the_latest_refresh(saved: UiServer) -> None:
+    """At the refresh instant the member table has stored every profile (and the most
+    engaged user's points), so one user's scores come from their own events and read as
+    they would beside everyone's: the same 80 as above."""
+    table = api(saved, "GET", "/api/segments/viewers/table").json()
+    u1 = api(saved, "GET", "/api/users/u1/at-refresh").json()
+    assert u1["as_of"] == table["as_of"] and "viewers" in u1["segments"]
+    m = u1["metrics"]
+    assert (m["engagement_points"], m["engagement_score"], m["events_window"]) == (4.0, 80.0, 4)
+
+
 def test_timeline_includes_events_sent_before_sign_up(ui_server: UiServer  # noqa: F811
                                                       ) -> None:
     """Runs last in this module: it adds a person. u9 browsed as anon9, then signed up;

@@ -52,28 +52,32 @@ def _plan(store: Store, project_id: str, as_of: datetime) -> ir.Table:
 
 
 def _activity_rows(store: Store, project_id: str, vocab: Vocabulary,
-                   as_of: datetime) -> ir.Table:
-    """Every user's activity as counted rows for the engagement score: daily rollups where
-    the store has them, else raw events."""
+                   as_of: datetime, person: str | None = None) -> ir.Table:
+    """Every user's (or only `person`'s) activity as counted rows for the engagement
+    score: daily rollups where the store has them, else raw events."""
     if has_rollups(store):
         rows = resolved_daily_rows(store, project_id, as_of,
-                                   [engagement_start(vocab.engagement, as_of)])
+                                   [engagement_start(vocab.engagement, as_of)], person)
     else:
-        e = resolved_events(store, project_id, as_of)
+        e = resolved_events(store, project_id, as_of, person)
         rows = e.mutate(first_ts=e.timestamp, n=ibis.literal(1, type="int64"))
     return rows.filter(rows.type.isin(ACTIVITY_TYPES))
 
 
 def build_profiles(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime,
-                   person: str | None = None) -> Profiles:
+                   person: str | None = None,
+                   engagement_scale: float | None = None) -> Profiles:
     """Every person's profile, or only `person`'s: then only their events are read,
-    except for the engagement scale, which is relative to every user (from rollups), so
-    one person's profile costs a fraction of everyone's and reads the same."""
+    except for the engagement scale, which is relative to every user (from rollups)
+    unless `engagement_scale` gives it (the most engaged user's points at as_of, as a
+    stored run keeps it), so one person's profile costs a fraction of everyone's and
+    reads the same."""
     everything = resolved_events(store, project_id, as_of, person)
     # identify/group/alias manage data; only what users did counts as activity
     events = everything.filter(everything.type.isin(ACTIVITY_TYPES))
-    engaged = engagement(_activity_rows(store, project_id, vocab, as_of), vocab.engagement,
-                         as_of)
+    scaled = person if engagement_scale is not None else None
+    engaged = engagement(_activity_rows(store, project_id, vocab, as_of, scaled),
+                         vocab.engagement, as_of, engagement_scale)
     window = vocab.activity_window_days
     users = activity(events, as_of, window_days=window, session_gap=vocab.session_gap_minutes * 60)
     users = _attach(users, nps(events))

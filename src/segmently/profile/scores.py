@@ -15,21 +15,24 @@ def engagement_start(cfg: EngagementScore, as_of: datetime) -> datetime:
     return as_of - timedelta(days=cfg.window_days)
 
 
-def engagement(rows: ir.Table, cfg: EngagementScore, as_of: datetime) -> ir.Table:
+def engagement(rows: ir.Table, cfg: EngagementScore, as_of: datetime,
+               scale: float | None = None) -> ir.Table:
     """person_id -> engagement_points (weighted event count in the window), engagement_score.
 
     `rows` are activity events as counted rows (person_id, event, first_ts, n): daily
     rollup rows (store/views.resolved_daily_rows) or raw events with n = 1. The scale is
     relative to the most engaged user unless `points_for_100` is set, so every user counts
-    even for one person's profile, and rollups make that cheap."""
+    even for one person's profile, unless that user's points (`scale`, e.g. kept with a
+    stored profile run at the same instant) are already known: then `rows` may be one
+    person's."""
     e = rows.filter(rows.first_ts >= ibis.literal(engagement_start(cfg, as_of)))
     weight = ibis.cases(*[(e.event == name, f64(w)) for name, w in cfg.weights.items()],
                         else_=f64(0.0)) if cfg.weights else f64(1.0)
     pts = e.mutate(_w=weight * e.n.cast("float64")).group_by("person_id").aggregate(
         engagement_points=lambda t: t._w.sum())
-    scale = (ibis.literal(cfg.points_for_100) if cfg.points_for_100
-             else pts.engagement_points.max().over())
-    score = ibis.cases((scale > 0, (pts.engagement_points.clip(upper=scale) * 100.0 / scale)),
+    known = cfg.points_for_100 or scale
+    top = f64(float(known)) if known is not None else pts.engagement_points.max().over()
+    score = ibis.cases((top > 0, (pts.engagement_points.clip(upper=top) * 100.0 / top)),
                        else_=0.0)
     return pts.mutate(engagement_score=score.round(1).cast("float64"))  # PG rounds to numeric
 

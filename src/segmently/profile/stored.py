@@ -30,6 +30,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from segmently.profile.accounts import user_accounts
 from segmently.profile.build import Profiles, build_profiles
@@ -46,7 +47,8 @@ USER_COLUMNS = {
     "user_id": dt.String(nullable=False), "account_id": dt.string, "plan": dt.string,
     "last_seen": dt.timestamp, "events_total": dt.int64, "events_window": dt.int64,
     "active_days_window": dt.int64, "sessions_window": dt.int64,
-    "engagement_score": dt.float64, "health_score": dt.float64, "health_band": dt.string,
+    "engagement_points": dt.float64, "engagement_score": dt.float64,
+    "health_score": dt.float64, "health_band": dt.string,
     "lifecycle": dt.string, "journey_stage": dt.string,
 }
 TABLES = {
@@ -58,6 +60,8 @@ TABLES = {
                                     "reached_at": dt.Timestamp(nullable=False)}),
     RUNS: ibis.schema(_KEY | {"vocabulary": dt.String(nullable=False),
                               "users": dt.Int64(nullable=False),
+                              # the most engaged user's points: scores one person alike
+                              "engagement_scale": dt.Float64(nullable=False),
                               "computed_at": dt.Timestamp(nullable=False),
                               "seconds": dt.Float64(nullable=False)}),
 }
@@ -72,6 +76,7 @@ class Run:
     as_of: datetime
     vocabulary: str
     users: int
+    engagement_scale: float
     computed_at: datetime
     seconds: float
 
@@ -137,6 +142,8 @@ def _runs(store: Store, project_id: str) -> list[Run]:
 
 def find(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime) -> Run | None:
     """The stored run at exactly `as_of` under this vocabulary, if there is one."""
+    if RUNS not in store.con.list_tables():  # e.g. a read-only lake
+        return None
     key = vocabulary_key(vocab)
     return next((r for r in _runs(store, project_id)
                  if r.as_of == as_of and r.vocabulary == key), None)
@@ -149,8 +156,9 @@ def record(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime) ->
     ensure_tables(store)
     started = time.perf_counter()
     rows = compute(store, project_id, vocab, as_of)
-    run = Run(project_id, as_of, vocabulary_key(vocab), rows[USERS].num_rows, utcnow(),
-              round(time.perf_counter() - started, 3))
+    points = pc.max(rows[USERS]["engagement_points"]).as_py()
+    run = Run(project_id, as_of, vocabulary_key(vocab), rows[USERS].num_rows,
+              float(points or 0.0), utcnow(), round(time.perf_counter() - started, 3))
     kept = sorted({r.as_of for r in _runs(store, project_id) if r.as_of != as_of},
                   reverse=True)[:KEEP - 1]
     rows[RUNS] = pa.Table.from_pylist([run.__dict__], schema=_ARROW[RUNS])

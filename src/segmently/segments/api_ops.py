@@ -16,6 +16,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from segmently.profile import stored
 from segmently.profile.build import build_profiles
 from segmently.profile.config import Vocabulary
 from segmently.segments import definitions as defs
@@ -175,9 +176,13 @@ def _plain(value: Any) -> Any:
 
 def profile(store: Store, project_id: str, user_id: str, vocab: Vocabulary,
             as_of: datetime | None = None) -> dict[str, Any]:
-    """The user's metrics (profile.build_profiles, one row) and features used."""
+    """The user's metrics (profile.build_profiles, one row) and features used. At an
+    instant a profile run was stored for, its engagement scale spares reading every
+    user's activity."""
     when = _now(as_of)
-    built = build_profiles(store, project_id, vocab, when, person=user_id)
+    run = stored.find(store, project_id, vocab, when)
+    built = build_profiles(store, project_id, vocab, when, person=user_id,
+                           engagement_scale=run.engagement_scale if run else None)
     rows = built.users.filter(built.users.user_id == user_id).to_pyarrow().to_pylist()
     if not rows:
         raise UnknownUserError(f"no user {user_id!r} in this project as of {when.isoformat()}")

@@ -151,6 +151,20 @@ async def feature_adoption(ctx: Ctx, segments: str = "") -> dict[str, Any]:
     return await run(_adoption, ctx, names)
 
 
+@router.get("/users/{user_id}/at-refresh", summary="A user's metrics and segments at the "
+            "latest refresh")
+async def user_at_refresh(ctx: Ctx, user_id: str) -> dict[str, Any]:
+    """The instant the user's segments and explanations come from (now if the project was
+    never refreshed): the page reads one consistent picture, and the stored profile run's
+    engagement scale makes it one person's work."""
+    store, project_id = ctx.state.store, ctx.project_id
+    when = await run(basis.latest_refresh, store, project_id)
+    out = await run(api_ops.profile, store, project_id, user_id, vocabulary(), when)
+    known = ctx.state.index.get(project_id) or await run(ctx.state.index.load, project_id)
+    out["segments"] = list(known.of(user_id))
+    return out
+
+
 @router.get("/users/{user_id}/timeline", summary="A user's events, newest first")
 async def user_timeline(ctx: Ctx, user_id: str, limit: int = Query(50, ge=1, le=500),
                         before: datetime | None = None, before_id: str | None = None

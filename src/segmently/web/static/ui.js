@@ -171,11 +171,12 @@ const pages = {
 
   async user() {
     const id = document.body.dataset.user, base = "/api/users/" + encodeURIComponent(id);
-    const [p, t] = await Promise.all([UI.api(base), UI.api(base + "/traits")]);
+    const [p, t] = await Promise.all([UI.api(base + "/at-refresh"), UI.api(base + "/traits")]);
     const kv = (obj) => Object.entries(obj).map(([k, v]) => UI.el("tr", {}, UI.el("td", {}, k), UI.el("td", {}, UI.value(v))));
     UI.fill(document.querySelector("#traits tbody"), kv(t.traits));
     UI.fill(document.querySelector("#metrics tbody"), kv(p.metrics));
     const m = p.metrics;
+    document.getElementById("user-as-of").textContent = `Scores, metrics and segments as of ${UI.when(p.as_of)} (the latest refresh).`;
     document.getElementById("scores").replaceChildren(...[["engagement", m.engagement_score],
       ["health", m.health_score], ["band", m.health_band], ["lifecycle", m.lifecycle],
       ["journey", m.journey_stage], ["plan", m.plan]].map(([k, v]) =>
