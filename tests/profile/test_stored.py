@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import ibis
 import pytest
 
 from segmently.profile import Vocabulary, stored
@@ -124,3 +125,12 @@ def test_one_persons_profile_with_the_runs_scale_scores_as_among_everyone(filled
     alone = build_profiles(filled, "p", VOCAB, AS_OF, person="bob",
                            engagement_scale=None).users.to_pyarrow().to_pylist()
     assert alone[0]["engagement_score"] == 25.0  # read from every user's rollups instead
+
+
+def test_tables_of_an_older_layout_are_replaced(filled: Store) -> None:
+    stored.ensure_tables(filled)
+    filled.con.drop_table(stored.RUNS)
+    filled.con.create_table(stored.RUNS, schema=ibis.schema({"project_id": "string",
+                                                            "as_of": "timestamp"}))
+    run = stored.Keeper().ensure(filled, "p", VOCAB, AS_OF)
+    assert stored.find(filled, "p", VOCAB, AS_OF) == run and run.users == 2

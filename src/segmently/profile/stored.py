@@ -89,6 +89,16 @@ def vocabulary_key(vocab: Vocabulary) -> str:
 
 
 def ensure_tables(store: Store) -> None:
+    """Create the tables; tables of an older layout are dropped first (they only cache
+    what the events say: runs are computed again when asked for)."""
+    con = store.con
+    existing = set(con.list_tables())
+    if any(name in existing and set(con.get_schema(name).names) != set(sch.names)
+           for name, sch in TABLES.items()):
+        with store.write_lock:
+            for name in TABLES:
+                if name in existing:
+                    con.drop_table(name)
     store.ensure_tables(TABLES)
 
 
