@@ -25,17 +25,19 @@ def saved(ui_server: UiServer) -> UiServer:  # noqa: F811
     return ui_server
 
 
-def test_overview_counts_and_daily_active_users(ui_server: UiServer) -> None:  # noqa: F811
-    o = api(ui_server, "GET", "/api/overview?days=90").json()
-    assert (o["users"], o["accounts"], o["events"]) == (5, 2, ui_server.sent)
-    now = datetime.fromisoformat(o["as_of"])
+def _active_by_day(now: datetime) -> list[dict]:
     by_day: dict[date, set[str]] = {}  # track events only: views, sign-ups, invites
     for user, (_, _, views, signed_up, invited) in PEOPLE.items():
         days = [*views, *([50] if signed_up else []), *([0.5] if invited else [])]
         for d in days:  # the fixture sent them moments before `now`
             by_day.setdefault((now - timedelta(days=d)).date(), set()).add(user)
-    expected = [{"day": d.isoformat(), "users": len(u)} for d, u in sorted(by_day.items())]
-    assert o["active_users"] == expected
+    return [{"day": d.isoformat(), "users": len(u)} for d, u in sorted(by_day.items())]
+
+
+def test_overview_counts_and_daily_active_users(ui_server: UiServer) -> None:  # noqa: F811
+    o = api(ui_server, "GET", "/api/overview?days=90").json()  # never refreshed: live
+    assert (o["users"], o["accounts"], o["events"]) == (5, 2, ui_server.sent)
+    assert o["active_users"] == _active_by_day(datetime.fromisoformat(o["as_of"]))
 
 
 def test_catalog_offers_what_the_project_has_seen(ui_server: UiServer) -> None:  # noqa: F811
@@ -88,6 +90,18 @@ def test_member_table_sorts_searches_and_pages_in_the_engine(saved: UiServer) ->
     assert _ids(found) == ["u3"] and found["total"] == 1
     bad = api(saved, "GET", "/api/segments/viewers/table?sort=password")
     assert bad.status_code == 400 and "sort" in bad.json()["message"]
+
+
+def test_overview_after_a_refresh_reads_its_profile_run(saved: UiServer) -> None:
+    table = api(saved, "GET", "/api/segments/viewers/table").json()
+    o = api(saved, "GET", "/api/overview?days=90").json()
+    assert o["as_of"] == table["as_of"]  # the refresh instant
+    assert (o["users"], o["accounts"], o["events"]) == (5, 2, saved.sent)
+    expected = _active_by_day(now := datetime.fromisoformat(o["as_of"]))
+    assert o["active_users"] == expected
+    week = api(saved, "GET", "/api/overview?days=7").json()["active_users"]
+    first = (now - timedelta(days=7)).date().isoformat()
+    assert week == [d for d in expected if d["day"] >= first] and len(week) < len(expected)
 
 
 def test_breakdowns_and_transitions(saved: UiServer) -> None:

@@ -1,8 +1,8 @@
 """The project at a glance: how many users, accounts and events, and who is active.
 
-Each number is one aggregation in the engine over the daily rollups (store/rollups.py):
-a user's events of one day are one row there, so a hundred million events are read as
-a fraction of that; nothing loads users into Python.
+Read at the latest refresh from the profile run kept there (profile/stored.py), like every
+other page, so the overview of a hundred million events is a few stored rows; a project
+never refreshed is counted from its rollups now (profile/daily.py).
 """
 
 from __future__ import annotations
@@ -10,37 +10,42 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from segmently.profile.build import ACTIVITY_TYPES
+from segmently.insights.basis import latest_refresh
+from segmently.profile import daily, stored
+from segmently.profile.config import Vocabulary
 from segmently.store import Store, schema
-from segmently.store.rollups import day_number
-from segmently.store.views import resolved_daily_rows
 
-MAX_DAYS = 366
+MAX_DAYS = daily.MAX_DAYS
 _EPOCH = date(1970, 1, 1)
 
 
-def totals(store: Store, project_id: str, as_of: datetime) -> dict[str, int]:
-    """Users (people with any event), accounts (linked to a user) and events, at as_of."""
-    rows = resolved_daily_rows(store, project_id, as_of, [])
-    counts = rows.aggregate(users=rows.person_id.nunique(), events=rows.n.sum()).to_pyarrow()
+def _accounts(store: Store, project_id: str) -> int:
     links = store.table(schema.ACCOUNT_LINKS)
     links = links.filter(links.project_id == project_id)
-    accounts = links.account_id.nunique().to_pyarrow().as_py()
-    return {"users": int(counts["users"][0].as_py() or 0),
-            "events": int(counts["events"][0].as_py() or 0),
-            "accounts": int(accounts or 0)}
+    return int(links.account_id.nunique().to_pyarrow().as_py() or 0)
 
 
-def active_users(store: Store, project_id: str, as_of: datetime,
-                 days: int = 90) -> list[dict[str, Any]]:
-    """[{day, users}]: distinct active users per UTC day (track, page or screen events)
-    over the `days` days before as_of, oldest first; days without activity are absent."""
+def overview(store: Store, project_id: str, vocab: Vocabulary, keeper: stored.Keeper,
+             now: datetime, days: int = 90) -> dict[str, Any]:
+    """{as_of, users, accounts, events, active_users: [{day, users}]}: people with any
+    event, accounts linked to a user, events, and distinct active users per UTC day over
+    the `days` days before as_of (oldest first; days without activity are absent)."""
     if not 1 <= days <= MAX_DAYS:
         raise ValueError(f"days: must be between 1 and {MAX_DAYS}")
-    start = (as_of - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
-    rows = resolved_daily_rows(store, project_id, as_of, [start])
-    rows = rows.filter(rows.type.isin(ACTIVITY_TYPES), rows.day >= day_number(start))
-    per_day = rows.group_by("day").aggregate(users=rows.person_id.nunique())
-    out = per_day.order_by("day").to_pyarrow().to_pylist()
-    return [{"day": (_EPOCH + timedelta(days=int(r["day"]))).isoformat(),
-             "users": int(r["users"])} for r in out]
+    instant = latest_refresh(store, project_id)
+    if instant is None:
+        people, events = daily.totals(store, project_id, now)
+        rows = daily.daily_active(store, project_id, now, days).to_pyarrow().to_pylist()
+        active = [{"day": _EPOCH + timedelta(days=int(r["day"])), "users": r["users"]}
+                  for r in rows]
+        as_of = now
+    else:
+        run = keeper.ensure(store, project_id, vocab, instant)
+        people, events, as_of = run.people, run.events, instant
+        first = (instant - timedelta(days=days)).date()
+        t = stored.daily_active(store, run)
+        active = t.filter(t.day >= first).to_pyarrow().to_pylist()
+    return {"as_of": as_of.isoformat(), "users": people, "events": events,
+            "accounts": _accounts(store, project_id),
+            "active_users": [{"day": r["day"].isoformat(), "users": int(r["users"])}
+                             for r in sorted(active, key=lambda r: r["day"])]}

@@ -11,8 +11,10 @@ segment snapshot's instant and keeps three narrow tables:
 - `profile_users`: the columns a member table shows, one row per user;
 - `profile_features`: (user, feature) for each feature used in the activity window;
 - `profile_milestones`: (user, step, reached_at) for each journey milestone reached;
+- `profile_daily_active`: distinct active people per day (profile/daily.py);
 
-and `profile_runs` says which runs are complete, for which vocabulary. Only the latest
+and `profile_runs` says which runs are complete, for which vocabulary, with the
+project's totals at that instant. Only the latest
 `KEEP` instants of a project are kept: they are caches of what the events say, never a
 source of truth, and a run at any instant can be computed again.
 """
@@ -32,14 +34,16 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from segmently.profile import daily
 from segmently.profile.accounts import user_accounts
 from segmently.profile.build import Profiles, build_profiles
 from segmently.profile.config import Vocabulary
 from segmently.store import Store, utcnow
 from segmently.store.rows import arrow_schema
 
-USERS, FEATURES, MILESTONES, RUNS = ("profile_users", "profile_features",
-                                     "profile_milestones", "profile_runs")
+USERS, FEATURES, MILESTONES, ACTIVE, RUNS = (
+    "profile_users", "profile_features", "profile_milestones", "profile_daily_active",
+    "profile_runs")
 KEEP = 3  # instants per project: the latest refresh, and the one a page may still show
 
 _KEY = {"project_id": dt.String(nullable=False), "as_of": dt.Timestamp(nullable=False)}
@@ -58,8 +62,12 @@ TABLES = {
     MILESTONES: ibis.schema(_KEY | {"user_id": dt.String(nullable=False),
                                     "step": dt.Int64(nullable=False),
                                     "reached_at": dt.Timestamp(nullable=False)}),
+    ACTIVE: ibis.schema(_KEY | {"day": dt.Date(nullable=False),
+                                "users": dt.Int64(nullable=False)}),
     RUNS: ibis.schema(_KEY | {"vocabulary": dt.String(nullable=False),
-                              "users": dt.Int64(nullable=False),
+                              "users": dt.Int64(nullable=False),  # with activity
+                              "people": dt.Int64(nullable=False),  # with any event
+                              "events": dt.Int64(nullable=False),
                               # the most engaged user's points: scores one person alike
                               "engagement_scale": dt.Float64(nullable=False),
                               "computed_at": dt.Timestamp(nullable=False),
@@ -76,6 +84,8 @@ class Run:
     as_of: datetime
     vocabulary: str
     users: int
+    people: int
+    events: int
     engagement_scale: float
     computed_at: datetime
     seconds: float
@@ -140,8 +150,11 @@ def compute(store: Store, project_id: str, vocab: Vocabulary,
         m = prof.milestones
         rows[MILESTONES] = m.select(user_id=m.person_id, step=m.step.cast("int64"),
                                     reached_at=m.reached_at).to_pyarrow()
+    active = daily.daily_active(store, project_id, as_of).to_pyarrow()
+    rows[ACTIVE] = pa.table({"day": active["day"].cast(pa.int32()).cast(pa.date32()),
+                             "users": active["users"]})
     return {name: _keyed(rows.get(name, empty.get(name)), name, project_id, as_of)
-            for name in (USERS, FEATURES, MILESTONES)}
+            for name in (USERS, FEATURES, MILESTONES, ACTIVE)}
 
 
 def _runs(store: Store, project_id: str) -> list[Run]:
@@ -167,7 +180,8 @@ def record(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime) ->
     started = time.perf_counter()
     rows = compute(store, project_id, vocab, as_of)
     points = pc.max(rows[USERS]["engagement_points"]).as_py()
-    run = Run(project_id, as_of, vocabulary_key(vocab), rows[USERS].num_rows,
+    people, events = daily.totals(store, project_id, as_of)
+    run = Run(project_id, as_of, vocabulary_key(vocab), rows[USERS].num_rows, people, events,
               float(points or 0.0), utcnow(), round(time.perf_counter() - started, 3))
     kept = sorted({r.as_of for r in _runs(store, project_id) if r.as_of != as_of},
                   reverse=True)[:KEEP - 1]
@@ -195,6 +209,11 @@ def features_used(store: Store, run: Run) -> ir.Table:
 def milestones(store: Store, run: Run) -> ir.Table:
     """(user_id, step, reached_at) for each milestone a user reached."""
     return _of(store, MILESTONES, run)
+
+
+def daily_active(store: Store, run: Run) -> ir.Table:
+    """(day, users): distinct active people per day, up to daily.MAX_DAYS back."""
+    return _of(store, ACTIVE, run)
 
 
 class Keeper:

@@ -33,13 +33,12 @@ class RuleDraft(BaseModel):
     rule: Any
 
 
-@router.get("/overview", summary="Users, accounts, events and daily active users")
+@router.get("/overview", summary="Users, accounts, events and daily active users, at the "
+            "latest refresh")
 async def project_overview(ctx: Ctx, days: int = Query(90, ge=1, le=overview.MAX_DAYS)
                            ) -> dict[str, Any]:
-    store, project_id, now = ctx.state.store, ctx.project_id, utcnow()
-    totals = await run(overview.totals, store, project_id, now)
-    active = await run(overview.active_users, store, project_id, now, days)
-    return {"as_of": now.isoformat(), **totals, "active_users": active}
+    return await run(overview.overview, ctx.state.store, ctx.project_id, vocabulary(),
+                     ctx.state.profiles, utcnow(), days)
 
 
 @router.get("/catalog", summary="What the builder offers: names seen and condition forms")
