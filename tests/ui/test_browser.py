@@ -159,3 +159,41 @@ def test_edit_keeps_a_new_version(page: Page, ui_server: UiServer) -> None:  # n
 def test_an_unknown_segment_says_so(page: Page, ui_server: UiServer) -> None:  # noqa: F811
     sign_in(page, ui_server, "/ui/segments/nope")
     expect(page.locator("main p.error")).to_contain_text("no segment named 'nope'")
+
+
+def test_sequence_steps_and_percentiles_are_forms(page: Page, ui_server: UiServer  # noqa: F811
+                                                  ) -> None:
+    """Everyone but u5 signed up 50 days ago and later viewed a report (4 users); only
+    u4 did so within 20 days of signing up (its view 40 days ago). By events in the last
+    30 days u5 has 5, u1 and u3 4, u2 and u4 1: only u5 is exceeded by fewer than 20%."""
+    sign_in(page, ui_server, "/ui/builder")
+    page.click(".group-head .add-cond")
+    page.locator(".cond select.kind").select_option("sequence")
+    steps = page.locator(".cond .step")
+    expect(steps).to_have_count(2)
+    steps.nth(0).locator("[data-field=step-event]").fill("signed_up")
+    steps.nth(1).locator("[data-field=step-event]").fill("report_viewed")
+    expect(page.locator("#live-size")).to_have_text("4 users")
+    steps.nth(1).locator("[data-field=step-within]").select_option("days")
+    page.locator(".cond .step").nth(1).locator("[data-field=step-within-value]").fill("20")
+    expect(page.locator("#yaml")).to_have_text(
+        "all:\n- kind: sequence\n  steps:\n  - event: signed_up\n  - event: report_viewed\n"
+        "    within_days: 20\n")
+    expect(page.locator("#live-size")).to_have_text("1 users")
+    page.click(".cond .add-step")
+    expect(page.locator(".cond .step")).to_have_count(3)
+    expect(page.locator("#live-size")).to_have_text("invalid rule")  # the empty third step
+    expect(page.locator(".cond .inline-error")).to_contain_text("steps")
+    page.locator(".cond .step").nth(2).locator("button").last.click()
+    expect(page.locator("#live-size")).to_have_text("1 users")
+
+    page.locator(".cond select.kind").select_option("metric")
+    page.locator(".cond [data-field=metric]").select_option("events_window")
+    page.locator(".cond [data-field=percentile-side]").select_option("top")
+    page.locator(".cond [data-field=percentile-value]").fill("20")
+    expect(page.locator("#yaml")).to_have_text(
+        "all:\n- kind: metric\n  metric: events_window\n  percentile:\n    top: 20\n")
+    expect(page.locator("#live-size")).to_have_text("1 users")
+    preview = api(ui_server, "POST", "/api/rules/preview", json={"rule": {"all": [
+        {"kind": "metric", "metric": "events_window", "percentile": {"top": 20}}]}}).json()
+    assert preview["size"] == 1

@@ -4,9 +4,9 @@ without touching the browser code.
 
 Each field gets a widget: a picker fed by what the project has seen (event, trait,
 feature, milestone, segment, metric), a select for a closed set of values, a number,
-a window editor, rows of property filters, a nested rule, or JSON text for structured
-values (sequence steps, percentiles). The browser only draws widgets; validation stays in
-`parse_rule`.
+a window editor, rows of property filters, a nested rule, rows of sequence steps (event,
+filters, time limit), or a top / bottom percentage. The browser only draws widgets;
+validation stays in `parse_rule`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from segmently.segments.rules import _CLASSES, CONDITION_KINDS
 PICKERS = {"event": "event", "feature": "feature", "features": "features",
            "milestone": "milestone", "stage": "milestone", "segment": "segment",
            "question": "text", "is": "plan", "in": "plans"}
-STRUCTURED = ("steps", "percentile")  # edited as JSON text
+LIMIT_UNITS = ["minutes", "hours", "days"]  # a sequence step's within_<unit>
 
 
 def _literal_options(annotation: Any) -> list[Any] | None:
@@ -61,8 +61,10 @@ def _widget(kind: str, name: str, info: FieldInfo) -> dict[str, Any]:
         return {"widget": "rule"}
     if name == "where":  # rows of property / op / value
         return {"widget": "filters", "options": list(get_args(FilterOp))}
-    if name in STRUCTURED:
-        return {"widget": "json"}
+    if name == "steps":  # rows of event, filters, within_<unit> of the previous step
+        return {"widget": "steps", "options": list(get_args(FilterOp)), "units": LIMIT_UNITS}
+    if name == "percentile":
+        return {"widget": "percentile", "options": list(c.Percentile.model_fields)}
     if name == "metric":
         return {"widget": "select", "options": [*c.NUMERIC_METRICS, *c.TEXT_METRICS]}
     if name == "property":

@@ -80,6 +80,41 @@ function filtersEditor(cond, field) {
     rows.push({property: "", op: "eq"}); cond[field.name] = rows; render(); changed(); }}, "+ filter")];
 }
 
+function stepsEditor(cond, field) {
+  const steps = cond[field.name] = cond[field.name] || [{event: ""}, {event: ""}];
+  const unitOf = (st) => field.units.find(u => st["within_" + u] !== undefined) || "";
+  const row = (st, i) => {
+    const unit = unitOf(st);
+    const setLimit = (u, n) => { for (const x of field.units) delete st["within_" + x];
+      if (u) st["within_" + u] = n || 1; changed(); };
+    return el("div", {class: "step", "data-step": i}, el("span", {class: "hint"}, `${i + 1}.`),
+      el("input", {list: "dl-event", value: st.event || "", placeholder: "event", "data-field": "step-event",
+        oninput: e => { st.event = e.target.value; loadProperties(e.target.value); changed(); }}),
+      ...(i === 0 ? [] : [
+        el("select", {"data-field": "step-within", onchange: e => { setLimit(e.target.value, st["within_" + unit]); render(); }},
+          el("option", {value: ""}, "any time later"),
+          ...field.units.map(u => el("option", {value: u, selected: u === unit}, "within " + u))),
+        ...(unit ? [el("input", {type: "number", min: 1, value: st["within_" + unit], style: "width:70px",
+          "data-field": "step-within-value", oninput: e => setLimit(unit, Number(e.target.value))})] : [])]),
+      ...filtersEditor(st, {name: "where", options: field.options}),
+      steps.length > 2 ? el("button", {type: "button", class: "small-btn", onclick: () => {
+        steps.splice(i, 1); render(); changed(); }}, "×") : "");
+  };
+  return [el("div", {class: "steps"}, ...steps.map(row)),
+    el("button", {type: "button", class: "small-btn add-step", onclick: () => {
+      steps.push({event: ""}); render(); changed(); }}, "+ step")];
+}
+
+function percentileEditor(cond, field) {
+  const p = cond[field.name] || {};
+  const side = field.options.find(k => p[k] !== undefined) || "";
+  const set = (k, n) => setOrDelete(cond, field.name, k ? {[k]: n || 10} : undefined);
+  return [el("select", {"data-field": "percentile-side", onchange: e => { set(e.target.value, p[side]); render(); }},
+      el("option", {value: ""}, "–"), ...field.options.map(k => el("option", {value: k, selected: k === side}, k))),
+    ...(side ? [el("input", {type: "number", min: 0, max: 100, step: "any", value: p[side], style: "width:70px",
+      "data-field": "percentile-value", oninput: e => set(side, Number(e.target.value))}), "%"] : [])];
+}
+
 function fieldEditor(cond, field, path) {
   const v = cond[field.name];
   const attrs = {"data-field": field.name, placeholder: field.required ? "required" : "optional"};
@@ -109,11 +144,8 @@ function fieldEditor(cond, field, path) {
     case "window": return windowEditor(cond, field);
     case "filters": return filtersEditor(cond, field);
     case "rule": return nodeEditor(cond.rule, path + ".rule", (r) => { cond.rule = r; });
-    case "json": return el("textarea", {...attrs, placeholder: field.name === "steps"
-      ? '[{"event": "a"}, {"event": "b", "within_hours": 1}]' : '{"top": 10}',
-      oninput: e => { try { setOrDelete(cond, field.name, e.target.value.trim() ? JSON.parse(e.target.value) : undefined);
-        e.target.classList.remove("error"); } catch { e.target.classList.add("error"); } }},
-      v === undefined ? "" : JSON.stringify(v));
+    case "steps": return stepsEditor(cond, field);
+    case "percentile": return percentileEditor(cond, field);
     default: return picker(null);
   }
 }
@@ -126,7 +158,8 @@ function conditionEditor(cond, path, replace, remove) {
       el("span", {class: "help"}, form ? form.help : ""),
       el("button", {type: "button", class: "small-btn remove", onclick: remove}, "remove")),
     el("div", {class: "fields"}, ...(form ? form.fields : []).map(f =>
-      f.widget === "rule" ? el("div", {style: "width:100%"}, f.name, fieldEditor(cond, f, path))
+      f.widget === "rule" || f.widget === "steps"
+        ? el("div", {style: "width:100%", "data-path": `${path}.${f.name}`}, f.name, fieldEditor(cond, f, path))
         : el("label", {}, f.name.replaceAll("_", " "), fieldEditor(cond, f, path)))));
 }
 
