@@ -12,7 +12,7 @@ import pytest
 from uikit import UiServer, ui_server  # noqa: F401 - fixture
 
 from segmently.web.pages import router as pages_router
-from segmently.web.session import COOKIE
+from segmently.web.session import COOKIE, FAILURES_PER_NAME, SignInThrottle
 
 PARAMS = {"name": "anything", "user_id": "u1"}
 
@@ -119,3 +119,34 @@ def test_a_password_set_with_the_cli_signs_in_with_the_project_name(
         assert r.status_code == 401 and COOKIE not in r.cookies, bad
     assert _set_password(ui_server, "shop", "--password", "battery staple").returncode == 0
     assert httpx.post(f"{ui_server.url}/ui/login", data=form).status_code == 401  # replaced
+
+
+def test_wrong_passwords_are_throttled_per_project_name(ui_server: UiServer  # noqa: F811
+                                                        ) -> None:
+    """Five wrong passwords for one name within five minutes: the sixth try is refused
+    before any check (names count alike in any case); the secret key still works."""
+    form = {"project": "Guessed", "secret_key": "guess number 1", "next": "/ui/"}
+    for i in range(FAILURES_PER_NAME):
+        r = httpx.post(f"{ui_server.url}/ui/login", data={**form, "secret_key": f"guess {i}"})
+        assert r.status_code == 401
+    refused = httpx.post(f"{ui_server.url}/ui/login", data={**form, "project": "guessed"})
+    assert refused.status_code == 429 and COOKIE not in refused.cookies
+    assert 0 < int(refused.headers["retry-after"]) <= 300
+    assert "Too many failed sign-ins" in refused.text
+    key = httpx.post(f"{ui_server.url}/ui/login", data={"secret_key": ui_server.secret_key})
+    assert key.status_code == 303
+
+
+def test_the_throttle_forgets_failures_after_its_period() -> None:
+    now = [0.0]
+    throttle = SignInThrottle(per_name=2, per_client=3, period=60, clock=lambda: now[0])
+    throttle.failed("shop", "10.0.0.1")
+    now[0] = 30
+    throttle.failed("SHOP", "10.0.0.2")
+    assert throttle.wait("shop", "10.0.0.3") == 30  # the first failure ages out at 60
+    assert throttle.wait("other", "10.0.0.1") == 0
+    throttle.failed("", "10.0.0.1")
+    throttle.failed("", "10.0.0.1")
+    assert throttle.wait("", "10.0.0.1") == 30  # three from one address, by any name
+    now[0] = 61  # the failure at 0 is forgotten: one left for shop, two for the address
+    assert throttle.wait("shop", "10.0.0.3") == 0 and throttle.wait("", "10.0.0.1") == 0

@@ -12,6 +12,7 @@ nothing is fetched from a CDN.
 from __future__ import annotations
 
 import asyncio
+import math
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -64,19 +65,30 @@ def _signed_in(state: AppState, form: dict[str, str]) -> str | None:
     return project_for_password(state.store, name, secret) if name and secret else None
 
 
+def _login_error(request: Request, target: str, error: str, status: int,
+                 headers: dict[str, str] | None = None) -> Response:
+    return templates.TemplateResponse(request, "login.html", {
+        "title": "Sign in", "next": target, "error": error}, status_code=status,
+        headers=headers)
+
+
 @router.post("/login")
 async def login(request: Request) -> Response:
     body = (await request.body())[:MAX_FORM].decode("utf-8", "replace")
     form = {k: v[0] for k, v in parse_qs(body).items()}
     state = _state(request)
-    project_id = await asyncio.to_thread(_signed_in, state, form)
     target = _safe_next(form.get("next", "/ui/"))
+    name = form.get("project", "").strip()
+    client = request.client.host if request.client else ""
+    wait = math.ceil(state.sign_ins.wait(name, client))
+    if wait > 0:
+        return _login_error(request, target, f"Too many failed sign-ins; try again in {wait}"
+                            " seconds.", 429, {"Retry-After": str(wait)})
+    project_id = await asyncio.to_thread(_signed_in, state, form)
     if project_id is None:
-        return templates.TemplateResponse(
-            request, "login.html", {"title": "Sign in", "next": target,
-                                    "error": "That is neither a project's secret key nor "
-                                             "the password of the project named."},
-            status_code=401)
+        state.sign_ins.failed(name, client)
+        return _login_error(request, target, "That is neither a project's secret key nor "
+                            "the password of the project named.", 401)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(COOKIE, state.sessions.create(project_id),
                         max_age=LIFETIME_SECONDS, httponly=True, samesite="strict",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
@@ -20,6 +22,9 @@ from segmently.web.auth import KeyCache, bearer, require_secret_project
 
 COOKIE = "segmently_session"
 LIFETIME_SECONDS = 12 * 3600
+FAILURES_PER_NAME = 5  # wrong passwords for one project name...
+FAILURES_PER_CLIENT = 20  # ...or any wrong sign-ins from one address...
+THROTTLE_SECONDS = 300.0  # ...within five minutes: further sign-ins wait
 
 
 @dataclass
@@ -62,3 +67,43 @@ def request_project(keys: KeyCache, sessions: Sessions, request: Request) -> str
         raise AuthError("missing secret key: send 'Authorization: Bearer sk_...' or sign in"
                         " at /ui/login")
     return project_id
+
+
+@dataclass
+class SignInThrottle:
+    """Failed sign-ins per project name and per client address over the last `period`
+    seconds. Past a limit, sign-in is refused before any check, so a UI password cannot be
+    guessed faster than a few tries per five minutes (secret keys are 256 random bits;
+    the address limit covers them too)."""
+
+    per_name: int = FAILURES_PER_NAME
+    per_client: int = FAILURES_PER_CLIENT
+    period: float = THROTTLE_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    _failures: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
+        times = self._failures.get(key, deque())
+        while times and times[0] <= now - self.period:
+            times.popleft()
+        if not times:
+            self._failures.pop(key, None)
+        return times
+
+    def wait(self, name: str, client: str) -> float:
+        """Seconds until this name and address may try again (0: now)."""
+        now = self.clock()
+        with self._lock:
+            waits = [times[0] + self.period - now
+                     for key, limit in ((("name", name.casefold()), self.per_name),
+                                        (("client", client), self.per_client))
+                     if key[1] and len(times := self._recent(key, now)) >= limit]
+        return max(waits, default=0.0)
+
+    def failed(self, name: str, client: str) -> None:
+        now = self.clock()
+        with self._lock:
+            for key in (("name", name.casefold()), ("client", client)):
+                if key[1]:
+                    self._failures.setdefault(key, deque()).append(now)

@@ -17,7 +17,7 @@ from segmently.segments.workspace import load_workspace
 from segmently.store import Message, Store
 from segmently.store.writer import GroupCommitWriter
 from segmently.web.auth import KeyCache
-from segmently.web.session import Sessions
+from segmently.web.session import Sessions, SignInThrottle
 
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ class AppState:
     index: MembershipIndex = field(init=False)  # current memberships, for targeting
     refresher: Refresher = field(init=False)  # segment refreshes, on request and scheduled
     sessions: Sessions = field(default_factory=Sessions)  # UI sign-ins
+    sign_ins: SignInThrottle = field(default_factory=SignInThrottle)  # failed ones
     profiles: stored.Keeper = field(default_factory=stored.Keeper)  # member tables
 
     def __post_init__(self) -> None:
