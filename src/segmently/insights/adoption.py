@@ -18,14 +18,18 @@ from segmently.insights.basis import Basis
 ALL_USERS = "(all users)"
 
 
-def adoption(base: Basis, features: list[str], groups: dict[str, ir.Table]) -> dict[str, Any]:
+def adoption(base: Basis, features: list[str], groups: list[str],
+             members: ir.Table) -> dict[str, Any]:
     """{features, groups: [{name, size, used: {feature: users}, share: {feature: 0..1}}]}
-    for every user and for each group (a table of user_id, e.g. a segment's members)."""
+    for every user and for each group, whose members are `members` (segment, user_id)
+    rows (segments.api_ops.members_of)."""
     if not features or base.features is None:
         return {"features": [], "groups": []}
-    members = ibis.union(*[ids.select(user_id=ids.user_id.cast("string"),  # nullability
-                                      group=ibis.literal(name))
-                           for name, ids in {ALL_USERS: base.users, **groups}.items()])
+    everyone = base.users
+    members = ibis.union(  # nullability differs: cast both
+        everyone.select(user_id=everyone.user_id.cast("string"), group=ibis.literal(ALL_USERS)),
+        members.select(user_id=members.user_id.cast("string"),
+                       group=members.segment.cast("string")))
     used = base.features
     joined = members.inner_join(used, members.user_id == used.user_id)
     counts = joined.group_by(["group", "feature"]).aggregate(users=joined.count())

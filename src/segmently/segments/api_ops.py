@@ -169,6 +169,32 @@ def member_ids(store: Store, project_id: str, name: str, as_of: datetime | None 
     return Members(ev.members(name), when, "live")
 
 
+def members_of(store: Store, project_id: str, names: list[str],
+               vocabulary: Vocabulary | None = None) -> ir.Table:
+    """(segment, user_id) of several segments, each read as `member_ids` would: the ones
+    whose latest snapshot is of their live version in one query, the rest evaluated live
+    together."""
+    live = defs.current(store, project_id)
+    for name in names:
+        if name not in live:
+            raise defs.UnknownSegmentError(f"no segment named {name!r}")
+    latest = latest_snapshots(store, project_id)
+    stored = {n: latest[n]["as_of"] for n in names
+              if n in latest and latest[n]["version"] == live[n].version}
+    parts = [snap.members_at_each(store, project_id, stored)] if stored else []
+    rest = [n for n in names if n not in stored]
+    if rest:
+        ev = evaluate(store, project_id, {n: d.rule for n, d in live.items()}, _now(None),
+                      only=rest, vocabulary=vocabulary)
+        parts += [ev.members(n).select(segment=ibis.literal(n), user_id="user_id")
+                  for n in rest]
+    if not parts:
+        return ibis.memtable({"segment": [], "user_id": []},
+                             schema={"segment": "string", "user_id": "string"})
+    return ibis.union(*[p.select(segment=p.segment.cast("string"),  # nullability differs
+                                 user_id=p.user_id.cast("string")) for p in parts])
+
+
 # -- profiles ----------------------------------------------------------------------------
 def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value

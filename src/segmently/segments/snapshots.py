@@ -124,19 +124,25 @@ def _neighbours(store: Store, project_id: str, segments: list[str], as_of: datet
     return {r["segment"]: r for r in found}
 
 
-def _members_at_each(store: Store, project_id: str, instants: dict[str, datetime]
-                     ) -> dict[str, pa.Array]:
-    """The members of several segments, each at its own stored instant (one query)."""
-    if not instants:
-        return {}
+def members_at_each(store: Store, project_id: str, instants: dict[str, datetime]
+                    ) -> ir.Table:
+    """(segment, user_id): the members of several segments, each at its own stored
+    instant, in one windowed query (not one per segment)."""
     t = transitions(store, project_id).filter(lambda x: x.segment.isin(list(instants)))
     bound = ibis.cases(*[(t.segment == name, ibis.literal(at, type="timestamp"))
                          for name, at in instants.items()])
     t = t.filter(t.as_of <= bound)
     ranked = t.mutate(_r=ibis.row_number().over(group_by=[t.segment, t.user_id],
                                                 order_by=t.as_of.desc()))
-    rows = ranked.filter((ranked._r == 0) & (ranked.kind == "entered")).select(
-        "segment", "user_id").to_pyarrow()
+    return ranked.filter((ranked._r == 0) & (ranked.kind == "entered")).select(
+        "segment", "user_id")
+
+
+def _members_at_each(store: Store, project_id: str, instants: dict[str, datetime]
+                     ) -> dict[str, pa.Array]:
+    if not instants:
+        return {}
+    rows = members_at_each(store, project_id, instants).to_pyarrow()
     return {name: rows["user_id"].filter(pc.equal(rows["segment"], name)).combine_chunks()
             for name in instants}
 

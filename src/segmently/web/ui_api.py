@@ -137,8 +137,8 @@ async def milestone_funnel(ctx: Ctx, segment: str | None = None) -> dict[str, An
 
 def _adoption(ctx: Ctx, names: list[str]) -> dict[str, Any]:
     store, project_id, vocab, base = ctx.state.store, ctx.project_id, vocabulary(), _basis(ctx)
-    groups = {n: api_ops.member_ids(store, project_id, n, None, vocab).ids for n in names}
-    found = adoption.adoption(base, [f.name for f in vocab.features], groups)
+    members = api_ops.members_of(store, project_id, names, vocab)
+    found = adoption.adoption(base, [f.name for f in vocab.features], names, members)
     return {"as_of": base.as_of.isoformat(), **found}
 
 
