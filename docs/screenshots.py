@@ -68,10 +68,12 @@ def shoot(page: Page, path: str, out: Path, ready: str) -> None:
 
 
 def build_rule(page: Page) -> None:
-    """Two conditions in the root group, as a person would click them."""
+    """Three conditions in the root group, as a person would click them: a count, a plan
+    and a two-step sequence with a time limit."""
     page.goto(f"http://127.0.0.1:{PORT}/ui/builder")
     page.fill("#seg-name", "engaged_growth")
-    page.fill("#seg-desc", "Growth-plan users who viewed reports at least 5 times in 30 days")
+    page.fill("#seg-desc", "Growth-plan users who viewed reports at least 5 times in 30 days "
+              "and created a report within 7 days of signing up")
     page.click(".group-head .add-cond")
     cond = page.locator(".cond").nth(0)
     cond.locator("[data-field=event]").fill("report_viewed")
@@ -81,6 +83,14 @@ def build_rule(page: Page) -> None:
     second = page.locator(".cond").nth(1)
     second.locator("select.kind").select_option("plan")
     page.locator(".cond").nth(1).locator("[data-field=is]").fill("growth")
+    page.click(".group-head .add-cond >> nth=0")
+    page.locator(".cond").nth(2).locator("select.kind").select_option("sequence")
+    steps = page.locator(".cond").nth(2).locator(".step")
+    steps.nth(0).locator("[data-field=step-event]").fill("signed_up")
+    steps.nth(1).locator("[data-field=step-event]").fill("report_created")
+    steps.nth(1).locator("[data-field=step-within]").select_option("days")
+    page.locator(".cond").nth(2).locator(".step").nth(1).locator(
+        "[data-field=step-within-value]").fill("7")
     page.wait_for_function("document.getElementById('live-size').dataset.size")
 
 

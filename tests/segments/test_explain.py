@@ -118,3 +118,15 @@ def test_explain_reads_the_persons_aliases(store: Store) -> None:
     assert explain(store, "p", rule, "dan", AS_OF).observed == {"count": 3}
     with pytest.raises(UnknownUserError):
         explain(store, "p", rule, "anon-2", AS_OF)
+
+
+def test_first_time_reads_to_the_second(store: Store) -> None:
+    first = AS_OF - 4 * DAY + timedelta(hours=9, minutes=5, seconds=7, microseconds=456_895)
+    store.append("p", [track("f1", "cy", "report_viewed", first),
+                       track("f2", "cy", "report_viewed", AS_OF - DAY)],
+                 received_at=datetime(2026, 1, 1))
+    rule = {"kind": "first_performed", "event": "report_viewed", "window": {"last": 7}}
+    out = explain(store, "p", rule, "cy", AS_OF)
+    assert out.truth is True
+    assert out.sentence == ("first report_viewed: 2026-03-27 09:05:07; "
+                            "needs it in the last 7 days")

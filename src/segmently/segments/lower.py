@@ -181,7 +181,7 @@ class Lowerer(ProductConditions):
                     lambda t: in_span(t[col], span, t._first_seen),
                     lambda t: {"first": t[col]},
                     lambda o: f"first {_event_label(c)}: "
-                              f"{o['first'].isoformat(sep=' ') if o['first'] else 'never'}; "
+                              f"{o['first'].isoformat(sep=' ', timespec='seconds') if o['first'] else 'never'}; "
                               f"needs it {win}")
 
     def _lower_lastseen(self, c: r.LastSeen) -> Node:
