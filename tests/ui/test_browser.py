@@ -29,6 +29,10 @@ def test_overview_shows_the_project(page: Page, ui_server: UiServer) -> None:  #
     expect(page.locator("#n-users")).to_have_text("5")
     expect(page.locator("#n-accounts")).to_have_text("2")
     expect(page.locator("#n-events")).to_have_text(str(o["events"]))
+    last = o["active_users"][-1]
+    expect(page.locator("#n-active")).to_have_text(str(last["users"]))
+    expect(page.locator("#n-active-day")).to_have_text(f"active on {last['day']}")
+    expect(page.locator("#overview-as-of")).to_contain_text(o["as_of"].replace("T", " ")[:16])
     expect(page.locator("#active-chart .main-svg").first).to_be_visible()
 
 

@@ -69,7 +69,10 @@ const pages = {
     document.getElementById("n-users").textContent = UI.num(o.users);
     document.getElementById("n-accounts").textContent = UI.num(o.accounts);
     document.getElementById("n-events").textContent = UI.num(o.events);
-    document.getElementById("n-active").textContent = active.length ? UI.num(active[active.length - 1].users) : "0";
+    const last = active[active.length - 1];
+    document.getElementById("overview-as-of").textContent = `As of ${UI.when(o.as_of)} (the latest refresh).`;
+    document.getElementById("n-active").textContent = last ? UI.num(last.users) : "0";
+    if (last) document.getElementById("n-active-day").textContent = `active on ${last.day}`;
     UI.plot("active-chart", [{x: active.map(d => d.day), y: active.map(d => d.users), type: "scatter",
       mode: "lines", line: {color: "#3b5bdb"}, fill: "tozeroy", fillcolor: "rgba(59,91,219,.08)"}],
       {yaxis: {rangemode: "tozero"}});
