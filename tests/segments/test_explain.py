@@ -130,3 +130,19 @@ def test_first_time_reads_to_the_second(store: Store) -> None:
     assert out.truth is True
     assert out.sentence == ("first report_viewed: 2026-03-27 09:05:07; "
                             "needs it in the last 7 days")
+
+
+def test_labels_read_as_sentences(loaded: Store) -> None:
+    rule = {"any": [{"all": []}, {"kind": "last_seen", "within_last_days": 1},
+                    {"kind": "sequence", "steps": [
+                        {"event": "report_viewed"},
+                        {"event": "report_viewed", "within_hours": 1}]},
+                    {"kind": "performed", "event": "report_viewed",
+                     "window": {"within_days_of_first_seen": 1}}]}
+    out = explain(loaded, "p", rule, "ann", AS_OF)
+    empty, seen, sequence, first_day = out.children
+    assert (empty.label, empty.truth) == ("all of none (always true)", True)
+    assert seen.label == "last seen within the last 1 day"
+    assert "report_viewed within 1 hour" in sequence.label
+    assert first_day.label.endswith("within 1 day of first seen")
+    assert explain(loaded, "p", {"any": []}, "ann", AS_OF).label == "any of none (never true)"

@@ -114,8 +114,8 @@ def ensure_tables(store: Store) -> None:
 
 def _keyed(table: pa.Table, name: str, project_id: str, as_of: datetime) -> pa.Table:
     n = table.num_rows
-    table = table.append_column("project_id", pa.array([project_id] * n, pa.string()))
-    table = table.append_column("as_of", pa.array([as_of] * n, pa.timestamp("us")))
+    table = table.append_column("project_id", pa.repeat(pa.scalar(project_id, pa.string()), n))
+    table = table.append_column("as_of", pa.repeat(pa.scalar(as_of, pa.timestamp("us")), n))
     return table.select(_ARROW[name].names).cast(_ARROW[name])
 
 

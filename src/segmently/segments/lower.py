@@ -32,7 +32,7 @@ from segmently.segments.nodes import (
     _event_label,
     _times,
 )
-from segmently.segments.windows import Span, describe, span_of
+from segmently.segments.windows import Span, describe, quantity, span_of
 
 
 class Lowerer(ProductConditions):
@@ -72,13 +72,15 @@ class Lowerer(ProductConditions):
     # -- groups ------------------------------------------------------------------------
     def _lower_all(self, rule: r.All) -> Node:
         kids = [self.lower(x) for x in rule.all]
-        return Node("all", f"all of {len(kids)}", lambda t: _and([k.truth(t) for k in kids], True),
+        label = f"all of {len(kids)}" if kids else "all of none (always true)"
+        return Node("all", label, lambda t: _and([k.truth(t) for k in kids], True),
                     children=kids)
 
     def _lower_any(self, rule: r.Any_) -> Node:
         kids = [self.lower(x) for x in rule.any]
-        return Node("any", f"any of {len(kids)}",
-                    lambda t: _and([k.truth(t) for k in kids], False), children=kids)
+        label = f"any of {len(kids)}" if kids else "any of none (never true)"
+        return Node("any", label, lambda t: _and([k.truth(t) for k in kids], False),
+                    children=kids)
 
     def _lower_not(self, rule: r.Not) -> Node:
         kid = self.lower(rule.not_)
@@ -188,7 +190,8 @@ class Lowerer(ProductConditions):
         days = c.more_than_days_ago if c.more_than_days_ago is not None else c.within_last_days
         bound = ibis.literal(self.as_of - timedelta(days=days), type="timestamp")
         older = c.more_than_days_ago is not None
-        need = f"more than {days} days ago" if older else f"within the last {days} days"
+        span = quantity(days, "days")
+        need = f"more than {span} ago" if older else f"within the last {span}"
         return Node("last_seen", f"last seen {need}",
                     lambda t: (t[LAST_SEEN] < bound) if older else (t[LAST_SEEN] >= bound),
                     lambda t: {"last_seen": t[LAST_SEEN]},

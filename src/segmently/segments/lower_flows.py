@@ -27,7 +27,7 @@ from segmently.profile.accounts import user_accounts
 from segmently.profile.matchers import EventMatcher
 from segmently.segments import conditions as c
 from segmently.segments.nodes import Node
-from segmently.segments.windows import Span, describe, span_of
+from segmently.segments.windows import Span, describe, quantity, span_of
 from segmently.store import Store
 from segmently.store.views import resolved_events
 
@@ -165,6 +165,6 @@ def _step_label(s: c.Step) -> str:
     if limit is not None:
         unit = ("minutes", s.within_minutes) if s.within_minutes else \
             ("hours", s.within_hours) if s.within_hours else ("days", s.within_days)
-        within = f" within {unit[1]} {unit[0]}"
+        within = f" within {quantity(unit[1], unit[0])}"
     return s.event + (f" (where {where})" if where else "") + within
 

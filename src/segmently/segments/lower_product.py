@@ -33,7 +33,7 @@ from segmently.segments.aggregates import Agg, matcher_key, matchers_key
 from segmently.segments.errors import VocabularyError
 from segmently.segments.lower_flows import FlowConditions, events_in_span
 from segmently.segments.nodes import _OP_WORDS, Node, _compare_value, _days_ago, _times
-from segmently.segments.windows import Span, describe, span_of
+from segmently.segments.windows import Span, describe, quantity, span_of
 
 if TYPE_CHECKING:
     from segmently.segments.aggregates import Aggregates
@@ -166,8 +166,9 @@ class ProductConditions(FlowConditions):
                                else_=ibis.null("timestamp"))
             return {"stage": stage, "since": since}
 
-        need = f"at stage {rule.stage}" + (f" for more than {rule.for_more_than_days} days"
-                                           if rule.for_more_than_days else "")
+        need = f"at stage {rule.stage}" + (
+            f" for more than {quantity(rule.for_more_than_days, 'days')}"
+            if rule.for_more_than_days else "")
         return Node("journey_stage", need, truth, observed,
                     lambda o: f"journey stage {o['stage'] or 'none (no milestone reached)'}"
                               + (f", reached {_days_ago(self.as_of, o['since'])}"

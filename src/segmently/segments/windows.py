@@ -37,6 +37,11 @@ def minus_months(instant: datetime, months: int) -> datetime:
     return instant.replace(year=year, month=month + 1, day=day)
 
 
+def quantity(n: int, unit: str) -> str:
+    """`1 day`, `2 days`: explanations read as sentences."""
+    return f"{n} {unit if n != 1 else unit[:-1]}"
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
     """A resolved window: [start, end) in naive UTC; None start = all history;
@@ -62,8 +67,7 @@ class LastWindow(_Strict):
         return Span(start=as_of - timedelta(days=days))
 
     def describe(self) -> str:
-        unit = self.unit if self.last != 1 else self.unit[:-1]
-        return f"in the last {self.last} {unit}"
+        return f"in the last {quantity(self.last, self.unit)}"
 
 
 class BetweenWindow(_Strict):
@@ -93,7 +97,7 @@ class FirstSeenWindow(_Strict):
         return Span(first_seen_days=self.within_days_of_first_seen)
 
     def describe(self) -> str:
-        return f"within {self.within_days_of_first_seen} days of first seen"
+        return f"within {quantity(self.within_days_of_first_seen, 'days')} of first seen"
 
 
 WINDOW_TAGS = ("last", "between", "within_days_of_first_seen")
