@@ -3,6 +3,7 @@ runs are kept, and that one project's runs never touch another's."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 
 import ibis
@@ -137,3 +138,15 @@ def test_tables_of_an_older_layout_are_replaced(filled: Store) -> None:
                                                             "as_of": "timestamp"}))
     run = stored.Keeper().ensure(filled, "p", VOCAB, AS_OF)
     assert stored.find(filled, "p", VOCAB, AS_OF) == run and run.users == 2
+
+
+def test_pages_read_the_previous_run_while_a_new_one_is_recorded(filled: Store) -> None:
+    keeper = stored.Keeper()
+    first = keeper.current(filled, "p", VOCAB, AS_OF - D)  # none at all: computed now
+    assert first.as_of == AS_OF - D
+    assert keeper.current(filled, "p", VOCAB, AS_OF) == first  # the new one in background
+    deadline = time.monotonic() + 120
+    while stored.find(filled, "p", VOCAB, AS_OF) is None:
+        assert time.monotonic() < deadline, "the run at AS_OF was never recorded"
+        time.sleep(0.1)
+    assert keeper.current(filled, "p", VOCAB, AS_OF).as_of == AS_OF

@@ -81,6 +81,7 @@ def test_member_table_sorts_searches_and_pages_in_the_engine(saved: UiServer) ->
     # u3 4 views; u2 1; u4 1 (its other view is 40 days old). Ties go by user id.
     t = api(saved, "GET", "/api/segments/viewers/table?sort=events_window&desc=true").json()
     assert _ids(t) == ["u5", "u1", "u3", "u2", "u4"] and t["total"] == 5
+    assert t["metrics_as_of"] == t["as_of"]  # the first run of the project: computed now
     assert [m["events_window"] for m in t["members"]] == [5, 4, 4, 1, 1]
     assert [m["plan"] for m in t["members"]] == [None, "growth", "starter", "growth", "growth"]
     page = api(saved, "GET", "/api/segments/viewers/table?sort=events_window&desc=true"

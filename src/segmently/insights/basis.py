@@ -58,12 +58,12 @@ def _live(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime) -> 
 
 def basis(store: Store, project_id: str, vocab: Vocabulary, keeper: stored.Keeper,
           now: datetime) -> Basis:
-    """The stored profile at the latest refresh (recorded now if missing), else live at
-    `now` for a project never refreshed."""
+    """The stored profile at the latest refresh (the previous one while it is being
+    recorded), else live at `now` for a project never refreshed."""
     instant = latest_refresh(store, project_id)
     if instant is None:
         return _live(store, project_id, vocab, now)
-    run = keeper.ensure(store, project_id, vocab, instant)
-    return Basis(instant, stored.users(store, run).select("user_id"),
+    run = keeper.current(store, project_id, vocab, instant)
+    return Basis(run.as_of, stored.users(store, run).select("user_id"),
                  stored.features_used(store, run) if vocab.features else None,
                  stored.milestones(store, run) if vocab.milestones else None, stored=True)

@@ -40,9 +40,9 @@ def overview(store: Store, project_id: str, vocab: Vocabulary, keeper: stored.Ke
                   for r in rows]
         as_of = now
     else:
-        run = keeper.ensure(store, project_id, vocab, instant)
-        people, events, as_of = run.people, run.events, instant
-        first = (instant - timedelta(days=days)).date()
+        run = keeper.current(store, project_id, vocab, instant)
+        people, events, as_of = run.people, run.events, run.as_of
+        first = (as_of - timedelta(days=days)).date()
         t = stored.daily_active(store, run)
         active = t.filter(t.day >= first).to_pyarrow().to_pylist()
     return {"as_of": as_of.isoformat(), "users": people, "events": events,

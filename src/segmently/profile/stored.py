@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from segmently.store.rows import arrow_schema
 USERS, FEATURES, MILESTONES, ACTIVE, RUNS = (
     "profile_users", "profile_features", "profile_milestones", "profile_daily_active",
     "profile_runs")
+log = logging.getLogger(__name__)
 KEEP = 3  # instants per project: the latest refresh, and the one a page may still show
 
 _KEY = {"project_id": dt.String(nullable=False), "as_of": dt.Timestamp(nullable=False)}
@@ -218,17 +220,20 @@ def daily_active(store: Store, run: Run) -> ir.Table:
 
 class Keeper:
     """Finds a run or records it, one computation per (project, instant, vocabulary) at a
-    time: concurrent page views of a cold instant wait for the first one's run."""
+    time: concurrent requests for a cold instant wait for the first one's run."""
 
     def __init__(self) -> None:
         self._locks: dict[tuple[str, datetime, str], threading.Lock] = {}
+        self._computing: set[tuple[str, datetime, str]] = set()
         self._guard = threading.Lock()
 
     def ensure(self, store: Store, project_id: str, vocab: Vocabulary,
                as_of: datetime) -> Run:
+        """The run at as_of, recorded now (and waited for) when missing."""
         key = (project_id, as_of, vocabulary_key(vocab))
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
+            self._computing.add(key)
         try:
             with lock:
                 ensure_tables(store)
@@ -237,6 +242,36 @@ class Keeper:
         finally:
             with self._guard:  # a later caller finds the stored run
                 self._locks.pop(key, None)
+                self._computing.discard(key)
+
+    def current(self, store: Store, project_id: str, vocab: Vocabulary,
+                as_of: datetime) -> Run:
+        """What a page shows for as_of: its run; while that is being recorded (started
+        here in the background when nobody has), the newest earlier run, so no page
+        waits a minute after each refresh of a million users; recorded now only when
+        the project has no run at all yet."""
+        ensure_tables(store)
+        runs = [r for r in _runs(store, project_id) if r.vocabulary == vocabulary_key(vocab)]
+        exact = next((r for r in runs if r.as_of == as_of), None)
+        earlier = next((r for r in runs if r.as_of < as_of), None)  # newest first
+        if exact is not None:
+            return exact
+        if earlier is None:
+            return self.ensure(store, project_id, vocab, as_of)
+        key = (project_id, as_of, vocabulary_key(vocab))
+        with self._guard:
+            busy = key in self._computing
+        if not busy:
+            threading.Thread(target=self._record_quietly, args=(store, project_id, vocab, as_of),
+                             daemon=True, name="segmently-profile-run").start()
+        return earlier
+
+    def _record_quietly(self, store: Store, project_id: str, vocab: Vocabulary,
+                        as_of: datetime) -> None:
+        try:
+            self.ensure(store, project_id, vocab, as_of)
+        except Exception:  # noqa: BLE001 - pages keep the earlier run; the next view retries
+            log.exception("recording the profile run of %s at %s failed", project_id, as_of)
 
     def follow(self, store: Store, project_id: str, vocab: Vocabulary,
                as_of: datetime) -> Run | None:

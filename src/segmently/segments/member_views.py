@@ -3,13 +3,15 @@ members with their metrics, breakdowns, and who entered or left recently.
 
 Metrics come from the profile. For a stored snapshot they are read from the profile run
 kept at the snapshot's instant (profile/stored.py: computed once, by the refresh or by
-the first page view), and each page joins, searches, sorts, counts and cuts the members
-against it in the engine: one page of rows reaches Python. Membership read live (no
+the first page view; while it is being recorded, the previous run, and the table says
+which instant its metrics are of), and each page joins, searches, sorts, counts and cuts
+the members against it in the engine: one page of rows reaches Python. Membership read live (no
 snapshot) has no stored instant; its profile is computed per request.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import ibis.expr.types as ir
@@ -30,12 +32,14 @@ MAX_BARS = 20
 
 
 def member_profiles(store: Store, project_id: str, found: Members, vocab: Vocabulary,
-                    keeper: stored.Keeper) -> ir.Table:
-    """The profile columns of every user at the members' instant: the stored run for a
-    snapshot (recorded now if missing), else computed."""
+                    keeper: stored.Keeper) -> tuple[ir.Table, datetime]:
+    """The profile columns of every user, and the instant they are of: for a snapshot,
+    the run kept at its instant (the previous run while that one is being recorded),
+    else computed at the members' instant."""
     if found.source != "snapshot":
-        return stored.live_users(store, project_id, vocab, found.as_of)
-    return stored.users(store, keeper.ensure(store, project_id, vocab, found.as_of))
+        return stored.live_users(store, project_id, vocab, found.as_of), found.as_of
+    run = keeper.current(store, project_id, vocab, found.as_of)
+    return stored.users(store, run), run.as_of
 
 
 def _check(value: str, allowed: tuple[str, ...], field: str) -> None:
@@ -44,33 +48,38 @@ def _check(value: str, allowed: tuple[str, ...], field: str) -> None:
 
 
 def _members_with_profiles(store: Store, project_id: str, found: Members, vocab: Vocabulary,
-                           keeper: stored.Keeper, search: str = "") -> ir.Table:
-    """The members (id containing `search`, any case) left-joined to their profile."""
+                           keeper: stored.Keeper, search: str = ""
+                           ) -> tuple[ir.Table, datetime]:
+    """The members (id containing `search`, any case) left-joined to their profile, and
+    the instant of the metrics."""
     ids = found.ids
     if search:
         ids = ids.filter(ids.user_id.lower().contains(search.lower()))
-    prof = member_profiles(store, project_id, found, vocab, keeper)
-    return ids.left_join(prof, ids.user_id == prof.user_id).drop("user_id_right")
+    prof, metrics_as_of = member_profiles(store, project_id, found, vocab, keeper)
+    return ids.left_join(prof, ids.user_id == prof.user_id).drop("user_id_right"), \
+        metrics_as_of
 
 
 def member_table(store: Store, project_id: str, name: str, vocab: Vocabulary, *,
                  search: str = "", sort: str = "user_id", descending: bool = False,
                  offset: int = 0, limit: int = 50,
                  keeper: stored.Keeper) -> dict[str, Any]:
-    """{total, columns, members: [{column: value}], sort, as_of, source}: one page of
-    members whose id contains `search` (any case), sorted by a metric (ties by user id)."""
+    """{total, columns, members: [{column: value}], sort, as_of, metrics_as_of, source}:
+    one page of members whose id contains `search` (any case), sorted by a metric (ties by
+    user id)."""
     _check(sort, COLUMNS, "sort")
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise RuleError(f"limit: must be between 1 and {MAX_PAGE}; offset at least 0")
     found = member_ids(store, project_id, name, None, vocab)
-    t = _members_with_profiles(store, project_id, found, vocab, keeper, search)
+    t, metrics_as_of = _members_with_profiles(store, project_id, found, vocab, keeper, search)
     key = t[sort].desc(nulls_first=False) if descending else t[sort].asc(nulls_first=False)
     keys = [key] if sort == "user_id" else [key, t.user_id]
     page = t.order_by(keys).limit(limit, offset=offset).select(*COLUMNS)
     rows = page.to_pyarrow().to_pylist()
     total = int(t.count().to_pyarrow().as_py())
     return {"total": total, "columns": list(COLUMNS), "members": rows, "sort": sort,
-            "as_of": found.as_of.isoformat(), "source": found.source, "offset": offset,
+            "as_of": found.as_of.isoformat(), "metrics_as_of": metrics_as_of.isoformat(),
+            "source": found.source, "offset": offset,
             "limit": limit}
 
 
@@ -80,7 +89,7 @@ def breakdown(store: Store, project_id: str, name: str, vocab: Vocabulary, by: s
     or journey stage; the largest MAX_BARS values, None for members without one."""
     _check(by, BREAKDOWNS, "by")
     found = member_ids(store, project_id, name, None, vocab)
-    t = _members_with_profiles(store, project_id, found, vocab, keeper)
+    t, _ = _members_with_profiles(store, project_id, found, vocab, keeper)
     counts = t.group_by(value=t[by]).aggregate(users=t.count())
     rows = counts.order_by([counts.users.desc(), counts.value]).limit(MAX_BARS)
     return rows.to_pyarrow().to_pylist()

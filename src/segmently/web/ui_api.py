@@ -153,12 +153,13 @@ async def feature_adoption(ctx: Ctx, segments: str = "") -> dict[str, Any]:
 @router.get("/users/{user_id}/at-refresh", summary="A user's metrics and segments at the "
             "latest refresh")
 async def user_at_refresh(ctx: Ctx, user_id: str) -> dict[str, Any]:
-    """The instant the user's segments and explanations come from (now if the project was
-    never refreshed): the page reads one consistent picture, and the stored profile run's
+    """At the latest profile run (now if the project was never refreshed), the instant
+    the user's segments come from: the page reads one consistent picture, and the run's
     engagement scale makes it one person's work."""
     store, project_id = ctx.state.store, ctx.project_id
-    when = await run(basis.latest_refresh, store, project_id)
-    out = await run(api_ops.profile, store, project_id, user_id, vocabulary(), when)
+    base = await run(_basis, ctx)
+    out = await run(api_ops.profile, store, project_id, user_id, vocabulary(),
+                    base.as_of if base.stored else None)
     known = ctx.state.index.get(project_id) or await run(ctx.state.index.load, project_id)
     out["segments"] = list(known.of(user_id))
     return out

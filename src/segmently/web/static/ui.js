@@ -150,8 +150,9 @@ const pages = {
         UI.el("td", {}, UI.el("button", {class: "small-btn why", type: "button",
           onclick: () => pages.explain(name, m.user_id)}, "why?")))));
       const last = Math.min(state.offset + state.limit, state.total);
+      const stale = page.metrics_as_of !== page.as_of ? ` (metrics as of ${UI.when(page.metrics_as_of)}; newer ones are being computed)` : "";
       document.getElementById("page-info").textContent =
-        state.total ? `${UI.num(state.offset + 1)}–${UI.num(last)} of ${UI.num(state.total)}` : "no members";
+        (state.total ? `${UI.num(state.offset + 1)}–${UI.num(last)} of ${UI.num(state.total)}` : "no members") + stale;
       document.getElementById("prev").disabled = state.offset === 0;
       document.getElementById("next").disabled = last >= state.total;
     };
