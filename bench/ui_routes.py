@@ -1,6 +1,7 @@
 """Latency of the JSON routes behind the UI pages, on a served database.
 
     python bench/ui_routes.py --url http://127.0.0.1:8000 --key sk_... [--segment power_users]
+    python bench/ui_routes.py --key sk_... --after-refresh
 
 Serve a demo first (`segmently --db big.duckdb demo --users 200000`, `segments refresh`,
 `SEGMENTLY_WORKSPACE=... segmently serve`). Each route is called `--repeat` times one
@@ -34,15 +35,37 @@ def routes(segment: str, user: str) -> list[tuple[str, str, dict | None]]:
             ("GET", f"/api/users/{user}/timeline", None)]
 
 
+def after_refresh(client: httpx.Client, segment: str) -> None:
+    """Pages keep answering from the previous profile run while the new one is recorded."""
+    path = f"/api/segments/{segment}/table?sort=health_score&desc=true&limit=25"
+    began = time.perf_counter()
+    client.post("/api/refresh").raise_for_status()
+    print(f"refresh {time.perf_counter() - began:6.1f} s")
+    while True:
+        start = time.perf_counter()
+        page = client.get(path).json()
+        print(f"{start - began:6.1f} s: table {time.perf_counter() - start:5.2f} s, members as "
+              f"of {page['as_of']}, metrics as of {page['metrics_as_of']}", flush=True)
+        if page["metrics_as_of"] == page["as_of"]:
+            return
+        time.sleep(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--key", required=True)
     parser.add_argument("--segment", default="power_users")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--after-refresh", action="store_true",
+                        help="instead: refresh, then time a member table every 10 s until "
+                             "its metrics are of the new instant")
     args = parser.parse_args()
     with httpx.Client(base_url=args.url, timeout=600,
                       headers={"Authorization": f"Bearer {args.key}"}) as client:
+        if args.after_refresh:
+            after_refresh(client, args.segment)
+            return
         user = client.get(f"/api/segments/{args.segment}/members?limit=1").json()["members"][0]
         for method, path, body in routes(args.segment, user):
             took = []
