@@ -150,3 +150,28 @@ def test_pages_read_the_previous_run_while_a_new_one_is_recorded(filled: Store) 
         assert time.monotonic() < deadline, "the run at AS_OF was never recorded"
         time.sleep(0.1)
     assert keeper.current(filled, "p", VOCAB, AS_OF).as_of == AS_OF
+
+
+def test_threads_racing_to_create_the_tables_all_succeed(filled: Store) -> None:
+    """A page view and the refresher's follow-up can both be first: neither may fail."""
+    import threading
+
+    for _ in range(5):
+        for name in set(stored.TABLES) & set(filled.con.list_tables()):
+            filled.con.drop_table(name)
+        start, errors = threading.Barrier(4), []
+
+        def create() -> None:
+            start.wait()
+            try:
+                stored.ensure_tables(filled)
+            except Exception as exc:  # noqa: BLE001 - collected for the assertion
+                errors.append(exc)
+
+        threads = [threading.Thread(target=create) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert set(stored.TABLES) <= set(filled.con.list_tables())

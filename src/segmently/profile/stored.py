@@ -104,12 +104,16 @@ def ensure_tables(store: Store) -> None:
     """Create the tables; tables of an older layout are dropped first (they only cache
     what the events say: runs are computed again when asked for)."""
     con = store.con
-    existing = set(con.list_tables())
-    if any(name in existing and set(con.get_schema(name).names) != set(sch.names)
-           for name, sch in TABLES.items()):
-        with store.write_lock:
-            for name in TABLES:
-                if name in existing:
+
+    def outdated() -> list[str]:
+        existing = set(con.list_tables())
+        return [name for name, sch in TABLES.items()
+                if name in existing and set(con.get_schema(name).names) != set(sch.names)]
+
+    if outdated():
+        with store.write_lock:  # checked again: another thread may have replaced them
+            if outdated():
+                for name in set(TABLES) & set(con.list_tables()):
                     con.drop_table(name)
     store.ensure_tables(TABLES)
 

@@ -113,12 +113,16 @@ class Store:
                 con.insert(schema.ROLLUPS, rollup_expr(con.table(schema.EVENTS)))
 
     def ensure_tables(self, tables: dict[str, ibis.Schema]) -> None:
-        """Create the tables that do not exist yet (each stage owns its own tables)."""
+        """Create the tables that do not exist yet (each stage owns its own tables). Checked
+        again under the write lock: two threads may ask at once."""
         con = self.backends.get()
-        existing = set(con.list_tables())
-        for name, sch in tables.items():
-            if name not in existing:
-                con.create_table(name, schema=sch)
+        if set(tables) <= set(con.list_tables()):
+            return
+        with self._write_lock:
+            existing = set(con.list_tables())
+            for name, sch in tables.items():
+                if name not in existing:
+                    con.create_table(name, schema=sch)
 
     def table(self, name: str) -> ir.Table:
         return self.con.table(name)
