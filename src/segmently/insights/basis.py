@@ -1,5 +1,5 @@
-"""What the journey and adoption insights read: the profile kept at the project's latest
-refresh, else one computed from the events now.
+"""What the overview, journey and adoption insights read: the profile kept at the
+project's latest refresh, else one computed from the events now.
 
 Segments are compared at their snapshots; reading features and milestones at the same
 instant keeps a segment's members and their usage consistent, and lets a million users'
@@ -15,8 +15,8 @@ from datetime import datetime
 import ibis.expr.types as ir
 
 from segmently.profile import stored
-from segmently.profile.build import ACTIVITY_TYPES
 from segmently.profile.adoption import feature_usage, milestones_reached
+from segmently.profile.build import ACTIVITY_TYPES
 from segmently.profile.config import Vocabulary
 from segmently.segments import api_ops
 from segmently.segments import definitions as defs
@@ -30,7 +30,7 @@ class Basis:
     users: ir.Table  # user_id of everyone known at as_of
     features: ir.Table | None  # (user_id, feature) used in the activity window
     milestones: ir.Table | None  # (user_id, step, reached_at)
-    stored: bool  # read from a kept profile run rather than computed
+    run: stored.Run | None = None  # the kept profile run read; None: computed live
 
 
 def latest_refresh(store: Store, project_id: str) -> datetime | None:
@@ -53,7 +53,7 @@ def _live(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime) -> 
     if reached is not None:
         reached = reached.select(user_id=reached.person_id, step=reached.step,
                                  reached_at=reached.reached_at)
-    return Basis(as_of, users, usage, reached, stored=False)
+    return Basis(as_of, users, usage, reached)
 
 
 def basis(store: Store, project_id: str, vocab: Vocabulary, keeper: stored.Keeper,
@@ -66,4 +66,4 @@ def basis(store: Store, project_id: str, vocab: Vocabulary, keeper: stored.Keepe
     run = keeper.current(store, project_id, vocab, instant)
     return Basis(run.as_of, stored.users(store, run).select("user_id"),
                  stored.features_used(store, run) if vocab.features else None,
-                 stored.milestones(store, run) if vocab.milestones else None, stored=True)
+                 stored.milestones(store, run) if vocab.milestones else None, run)

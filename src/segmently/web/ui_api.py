@@ -33,12 +33,17 @@ class RuleDraft(BaseModel):
     rule: Any
 
 
+def _basis(ctx: Ctx) -> basis.Basis:
+    return basis.basis(ctx.state.store, ctx.project_id, vocabulary(), ctx.state.profiles,
+                       utcnow())
+
+
 @router.get("/overview", summary="Users, accounts, events and daily active users, at the "
             "latest refresh")
 async def project_overview(ctx: Ctx, days: int = Query(90, ge=1, le=overview.MAX_DAYS)
                            ) -> dict[str, Any]:
-    return await run(overview.overview, ctx.state.store, ctx.project_id, vocabulary(),
-                     ctx.state.profiles, utcnow(), days)
+    base = await run(_basis, ctx)
+    return await run(overview.overview, ctx.state.store, ctx.project_id, base, days)
 
 
 @router.get("/catalog", summary="What the builder offers: names seen and condition forms")
@@ -116,11 +121,6 @@ async def export_members(ctx: Ctx, name: str) -> Response:
         "content-disposition": f'attachment; filename="{name}.csv"'})
 
 
-def _basis(ctx: Ctx) -> basis.Basis:
-    return basis.basis(ctx.state.store, ctx.project_id, vocabulary(), ctx.state.profiles,
-                       utcnow())
-
-
 def _funnel(ctx: Ctx, segment: str | None) -> dict[str, Any]:
     vocab, base = vocabulary(), _basis(ctx)
     members = api_ops.member_ids(ctx.state.store, ctx.project_id, segment, None,
@@ -159,7 +159,7 @@ async def user_at_refresh(ctx: Ctx, user_id: str) -> dict[str, Any]:
     store, project_id = ctx.state.store, ctx.project_id
     base = await run(_basis, ctx)
     out = await run(api_ops.profile, store, project_id, user_id, vocabulary(),
-                    base.as_of if base.stored else None)
+                    base.as_of if base.run else None)
     known = ctx.state.index.get(project_id) or await run(ctx.state.index.load, project_id)
     out["segments"] = list(known.of(user_id))
     return out
