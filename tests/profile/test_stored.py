@@ -3,7 +3,6 @@ runs are kept, and that one project's runs never touch another's."""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta
 
 import ibis
@@ -107,11 +106,15 @@ def test_only_the_latest_instants_are_kept_per_project(filled: Store) -> None:
 
 def test_keeper_records_once_and_follows_refreshes_only_where_looked_at(filled: Store) -> None:
     keeper = stored.Keeper()
-    assert keeper.follow(filled, "p", VOCAB, AS_OF) is None  # never looked at: no work
+    keeper.later(filled, "p", VOCAB, AS_OF, only_if_used=True)
+    keeper.wait()
+    assert stored.find(filled, "p", VOCAB, AS_OF) is None  # never looked at: no work
     first = keeper.ensure(filled, "p", VOCAB, AS_OF)
     assert keeper.ensure(filled, "p", VOCAB, AS_OF) == first  # read, not recomputed
-    followed = keeper.follow(filled, "p", VOCAB, AS_OF + D)
-    assert followed is not None and followed.as_of == AS_OF + D
+    keeper.later(filled, "p", VOCAB, AS_OF + D, only_if_used=True)  # after a refresh
+    keeper.wait()
+    followed = stored.find(filled, "p", VOCAB, AS_OF + D)
+    assert followed is not None and followed.computed_at > first.computed_at
     # another vocabulary gives other numbers: its run is computed, not reused
     fewer = Vocabulary.model_validate({"features": VOCAB.model_dump()["features"][:1]})
     assert stored.find(filled, "p", fewer, AS_OF) is None
@@ -145,11 +148,11 @@ def test_pages_read_the_previous_run_while_a_new_one_is_recorded(filled: Store) 
     first = keeper.current(filled, "p", VOCAB, AS_OF - D)  # none at all: computed now
     assert first.as_of == AS_OF - D
     assert keeper.current(filled, "p", VOCAB, AS_OF) == first  # the new one in background
-    deadline = time.monotonic() + 120
-    while stored.find(filled, "p", VOCAB, AS_OF) is None:
-        assert time.monotonic() < deadline, "the run at AS_OF was never recorded"
-        time.sleep(0.1)
+    assert keeper.current(filled, "p", VOCAB, AS_OF) == first  # asked again meanwhile
+    keeper.wait()
     assert keeper.current(filled, "p", VOCAB, AS_OF).as_of == AS_OF
+    runs = filled.table(stored.RUNS)
+    assert runs.filter(runs.as_of == AS_OF).count().to_pyarrow().as_py() == 1
 
 
 def test_threads_racing_to_create_the_tables_all_succeed(filled: Store) -> None:

@@ -26,6 +26,7 @@ import json
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -224,12 +225,15 @@ def daily_active(store: Store, run: Run) -> ir.Table:
 
 class Keeper:
     """Finds a run or records it, one computation per (project, instant, vocabulary) at a
-    time: concurrent requests for a cold instant wait for the first one's run."""
+    time: concurrent requests for a cold instant wait for the first one's run. Runs
+    recorded in the background go through one worker thread, so they never pile up and
+    reuse one database connection."""
 
     def __init__(self) -> None:
         self._locks: dict[tuple[str, datetime, str], threading.Lock] = {}
-        self._computing: set[tuple[str, datetime, str]] = set()
+        self._pending: set[tuple[str, datetime, str]] = set()
         self._guard = threading.Lock()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmently-runs")
 
     def ensure(self, store: Store, project_id: str, vocab: Vocabulary,
                as_of: datetime) -> Run:
@@ -237,7 +241,6 @@ class Keeper:
         key = (project_id, as_of, vocabulary_key(vocab))
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
-            self._computing.add(key)
         try:
             with lock:
                 ensure_tables(store)
@@ -246,14 +249,13 @@ class Keeper:
         finally:
             with self._guard:  # a later caller finds the stored run
                 self._locks.pop(key, None)
-                self._computing.discard(key)
 
     def current(self, store: Store, project_id: str, vocab: Vocabulary,
                 as_of: datetime) -> Run:
-        """What a page shows for as_of: its run; while that is being recorded (started
-        here in the background when nobody has), the newest earlier run, so no page
-        waits a minute after each refresh of a million users; recorded now only when
-        the project has no run at all yet."""
+        """What a page shows for as_of: its run; while that is being recorded (queued
+        here when nobody has), the newest earlier run, so no page waits a minute after
+        each refresh of a million users; recorded now only when the project has no run
+        at all yet."""
         ensure_tables(store)
         runs = [r for r in _runs(store, project_id) if r.vocabulary == vocabulary_key(vocab)]
         exact = next((r for r in runs if r.as_of == as_of), None)
@@ -262,26 +264,34 @@ class Keeper:
             return exact
         if earlier is None:
             return self.ensure(store, project_id, vocab, as_of)
-        key = (project_id, as_of, vocabulary_key(vocab))
-        with self._guard:
-            busy = key in self._computing
-        if not busy:
-            threading.Thread(target=self._record_quietly, args=(store, project_id, vocab, as_of),
-                             daemon=True, name="segmently-profile-run").start()
+        self.later(store, project_id, vocab, as_of)
         return earlier
 
-    def _record_quietly(self, store: Store, project_id: str, vocab: Vocabulary,
-                        as_of: datetime) -> None:
+    def later(self, store: Store, project_id: str, vocab: Vocabulary, as_of: datetime,
+              only_if_used: bool = False) -> None:
+        """Record the run at as_of in the background (once, however often asked). With
+        `only_if_used` (after a refresh), only for projects that have runs already: their
+        pages were opened, so the next view reads instead of computing."""
+        key = (project_id, as_of, vocabulary_key(vocab))
+        with self._guard:
+            if key in self._pending:
+                return
+            self._pending.add(key)
+        self._worker.submit(self._record_quietly, key, store, vocab, only_if_used)
+
+    def _record_quietly(self, key: tuple[str, datetime, str], store: Store,
+                        vocab: Vocabulary, only_if_used: bool) -> None:
+        project_id, as_of, _ = key
         try:
-            self.ensure(store, project_id, vocab, as_of)
+            ensure_tables(store)
+            if not only_if_used or _runs(store, project_id):
+                self.ensure(store, project_id, vocab, as_of)
         except Exception:  # noqa: BLE001 - pages keep the earlier run; the next view retries
             log.exception("recording the profile run of %s at %s failed", project_id, as_of)
+        finally:
+            with self._guard:
+                self._pending.discard(key)
 
-    def follow(self, store: Store, project_id: str, vocab: Vocabulary,
-               as_of: datetime) -> Run | None:
-        """After a refresh: record its instant for projects whose profiles were stored
-        before (someone looks at them), so the next page view reads, not computes."""
-        ensure_tables(store)
-        if not _runs(store, project_id):
-            return None
-        return self.ensure(store, project_id, vocab, as_of)
+    def wait(self) -> None:
+        """Until the background runs queued so far are recorded (tests, shutdown)."""
+        self._worker.submit(lambda: None).result()

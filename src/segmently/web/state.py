@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import threading
 from datetime import datetime
 from dataclasses import dataclass, field
 
@@ -20,7 +18,6 @@ from segmently.web.auth import KeyCache
 from segmently.web.session import Sessions, SignInThrottle
 
 
-log = logging.getLogger(__name__)
 WORKSPACE_ENV = "SEGMENTLY_WORKSPACE"
 
 
@@ -55,14 +52,8 @@ class AppState:
     def _refreshed(self, project_id: str, as_of: datetime) -> None:
         """Store the new instant's profiles in the background: a refresh answers without
         them."""
-        threading.Thread(target=self._follow, args=(project_id, as_of), daemon=True,
-                         name="segmently-profiles").start()
-
-    def _follow(self, project_id: str, as_of: datetime) -> None:
-        try:
-            self.profiles.follow(self.store, project_id, workspace_vocabulary(), as_of)
-        except Exception:  # noqa: BLE001 - a page view computes them again, reporting errors
-            log.exception("storing profiles of project %s failed", project_id)
+        self.profiles.later(self.store, project_id, workspace_vocabulary(), as_of,
+                            only_if_used=True)
 
     async def write(self, project_id: str, messages: list[Message]) -> int:
         """Resolve once the messages are committed: only then may the client hear 200."""
