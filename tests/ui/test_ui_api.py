@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from urllib.parse import quote
 from datetime import date, datetime, timedelta
 
 import httpx
@@ -197,6 +198,13 @@ def test_the_user_page_reads_the_latest_refresh(saved: UiServer) -> None:
     assert u1["as_of"] == table["as_of"] and "viewers" in u1["segments"]
     m = u1["metrics"]
     assert (m["engagement_points"], m["engagement_score"], m["events_window"]) == (4.0, 80.0, 4)
+
+
+def test_unknown_and_hostile_user_ids_are_404s(saved: UiServer) -> None:
+    for user in ("nobody", "u1' OR '1'='1", 'x"); DROP TABLE events; --'):
+        r = api(saved, "GET", f"/api/users/{quote(user, safe='')}/at-refresh")
+        assert r.status_code == 404 and "no user" in r.json()["message"], (user, r.text)
+    assert api(saved, "GET", "/api/overview").json()["events"] == saved.sent  # unharmed
 
 
 def test_timeline_includes_events_sent_before_sign_up(ui_server: UiServer  # noqa: F811
