@@ -12,7 +12,7 @@ import pytest
 from uikit import UiServer, ui_server  # noqa: F401 - fixture
 
 from segmently.web.pages import router as pages_router
-from segmently.web.session import COOKIE, FAILURES_PER_NAME, SignInThrottle
+from segmently.web.session import COOKIE, FAILURES_PER_NAME, MAX_TRACKED, SignInThrottle
 
 PARAMS = {"name": "anything", "user_id": "u1"}
 
@@ -150,3 +150,13 @@ def test_the_throttle_forgets_failures_after_its_period() -> None:
     assert throttle.wait("", "10.0.0.1") == 30  # three from one address, by any name
     now[0] = 61  # the failure at 0 is forgotten: one left for shop, two for the address
     assert throttle.wait("shop", "10.0.0.3") == 0 and throttle.wait("", "10.0.0.1") == 0
+
+
+def test_the_throttle_sweeps_names_nobody_tries_again() -> None:
+    now = [0.0]
+    throttle = SignInThrottle(period=60, clock=lambda: now[0])
+    for i in range(MAX_TRACKED + 1):
+        throttle.failed(f"name{i}", "")
+    now[0] = 61
+    throttle.failed("late", "")  # over the bound: the expired ones are dropped
+    assert len(throttle._failures) == 1

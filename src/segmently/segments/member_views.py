@@ -5,8 +5,8 @@ Metrics come from the profile. For a stored snapshot they are read from the prof
 kept at the snapshot's instant (profile/stored.py: computed once, by the refresh or by
 the first page view; while it is being recorded, the previous run, and the table says
 which instant its metrics are of), and each page joins, searches, sorts, counts and cuts
-the members against it in the engine: one page of rows reaches Python. Membership read live (no
-snapshot) has no stored instant; its profile is computed per request.
+the members against it in the engine: one page of rows reaches Python. Membership read
+live (no snapshot) has no stored instant; its profile is computed per request.
 """
 
 from __future__ import annotations

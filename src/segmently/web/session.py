@@ -25,6 +25,7 @@ LIFETIME_SECONDS = 12 * 3600
 FAILURES_PER_NAME = 5  # wrong passwords for one project name...
 FAILURES_PER_CLIENT = 20  # ...or any wrong sign-ins from one address...
 THROTTLE_SECONDS = 300.0  # ...within five minutes: further sign-ins wait
+MAX_TRACKED = 10_000  # names and addresses with recent failures before old ones are swept
 
 
 @dataclass
@@ -104,6 +105,9 @@ class SignInThrottle:
     def failed(self, name: str, client: str) -> None:
         now = self.clock()
         with self._lock:
+            if len(self._failures) > MAX_TRACKED:  # names never tried again: forget them
+                for key in list(self._failures):
+                    self._recent(key, now)
             for key in (("name", name.casefold()), ("client", client)):
                 if key[1]:
                     self._failures.setdefault(key, deque()).append(now)
