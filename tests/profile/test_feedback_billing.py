@@ -39,11 +39,14 @@ def test_latest_nps_answer_and_category(store: Store) -> None:
         ev("5", "cat", "nps_submitted", AS_OF - 2 * D, score=6),
         ev("6", "dan", "nps_submitted", AS_OF - 2 * D, score=11),   # out of range: ignored
         ev("8", "dan", "nps_submitted", AS_OF - 1 * D, score="great"),  # not a number: ignored
+        ev("9", "fay", "nps_submitted", AS_OF - 1 * D, score=8.0),  # a float, but whole
+        ev("10", "gus", "nps_submitted", AS_OF - 1 * D, score=8.5),  # not a whole number
         ev("7", "eve", "report_viewed", AS_OF - 2 * D, score=10),   # not an NPS event
     ], received_at=AS_OF - 50 * D)
     got = by_user(nps(resolved_events(store, "p", AS_OF)))
     assert {u: (r["nps_score"], r["nps_category"], r["nps_responses"]) for u, r in got.items()} == {
-        "ann": (10, "promoter", 2), "bob": (9, "promoter", 2), "cat": (6, "detractor", 1)}
+        "ann": (10, "promoter", 2), "bob": (9, "promoter", 2), "cat": (6, "detractor", 1),
+        "fay": (8, "passive", 1)}
     assert got["ann"]["nps_at"] == AS_OF - 5 * D
     # as of 10 days earlier, ann's latest answer was the 3
     earlier = by_user(nps(resolved_events(store, "p", AS_OF - 10 * D)))

@@ -22,6 +22,7 @@ import ibis.expr.types as ir
 
 NUMBER = r"^\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*$"
 INTEGER = r"^\s*-?[0-9]+\s*$"
+WHOLE = r"^\s*-?[0-9]+\.0*\s*$"  # 8.0: a whole number sent as a float (Python, pandas)
 WRAP_KEY = "v"
 
 
@@ -84,8 +85,12 @@ def number_at(text: ir.StringValue, key: str | None = None) -> ir.FloatingValue:
 
 
 def int_at(text: ir.StringValue, key: str | None = None) -> ir.IntegerValue:
+    """An integer, written as one or as a whole number with a decimal point (8.0, not
+    8.5); else null. PostgreSQL will not cast "8.0" to an integer: it goes through float."""
     s = string_at(text, key)
-    return ibis.cases((s.re_search(INTEGER), s.cast("int64")), else_=ibis.null("int64"))
+    return ibis.cases((s.re_search(INTEGER), s.cast("int64")),
+                      (s.re_search(WHOLE), s.cast("float64").cast("int64")),
+                      else_=ibis.null("int64"))
 
 
 def bool_at(text: ir.StringValue, key: str | None = None) -> ir.BooleanValue:
