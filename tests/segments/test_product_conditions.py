@@ -436,3 +436,17 @@ def test_explain_states_observed_values(loaded: Store, user: str, rule: dict[str
     assert got.truth is truth
     for w in words:
         assert w in got.sentence, got.sentence
+
+
+def test_whole_nps_scores_sent_as_floats_count_as_in_profiles(store: Store) -> None:
+    """8.0 is the integer 8 (Python and pandas send whole numbers so); 8.5 is no score.
+    The condition and the profile read the same answers."""
+    from segmently.profile import build_profiles
+
+    store.append("p", [nps("ivy", 8.0, at(2)), nps("jon", 8.5, at(2)), nps("kit", 9, at(2))],
+                 received_at=at(30))
+    passive = evaluate(store, "p", {"s": {"kind": "nps", "category": "passive"}}, AS_OF)
+    assert set(passive.members("s").to_pyarrow()["user_id"].to_pylist()) == {"ivy"}
+    users = build_profiles(store, "p", Vocabulary(), AS_OF).users.to_pyarrow().to_pylist()
+    assert {u["user_id"]: u["nps_category"] for u in users} == {
+        "ivy": "passive", "jon": None, "kit": "promoter"}

@@ -22,7 +22,7 @@ import ibis.expr.types as ir
 
 NUMBER = r"^\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*$"
 INTEGER = r"^\s*-?[0-9]+\s*$"
-WHOLE = r"^\s*-?[0-9]+\.0*\s*$"  # 8.0: a whole number sent as a float (Python, pandas)
+WHOLE = r"^\s*-?[0-9]+(\.0*)?\s*$"  # also 8.0: a whole number sent as a float
 WRAP_KEY = "v"
 
 

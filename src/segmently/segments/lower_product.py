@@ -17,7 +17,7 @@ import ibis.expr.types as ir
 
 from segmently.profile.build import build_profiles
 from segmently.profile.config import Feature, Milestone
-from segmently.profile.jsonvalues import INTEGER, string_at
+from segmently.profile.jsonvalues import WHOLE, string_at
 from segmently.profile.matchers import EventMatcher, PropertyFilter
 from segmently.profile.vocabulary import (
     NPS_EVENT,
@@ -177,7 +177,7 @@ class ProductConditions(FlowConditions):
     # -- feedback --------------------------------------------------------------------
     def _lower_nps(self, rule: c.Nps) -> Node:
         valid = EventMatcher(event=NPS_EVENT, where=[
-            PropertyFilter(property=NPS_SCORE, op="regex", value=INTEGER),
+            PropertyFilter(property=NPS_SCORE, op="regex", value=WHOLE),
             PropertyFilter(property=NPS_SCORE, op="between", value=[0, 10])])
         col = self.aggs.column(Agg("latest", Span(), matcher_key(valid), NPS_SCORE,
                                    activity=True))
