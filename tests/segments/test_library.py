@@ -105,10 +105,12 @@ def test_journey_segments_follow_the_generated_stages(lib: Lib) -> None:
 
 
 def test_nps_segments_partition_answerers_as_a_hand_written_query_says(lib: Lib) -> None:
+    """By each user's latest answer (the demo's scores are integers 0-10), among users
+    who answered in the 12 months before the end."""
     rows = lib.db.execute(
-        "SELECT user_id, avg(CAST(json_extract(properties, '$.score') AS DOUBLE)) "
-        "FROM events WHERE event = 'nps_submitted' AND timestamp >= ? AND timestamp < ? "
-        "GROUP BY user_id", [datetime(2025, 11, 1), END]).fetchall()
+        "SELECT user_id, arg_max(CAST(json_extract(properties, '$.score') AS DOUBLE), "
+        "timestamp) FROM events WHERE event = 'nps_submitted' AND timestamp < ? "
+        "GROUP BY user_id HAVING max(timestamp) >= ?", [END, datetime(2025, 11, 1)]).fetchall()
     expected = {"promoters": {u for u, s in rows if s >= 9},
                 "passives": {u for u, s in rows if 7 <= s < 9},
                 "detractors": {u for u, s in rows if s < 7}}
@@ -164,3 +166,26 @@ def test_demo_command_writes_the_workspace_and_explains_a_member(tmp_path: Path)
         assert (s["member"] is None) == (s["size"] == 0)
         if s["member"]:
             assert s["why"]["truth"] is True
+
+
+def test_nps_segments_read_each_users_latest_answer_of_the_last_year(store: Store) -> None:
+    """ann answered 10, then 6: a detractor now (an average, 8, would say passive); bob's
+    only answer is 13 months old: in none; cat's latest, 8.0, is a whole number: passive."""
+    from datetime import timedelta
+
+    from segmently.profile.config import Vocabulary
+    from segmently.store import Message
+
+    def answer(mid: str, user: str, score: Any, days_ago: int) -> Message:
+        return Message(message_id=mid, type="track", event="nps_submitted",
+                       timestamp=END - timedelta(days=days_ago), source="native",
+                       user_id=user, properties={"score": score})
+
+    store.append("p", [answer("1", "ann", 10, 200), answer("2", "ann", 6, 20),
+                       answer("3", "bob", 10, 400), answer("4", "cat", 8.0, 5)],
+                 received_at=END - timedelta(days=500))
+    nps = {d.name: d.rule for d in builtin_segments(Vocabulary())
+           if d.name in ("promoters", "passives", "detractors")}
+    ev = evaluate(store, "p", nps, END)
+    got = {name: set(ev.members(name).to_pyarrow()["user_id"].to_pylist()) for name in nps}
+    assert got == {"promoters": set(), "passives": {"cat"}, "detractors": {"ann"}}

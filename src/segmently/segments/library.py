@@ -72,9 +72,13 @@ def _core(vocab: Vocabulary) -> list[EventMatcher]:
     return [m for f in vocab.features if f.core for m in f.events]
 
 
-def _nps(op: str, value: float) -> dict[str, Any]:
-    return {"kind": "aggregate", "event": pv.NPS_EVENT, "property": pv.NPS_SCORE,
-            "agg": "avg", "op": op, "value": value, "window": _last(NPS_MONTHS, "months")}
+def _nps(category: str) -> dict[str, Any]:
+    """The latest valid answer (as in profiles, so a user's page and segments agree) is
+    of `category`, and the user answered in the last NPS_MONTHS months (an answer with no
+    valid score counts as answering: the explanation stays plain)."""
+    return {"all": [{"kind": "performed", "event": pv.NPS_EVENT,
+                     "window": _last(NPS_MONTHS, "months")},
+                    {"kind": "nps", "category": category}]}
 
 
 def _activity(vocab: Vocabulary) -> list[SegmentDefinition]:
@@ -158,14 +162,14 @@ def _journey(vocab: Vocabulary) -> list[SegmentDefinition]:
 
 
 def _feedback_billing(vocab: Vocabulary) -> list[SegmentDefinition]:
-    answered = f"average NPS answer of the last {NPS_MONTHS} months"
+    answered = f"Latest NPS answer, given in the last {NPS_MONTHS} months,"
     return [
-        SegmentDefinition(name="promoters", description=f"{answered} 9 or more.",
-                          rule=_nps("ge", 9)),
-        SegmentDefinition(name="passives", description=f"{answered} from 7 to below 9.",
-                          rule={"all": [_nps("ge", 7), _nps("lt", 9)]}),
-        SegmentDefinition(name="detractors", description=f"{answered} below 7.",
-                          rule=_nps("lt", 7)),
+        SegmentDefinition(name="promoters", description=f"{answered} 9 or 10.",
+                          rule=_nps("promoter")),
+        SegmentDefinition(name="passives", description=f"{answered} 7 or 8.",
+                          rule=_nps("passive")),
+        SegmentDefinition(name="detractors", description=f"{answered} 0 to 6.",
+                          rule=_nps("detractor")),
         SegmentDefinition(
             name="trial_likely_to_convert",
             description=f"On trial (plan trait), has reached "
