@@ -80,10 +80,15 @@ per_person AS (
         min(ts) FILTER (WHERE event = 'data_source_connected') AS source_at,
         min(ts) FILTER (WHERE event = 'first_report_created') AS first_report_at,
         -- feedback and billing
-        avg(CASE WHEN regexp_full_match(json_extract_string(properties, '$.score'),
-                                        '\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*')
-                 THEN json_extract_string(properties, '$.score')::DOUBLE END)
-            FILTER (WHERE event = 'nps_submitted' AND ts >= $as_of - INTERVAL 12 MONTH) AS nps,
+        -- NPS: the latest whole-number answer 0-10 ever, for who answered in 12 months
+        count(*) FILTER (WHERE event = 'nps_submitted' AND ts >= $as_of - INTERVAL 12 MONTH)
+            AS nps_answers,
+        arg_max(TRY_CAST(json_extract_string(properties, '$.score') AS DOUBLE), ts)
+            FILTER (WHERE event = 'nps_submitted'
+                    AND regexp_full_match(json_extract_string(properties, '$.score'),
+                                          '\s*-?[0-9]+(\.0*)?\s*')
+                    AND TRY_CAST(json_extract_string(properties, '$.score') AS DOUBLE)
+                        BETWEEN 0 AND 10) AS nps,
         count(*) FILTER (WHERE event = 'payment_failed' AND ts >= $as_of - INTERVAL 30 DAY) AS failed_30
     FROM ev
     GROUP BY person_id
@@ -108,9 +113,9 @@ flags AS (
                  OR (u.source_at < $as_of - INTERVAL 7 DAY AND u.first_report_at IS NULL), FALSE)
             AS stuck_in_onboarding,
         coalesce(u.first_report_at < u.first_seen + INTERVAL 14 DAY, FALSE) AS activated,
-        coalesce(u.nps >= 9, FALSE) AS promoters,
-        coalesce(u.nps >= 7 AND u.nps < 9, FALSE) AS passives,
-        coalesce(u.nps < 7, FALSE) AS detractors,
+        coalesce(u.nps_answers > 0 AND u.nps >= 9, FALSE) AS promoters,
+        coalesce(u.nps_answers > 0 AND u.nps >= 7 AND u.nps < 9, FALSE) AS passives,
+        coalesce(u.nps_answers > 0 AND u.nps < 7, FALSE) AS detractors,
         coalesce(p.plan = 'trial', FALSE) AND u.first_report_at IS NOT NULL AND u.active_7 >= 3
             AS trial_likely_to_convert,
         u.failed_30 > 0 AS missed_a_payment,

@@ -22,7 +22,7 @@ ACTIVITY_TYPES = ("track", "page", "screen")
 CORE = ("report_viewed", "dashboard_viewed", "report_created")
 SESSION = "$page"
 NOT_PAID = ("trial", "cancelled", "trial_expired")
-NUMBER = re.compile(r"\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*")
+WHOLE = re.compile(r"\s*-?[0-9]+(\.0*)?\s*")
 
 
 def load(con: duckdb.DuckDBPyConnection, project_id: str, table: str,
@@ -62,14 +62,13 @@ def plan_at(traits: pd.DataFrame, links: pd.Series, as_of: datetime) -> pd.Serie
         lambda v: v if isinstance(v, str) or v is None else json.dumps(v))
 
 
-def number(value: object) -> float:
-    """A JSON number, or a string spelling one ("9", " 8 ", "1e1"); else NaN (booleans,
-    "inf", "nine", null are not numbers)."""
+def whole(value: object) -> float:
+    """A whole number as the JSON text spells it ("8", " 8 ", 8.0 -> "8.0"); else NaN
+    ("1e1", 8.5, booleans, null)."""
     if isinstance(value, bool) or value is None:
         return math.nan
-    if isinstance(value, int | float):
-        return float(value)
-    return float(value) if isinstance(value, str) and NUMBER.fullmatch(value) else math.nan
+    text = value if isinstance(value, str) else json.dumps(value)
+    return float(text) if WHOLE.fullmatch(text) else math.nan
 
 
 class People:
@@ -104,11 +103,14 @@ class People:
         return e.timestamp.dt.floor("D").groupby(e.person).nunique().reindex(
             self.index, fill_value=0)
 
-    def nps_average(self) -> pd.Series:
-        e = self.e[self.named("nps_submitted")
-                   & (self.e.timestamp >= pd.Timestamp(self.as_of) - pd.DateOffset(months=12))]
-        score = e.properties.map(lambda p: number(json.loads(p).get("score")))
-        return score.groupby(e.person).mean().reindex(self.index)
+    def nps_latest(self) -> pd.Series:
+        """The latest whole-number answer 0-10, for people who answered in 12 months."""
+        e = self.e[self.named("nps_submitted")]
+        score = e.properties.map(lambda p: whole(json.loads(p).get("score")))
+        valid = e[score.between(0, 10)].assign(score=score).sort_values("timestamp")
+        latest = valid.groupby("person").score.last().reindex(self.index)
+        recent = e.timestamp >= pd.Timestamp(self.as_of) - pd.DateOffset(months=12)
+        return latest.where(e[recent].groupby("person").size().reindex(self.index) > 0)
 
 
 def library(con: duckdb.DuckDBPyConnection, project_id: str, as_of: datetime) -> pd.DataFrame:
@@ -144,7 +146,7 @@ def segments(p: People, plan: pd.Series) -> pd.DataFrame:
         [(a < p.as_of - timedelta(days=7)) & b.isna() for a, b in zip(steps, steps[1:])],
         axis=1).any(axis=1)
     s["activated"] = reached["first_report_created"] < p.first_seen + timedelta(days=14)
-    nps = p.nps_average()
+    nps = p.nps_latest()
     s["promoters"] = nps >= 9
     s["passives"] = (nps >= 7) & (nps < 9)
     s["detractors"] = nps < 7

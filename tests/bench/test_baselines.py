@@ -38,9 +38,10 @@ EXPECTED = {
     "resurrected": {"r2"},  # r1's first $page is exactly 35 days ago: inside the gap
     "stuck_in_onboarding": {"s2"},  # s1 signed up exactly 7 days ago: not more
     "activated": {"s4", "t1", "t2", "t3", "t5", "x1"},  # s3: 14 days after first seen
-    "promoters": {"c1", "c2", "c3", "n1", "n6", "n10"},  # "9", "1e1"; "inf" is no number
-    "passives": {"n5"},  # " 8 "
-    "detractors": set(),  # n7's `true` is no number
+    # each user's latest whole-number answer 0-10, if they answered in the last 12 months
+    "promoters": {"c1", "c2", "c3", "n1", "n10"},  # "9"; "1e1" and "inf" are no scores
+    "passives": {"n5", "n13"},  # " 8 ", 8.0
+    "detractors": {"n12"},  # 10, then 6 (the average, 8, would be passive); n7: `true`
     "trial_likely_to_convert": {"t2", "t5", "x1"},  # t1: a set beats a later set_once
     "missed_a_payment": {"c2", "l3"},  # l1's failure arrived after as_of
     "champions": {"c1"},  # c2 missed a payment, c3 cancelled
@@ -73,6 +74,7 @@ def _cases() -> tuple[list[Message], list[tuple[datetime, list[Message]]]]:
     early += [nps(u, s) for u, s in (("n1", "9"), ("n2", "nine"), ("n3", None), ("n5", " 8 "),
                                      ("n6", "1e1"), ("n7", True), ("n8", "inf"))]
     early += [nps("n10", 10, datetime(2025, 3, 31)), nps("n11", 10, datetime(2025, 3, 30))]
+    early += [nps("n12", 10, AS_OF - 40 * D), nps("n12", 6), nps("n13", 8.0)]
     early += [m(None, "$page", AS_OF - 3 * D, "page", anon="a1"),
               m(None, "report_viewed", AS_OF - 3 * D, anon="a1"),
               m(None, "dashboard_viewed", AS_OF - 3 * D, anon="a1"),
