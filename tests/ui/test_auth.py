@@ -9,8 +9,11 @@ import sys
 
 import httpx
 import pytest
+from conftest import Server, start_server
 from uikit import UiServer, ui_server  # noqa: F401 - fixture
 
+from segmently.store import Store
+from segmently.store.sessions import SESSIONS
 from segmently.web.pages import router as pages_router
 from segmently.web.session import COOKIE, FAILURES_PER_NAME, MAX_TRACKED, SignInThrottle
 
@@ -160,3 +163,27 @@ def test_the_throttle_sweeps_names_nobody_tries_again() -> None:
     now[0] = 61
     throttle.failed("late", "")  # over the bound: the expired ones are dropped
     assert len(throttle._failures) == 1
+
+
+def test_a_session_outlives_a_restart_and_sign_out_outlives_it_too(server: Server
+                                                                    ) -> None:
+    """The store keeps each session's hash: a restart of `serve` signs nobody out, and a
+    signed-out cookie stays refused after one."""
+    def restart() -> str:
+        server.stop()
+        server.process, url = start_server(server.db, server.log)
+        return url
+
+    url = server.url
+    token = httpx.post(f"{url}/ui/login", data={"secret_key": server.secret_key}).cookies[COOKIE]
+    url = restart()
+    with httpx.Client(base_url=url, cookies={COOKIE: token}) as c:
+        assert c.get("/api/overview").status_code == 200
+        assert c.post("/ui/logout").status_code == 303
+    url = restart()
+    with httpx.Client(base_url=url, cookies={COOKIE: token}) as c:
+        assert c.get("/api/overview").status_code == 401
+    server.stop()
+    with Store(server.db, read_only=True) as store:  # only a hash of the token is kept
+        kept = store.table(SESSIONS).to_pyarrow().to_pylist()
+    assert len(kept) == 2 and all(token not in str(row) for row in kept)

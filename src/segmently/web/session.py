@@ -1,61 +1,76 @@
 """UI sessions: signing in with the project's secret key gives an HttpOnly cookie.
 
-The cookie holds a random token (never the key); the server maps it to the project in
-memory, so a session ends when it expires, on sign-out, or when the server restarts.
-SameSite=Strict keeps other sites from riding the session (no cross-site request ever
+The cookie holds a random token (never the key); the store keeps its hash and project
+(store/sessions.py), so a session ends when it expires or on sign-out, not when the
+server restarts. SameSite=Strict keeps other sites from riding the session (no cross-site request ever
 carries the cookie), which is why the JSON routes can accept it alongside the key.
 """
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from starlette.requests import Request
 
 from segmently.collect.errors import AuthError
+from segmently.store import Store, utcnow
+from segmently.store import sessions as stored_sessions
 from segmently.web.auth import KeyCache, bearer, require_secret_project
 
 COOKIE = "segmently_session"
 LIFETIME_SECONDS = 12 * 3600
+MAX_TOKEN = 128  # ours are 43 characters: a longer cookie is not worth a lookup
 FAILURES_PER_NAME = 5  # wrong passwords for one project name...
 FAILURES_PER_CLIENT = 20  # ...or any wrong sign-ins from one address...
 THROTTLE_SECONDS = 300.0  # ...within five minutes: further sign-ins wait
 MAX_TRACKED = 10_000  # names and addresses with recent failures before old ones are swept
 
 
-@dataclass
 class Sessions:
-    lifetime: float = LIFETIME_SECONDS
-    _by_token: dict[str, tuple[str, float]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    """Live sessions: stored (store/sessions.py), so they outlive a restart, and cached in
+    memory, so a page's API calls do not each read the database."""
+
+    def __init__(self, store: Store, lifetime: float = LIFETIME_SECONDS) -> None:
+        self.store = store
+        self.lifetime = timedelta(seconds=lifetime)
+        self._known: dict[str, tuple[str, datetime]] = {}
+        self._lock = threading.Lock()
 
     def create(self, project_id: str) -> str:
-        token = secrets.token_urlsafe(32)
+        token, expires_at = stored_sessions.start(self.store, project_id, self.lifetime)
         with self._lock:
-            self._by_token[token] = (project_id, time.monotonic() + self.lifetime)
+            self._known[token] = (project_id, expires_at)
         return token
 
     def project(self, token: str | None) -> str | None:
-        """The project of a live session, else None (expired ones are dropped)."""
-        if not token:
+        """The project of a live session, else None."""
+        if not token or len(token) > MAX_TOKEN:
             return None
         with self._lock:
-            found = self._by_token.get(token)
+            found = self._known.get(token)
+        if found is None:
+            found = stored_sessions.lookup(self.store, token)
             if found is None:
                 return None
-            if found[1] < time.monotonic():
-                del self._by_token[token]
-                return None
-            return found[0]
+            with self._lock:
+                self._known[token] = found
+        if found[1] <= utcnow():
+            with self._lock:
+                self._known.pop(token, None)
+            return None
+        return found[0]
 
     def end(self, token: str | None) -> None:
+        if not token or len(token) > MAX_TOKEN:
+            return
         with self._lock:
-            self._by_token.pop(token or "", None)
+            self._known.pop(token, None)
+        stored_sessions.end(self.store, token)
 
 
 def request_project(keys: KeyCache, sessions: Sessions, request: Request) -> str:

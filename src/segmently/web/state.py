@@ -38,13 +38,14 @@ class AppState:
     keys: KeyCache = field(init=False)
     index: MembershipIndex = field(init=False)  # current memberships, for targeting
     refresher: Refresher = field(init=False)  # segment refreshes, on request and scheduled
-    sessions: Sessions = field(default_factory=Sessions)  # UI sign-ins
+    sessions: Sessions = field(init=False)  # UI sign-ins
     sign_ins: SignInThrottle = field(default_factory=SignInThrottle)  # failed ones
     profiles: stored.Keeper = field(default_factory=stored.Keeper)  # member tables
 
     def __post_init__(self) -> None:
         self.writer = GroupCommitWriter(self.store)
         self.keys = KeyCache(self.store)
+        self.sessions = Sessions(self.store)
         self.index = MembershipIndex(self.store)
         self.refresher = Refresher(self.store, self.index, interval_from_env(),
                                    workspace_vocabulary, self._refreshed)
