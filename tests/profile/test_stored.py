@@ -106,15 +106,20 @@ def test_only_the_latest_instants_are_kept_per_project(filled: Store) -> None:
 
 def test_keeper_records_once_and_follows_refreshes_only_where_looked_at(filled: Store) -> None:
     keeper = stored.Keeper()
-    keeper.later(filled, "p", VOCAB, AS_OF, only_if_used=True)
+    keeper.later(filled, "p", VOCAB, AS_OF, only_if_used=True)  # after a refresh
     keeper.wait()
     assert stored.find(filled, "p", VOCAB, AS_OF) is None  # never looked at: no work
-    first = keeper.ensure(filled, "p", VOCAB, AS_OF)
+    first = keeper.current(filled, "p", VOCAB, AS_OF)  # a page: recorded now
     assert keeper.ensure(filled, "p", VOCAB, AS_OF) == first  # read, not recomputed
-    keeper.later(filled, "p", VOCAB, AS_OF + D, only_if_used=True)  # after a refresh
+    keeper.later(filled, "p", VOCAB, AS_OF + D, only_if_used=True)  # viewed just now
     keeper.wait()
     followed = stored.find(filled, "p", VOCAB, AS_OF + D)
     assert followed is not None and followed.computed_at > first.computed_at
+    idle = stored.Keeper(recent_view=0.0)  # nobody has looked for longer than that
+    idle.current(filled, "p", VOCAB, AS_OF)
+    idle.later(filled, "p", VOCAB, AS_OF + 2 * D, only_if_used=True)
+    idle.wait()
+    assert stored.find(filled, "p", VOCAB, AS_OF + 2 * D) is None
     # another vocabulary gives other numbers: its run is computed, not reused
     fewer = Vocabulary.model_validate({"features": VOCAB.model_dump()["features"][:1]})
     assert stored.find(filled, "p", fewer, AS_OF) is None

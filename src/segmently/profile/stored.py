@@ -48,6 +48,7 @@ USERS, FEATURES, MILESTONES, ACTIVE, RUNS = (
     "profile_runs")
 log = logging.getLogger(__name__)
 KEEP = 3  # instants per project: the latest refresh, and the one a page may still show
+RECENT_VIEW_SECONDS = 3600.0  # after a refresh, runs are recorded for projects viewed since
 
 _KEY = {"project_id": dt.String(nullable=False), "as_of": dt.Timestamp(nullable=False)}
 USER_COLUMNS = {
@@ -229,7 +230,9 @@ class Keeper:
     recorded in the background go through one worker thread, so they never pile up and
     reuse one database connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, recent_view: float = RECENT_VIEW_SECONDS) -> None:
+        self.recent_view = recent_view
+        self._viewed: dict[str, float] = {}  # project -> when a page last read a run
         self._locks: dict[tuple[str, datetime, str], threading.Lock] = {}
         self._pending: set[tuple[str, datetime, str]] = set()
         self._guard = threading.Lock()
@@ -256,6 +259,8 @@ class Keeper:
         here when nobody has), the newest earlier run, so no page waits a minute after
         each refresh of a million users; recorded now only when the project has no run
         at all yet."""
+        with self._guard:
+            self._viewed[project_id] = time.monotonic()
         ensure_tables(store)
         runs = [r for r in _runs(store, project_id) if r.vocabulary == vocabulary_key(vocab)]
         exact = next((r for r in runs if r.as_of == as_of), None)
@@ -270,22 +275,24 @@ class Keeper:
     def later(self, store: Store, project_id: str, vocab: Vocabulary, as_of: datetime,
               only_if_used: bool = False) -> None:
         """Record the run at as_of in the background (once, however often asked). With
-        `only_if_used` (after a refresh), only for projects that have runs already: their
-        pages were opened, so the next view reads instead of computing."""
+        `only_if_used` (after a refresh), only for projects whose pages read a run within
+        `recent_view` seconds: nobody looking, no minute of work every refresh; the next
+        view shows the previous run and queues this one."""
         key = (project_id, as_of, vocabulary_key(vocab))
         with self._guard:
+            seen = self._viewed.get(project_id)
+            if only_if_used and (seen is None or time.monotonic() - seen > self.recent_view):
+                return
             if key in self._pending:
                 return
             self._pending.add(key)
-        self._worker.submit(self._record_quietly, key, store, vocab, only_if_used)
+        self._worker.submit(self._record_quietly, key, store, vocab)
 
     def _record_quietly(self, key: tuple[str, datetime, str], store: Store,
-                        vocab: Vocabulary, only_if_used: bool) -> None:
+                        vocab: Vocabulary) -> None:
         project_id, as_of, _ = key
         try:
-            ensure_tables(store)
-            if not only_if_used or _runs(store, project_id):
-                self.ensure(store, project_id, vocab, as_of)
+            self.ensure(store, project_id, vocab, as_of)
         except Exception:  # noqa: BLE001 - pages keep the earlier run; the next view retries
             log.exception("recording the profile run of %s at %s failed", project_id, as_of)
         finally:
