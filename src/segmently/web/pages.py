@@ -37,9 +37,11 @@ def _state(request: Request) -> AppState:
     return request.app.state.segmently
 
 
-def _page(request: Request, template: str, title: str, **params: Any) -> Response:
-    """The page for a signed-in session, else a redirect to the sign-in form."""
-    if _state(request).sessions.project(request.cookies.get(COOKIE)) is None:
+async def _page(request: Request, template: str, title: str, **params: Any) -> Response:
+    """The page for a signed-in session, else a redirect to the sign-in form (a session
+    not in memory is read from the store, off the event loop)."""
+    sessions, token = _state(request).sessions, request.cookies.get(COOKIE)
+    if await asyncio.to_thread(sessions.project, token) is None:
         target = quote(request.url.path)
         return RedirectResponse(f"/ui/login?next={target}", status_code=303)
     return templates.TemplateResponse(request, template, {"title": title, **params})
@@ -90,7 +92,8 @@ async def login(request: Request) -> Response:
         return _login_error(request, target, "That is neither a project's secret key nor "
                             "the password of the project named.", 401)
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(COOKIE, state.sessions.create(project_id),
+    token = await asyncio.to_thread(state.sessions.create, project_id)
+    response.set_cookie(COOKIE, token,
                         max_age=LIFETIME_SECONDS, httponly=True, samesite="strict",
                         path="/", secure=request.url.scheme == "https")
     return response
@@ -98,7 +101,7 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    _state(request).sessions.end(request.cookies.get(COOKIE))
+    await asyncio.to_thread(_state(request).sessions.end, request.cookies.get(COOKIE))
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -106,32 +109,32 @@ async def logout(request: Request) -> Response:
 
 @router.get("/")
 async def overview(request: Request) -> Response:
-    return _page(request, "overview.html", "Overview")
+    return await _page(request, "overview.html", "Overview")
 
 
 @router.get("/builder")
 async def new_segment(request: Request) -> Response:
-    return _page(request, "builder.html", "Build a segment", segment=None)
+    return await _page(request, "builder.html", "Build a segment", segment=None)
 
 
 @router.get("/builder/{name}")
 async def edit_segment(request: Request, name: str) -> Response:
-    return _page(request, "builder.html", f"Edit {name}", segment=name)
+    return await _page(request, "builder.html", f"Edit {name}", segment=name)
 
 
 @router.get("/segments/{name}")
 async def segment(request: Request, name: str) -> Response:
-    return _page(request, "segment.html", name, segment=name)
+    return await _page(request, "segment.html", name, segment=name)
 
 
 @router.get("/users/{user_id}")
 async def user(request: Request, user_id: str) -> Response:
-    return _page(request, "user.html", user_id, user_id=user_id)
+    return await _page(request, "user.html", user_id, user_id=user_id)
 
 
 @router.get("/journey")
 async def journey(request: Request) -> Response:
-    return _page(request, "journey.html", "Journey and features")
+    return await _page(request, "journey.html", "Journey and features")
 
 
 @cache

@@ -23,7 +23,7 @@ from segmently.segments import api_ops
 from segmently.segments import definitions as defs
 from segmently.segments.errors import RuleError, UnknownUserError
 from segmently.segments.explain import explain
-from segmently.web.session import request_project
+from segmently.web.session import COOKIE, request_project
 from segmently.web.state import AppState, workspace_vocabulary
 
 router = APIRouter(prefix="/api", tags=["segments"])
@@ -58,6 +58,9 @@ async def _context(request: Request) -> Context:
     that a known key (cached) costs no thread hop: `/api/users/{id}/segments` must answer
     in milliseconds."""
     state: AppState = request.app.state.segmently
+    token = request.cookies.get(COOKIE)
+    if token and not state.sessions.known(token):  # read from the store, off the loop
+        await asyncio.to_thread(state.sessions.project, token)
     return Context(state, request_project(state.keys, state.sessions, request))
 
 

@@ -47,6 +47,11 @@ class Sessions:
             self._known[token] = (project_id, expires_at)
         return token
 
+    def known(self, token: str) -> bool:
+        """In memory already: answering needs no database read."""
+        with self._lock:
+            return token in self._known
+
     def project(self, token: str | None) -> str | None:
         """The project of a live session, else None."""
         if not token or len(token) > MAX_TOKEN:
