@@ -26,6 +26,7 @@ import json
 import logging
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -237,6 +238,13 @@ class Keeper:
         self._pending: set[tuple[str, datetime, str]] = set()
         self._guard = threading.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmently-runs")
+        self._ready: weakref.WeakSet[Store] = weakref.WeakSet()  # tables checked once
+
+    def _tables(self, store: Store) -> None:
+        """ensure_tables once per store, not on every page view (it describes each table)."""
+        if store not in self._ready:
+            ensure_tables(store)
+            self._ready.add(store)
 
     def ensure(self, store: Store, project_id: str, vocab: Vocabulary,
                as_of: datetime) -> Run:
@@ -246,7 +254,7 @@ class Keeper:
             lock = self._locks.setdefault(key, threading.Lock())
         try:
             with lock:
-                ensure_tables(store)
+                self._tables(store)
                 return find(store, project_id, vocab, as_of) or \
                     record(store, project_id, vocab, as_of)
         finally:
@@ -261,7 +269,7 @@ class Keeper:
         at all yet."""
         with self._guard:
             self._viewed[project_id] = time.monotonic()
-        ensure_tables(store)
+        self._tables(store)
         runs = [r for r in _runs(store, project_id) if r.vocabulary == vocabulary_key(vocab)]
         exact = next((r for r in runs if r.as_of == as_of), None)
         earlier = next((r for r in runs if r.as_of < as_of), None)  # newest first
