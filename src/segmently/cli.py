@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -48,7 +50,10 @@ def open_store() -> Store:
 
 def serving_control() -> control.ServerControl:
     """The server that holds the locked DuckDB file, or a clear error."""
-    ctl = control.read_control(Ctx.db)
+    try:
+        ctl = control.read_control(Ctx.db)
+    except control.ControlFileError as exc:
+        raise typer.BadParameter(str(exc)) from None
     if ctl is None:
         raise typer.BadParameter(f"{Ctx.db} is locked by another process and no running "
                                  "`segmently serve` owns it")
@@ -239,7 +244,14 @@ def serve(
     from segmently.web.app import create_app
 
     store = open_store()
-    ctl = control.write_control(Ctx.db, f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{port}")
+    try:
+        ctl = control.write_control(Ctx.db, f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{port}")
+    except control.ControlFileError as exc:
+        store.close()
+        raise typer.BadParameter(str(exc)) from None
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again: exit through
+    # the `finally` below (control file removed, store closed) rather than die there.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         uvicorn.run(create_app(store, control_token=ctl.token if ctl else None),
                     host=host, port=port, log_level="warning")

@@ -65,17 +65,17 @@ def connect(url: str, *, read_only: bool = False) -> BaseBackend:
     if url.startswith("duckdb://"):
         import duckdb
 
-        path = duckdb_path(url)
+        from segmently.store.owner_only import connect_duckdb  # new files are 0600
+
         try:
-            raw = duckdb.connect(str(path) if path else ":memory:", read_only=read_only,
-                                 config=_duckdb_config())
+            return connect_duckdb(duckdb_path(url), read_only=read_only,
+                                  config=_duckdb_config())
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise StoreLockedError(str(exc)) from exc
             raise
         except (duckdb.InvalidInputException, duckdb.ParserException) as exc:
             raise ValueError(f"{MEMORY_LIMIT_ENV}: {exc}") from exc
-        return ibis.duckdb.from_connection(raw)
     return ibis.connect(url)
 
 
