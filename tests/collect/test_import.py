@@ -121,7 +121,7 @@ def test_jsonl_generic_rows(store: Store, tmp_path: Path) -> None:
     report = run_import(store, write(tmp_path / "e.jsonl", text))
     assert (report["rows_read"], report["stored"], report["bad_rows"]) == (8, 4, 4)
     assert [b["line"] for b in report["bad"]] == [6, 7, 8, 9]
-    assert report["bad"][0]["reason"].startswith("malformed JSON")
+    assert report["bad"][0]["reason"].startswith("the line is not valid JSON")
     assert report["bad"][1]["reason"] == "user_id must be a string, got list"
     assert report["bad"][2]["reason"] == "a line must hold a JSON object, got list"
     assert "type must be one of" in report["bad"][3]["reason"]

@@ -23,6 +23,7 @@ import orjson
 
 from segmently.collect import posthog, segment
 from segmently.collect.common import as_id, as_name, as_object, check_message, parse_timestamp
+from segmently.collect.decode import parse_json
 from segmently.collect.errors import InputError
 from segmently.collect.limits import Limits
 from segmently.store.rows import MESSAGE_TYPES, Message
@@ -195,10 +196,7 @@ def posthog_message(obj: dict[str, Any], now: datetime, limits: Limits) -> Messa
 def json_row_message(fmt: str, line: bytes, mapping: dict[str, str], now: datetime,
                      limits: Limits) -> Message:
     """One JSON line of a file in format `fmt`; raises InputError naming what is wrong."""
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON: {exc}", code="malformed_json") from exc
+    obj = parse_json(line, "the line")
     if not isinstance(obj, dict):
         raise InputError(f"a line must hold a JSON object, got {type(obj).__name__}",
                          code="bad_type")

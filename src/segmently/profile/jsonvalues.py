@@ -6,6 +6,17 @@ One semantics everywhere, so that DuckDB, PostgreSQL and Spark agree:
 - a number, or a string that spells a number ("9", "-1.5e3"), reads as a number;
 - "true"/"false" (JSON booleans or those strings) read as booleans.
 
+Values that do not fit never make a read fail (one event sent with the public write key must
+not break a project): a number is a finite float64 written in at most 100 digits before and
+after the point with an exponent of at most two digits, or in the normalized form clients
+and JSON encoders write (`d.ddde+307`, up to 20 decimals, exponent at most 307), with
+optional spaces around it. Anything else (`1e999`, `NaN`, `Infinity`, 400 digits, a
+boolean, an object) is not a number, so numeric conditions are false for it and aggregates
+skip it. An integer has at most 18 digits (it fits int64). A NUL inside a string reads as
+U+FFFD on every engine: PostgreSQL text cannot hold NUL, and its JSON functions refuse to
+read ANY key of an object holding a `\u0000` escape, so on PostgreSQL the escape is
+rewritten in the text before it is parsed (only when present: a `strpos` first).
+
 Keys are matched literally, whatever they contain (`$browser`, `a.b`, quotes). Ibis's JSON
 path access cannot do that (it parses keys as paths, drops `$`-prefixed keys, and fails on
 quotes; on PySpark its UDF cannot read plain strings), so each engine's own key-as-argument
@@ -20,9 +31,13 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-NUMBER = r"^\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*$"
-INTEGER = r"^\s*-?[0-9]+\s*$"
-WHOLE = r"^\s*-?[0-9]+(\.0*)?\s*$"  # also 8.0: a whole number sent as a float
+# Each alternative is finite and never underflows on any engine (PostgreSQL refuses both
+# 1e400 and 1e-400 with an error; DuckDB and Spark turn them into inf and 0).
+_PLAIN = r"-?[0-9]{1,100}(\.[0-9]{1,100})?([eE][-+]?[0-9]{1,2})?"  # |x| < 1e200
+_NORMAL = r"-?[1-9](\.[0-9]{1,20})?[eE][-+]?([0-9]{1,2}|[12][0-9]{2}|30[0-7])"  # JSON encoders
+NUMBER = rf"^ *({_PLAIN}|{_NORMAL}) *$"
+INTEGER = r"^ *-?[0-9]{1,18} *$"  # fits int64
+WHOLE = r"^ *-?[0-9]{1,18}(\.0{0,100})? *$"  # also 8.0: a whole number sent as a float
 WRAP_KEY = "v"
 
 
@@ -48,6 +63,22 @@ def _spark_element_at(m: dt.Map(dt.string, dt.string), key: str) -> str:  # type
     """Spark: a map's value for a key (NULL when absent)."""
 
 
+@ibis.udf.scalar.builtin(name="regexp_replace")
+def _pg_regexp_replace(text: str, pattern: str, replacement: str, flags: str) -> str:  # type: ignore[empty-body]
+    """PostgreSQL: regexp_replace with flags (Ibis's own re_replace has none)."""
+
+
+@ibis.udf.scalar.builtin(name="chr")
+def _chr(code: int) -> str:  # type: ignore[empty-body]
+    """DuckDB and Spark: the character of a code point (a NUL cannot be a SQL literal)."""
+
+
+# A `\u0000` escape: preceded by an even number of backslashes (`\\u0000` is a backslash
+# and the text "u0000"). PostgreSQL's regular expressions have lookbehind.
+_PG_NUL_ESCAPE = r"(?<!\\)((?:\\\\)*)\\u0000"
+REPLACEMENT = "\ufffd"
+
+
 def _engine(expr: ir.Expr) -> str:
     try:
         return ibis.get_backend(expr).name
@@ -63,11 +94,15 @@ def _pointer(key: str) -> str:
 def _extract(text: ir.StringValue, key: str) -> ir.StringValue:
     match _engine(text):
         case "duckdb":
-            return _duckdb_extract(text, _pointer(key))
+            return _duckdb_extract(text, _pointer(key)).replace(_chr(0), REPLACEMENT)
         case "postgres":
-            return _pg_extract(text.cast("json"), key)
+            clean = ibis.cases((text.contains("\\u0000"),
+                                _pg_regexp_replace(text, _PG_NUL_ESCAPE, r"\1\\ufffd", "g")),
+                               else_=text)
+            return _pg_extract(clean.cast("json"), key)
         case "pyspark":
-            return _spark_element_at(_spark_from_json(text, "map<string,string>"), key)
+            found = _spark_element_at(_spark_from_json(text, "map<string,string>"), key)
+            return found.replace(_chr(0), REPLACEMENT)
         case _:  # other Ibis backends: best effort through Ibis's own JSON access
             return text.cast("json")[key].str
 
@@ -79,17 +114,22 @@ def string_at(text: ir.StringValue, key: str | None = None) -> ir.StringValue:
     return _extract(text, key)
 
 
+def as_number(s: ir.StringValue) -> ir.FloatingValue:
+    """Text that spells a number in range (NUMBER) as float64, else NULL: never an error."""
+    return ibis.cases((s.re_search(NUMBER), s.strip().cast("float64")),
+                      else_=ibis.null("float64"))
+
+
 def number_at(text: ir.StringValue, key: str | None = None) -> ir.FloatingValue:
-    s = string_at(text, key)
-    return ibis.cases((s.re_search(NUMBER), s.cast("float64")), else_=ibis.null("float64"))
+    return as_number(string_at(text, key))
 
 
 def int_at(text: ir.StringValue, key: str | None = None) -> ir.IntegerValue:
     """An integer, written as one or as a whole number with a decimal point (8.0, not
     8.5); else null. PostgreSQL will not cast "8.0" to an integer: it goes through float."""
     s = string_at(text, key)
-    return ibis.cases((s.re_search(INTEGER), s.cast("int64")),
-                      (s.re_search(WHOLE), s.cast("float64").cast("int64")),
+    return ibis.cases((s.re_search(INTEGER), s.strip().cast("int64")),
+                      (s.re_search(WHOLE), s.strip().cast("float64").cast("int64")),
                       else_=ibis.null("int64"))
 
 

@@ -17,7 +17,7 @@ import ibis.expr.types as ir
 
 from segmently.profile.build import build_profiles
 from segmently.profile.config import Feature, Milestone
-from segmently.profile.jsonvalues import WHOLE, string_at
+from segmently.profile.jsonvalues import WHOLE, as_number, string_at
 from segmently.profile.matchers import EventMatcher, PropertyFilter
 from segmently.profile.vocabulary import (
     NPS_EVENT,
@@ -38,7 +38,6 @@ from segmently.segments.windows import Span, describe, quantity, span_of
 if TYPE_CHECKING:
     from segmently.segments.aggregates import Aggregates
 
-NUMBER = r"^\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*$"
 SURVEY_QUESTION, SURVEY_ANSWER, NPS_SURVEY = "question", "answer", "survey"
 
 
@@ -64,7 +63,7 @@ def compare_text(s: ir.StringValue, op: str, value: Any) -> ir.BooleanValue:
     if isinstance(like, bool):
         col = ibis.cases((s == "true", True), (s == "false", False), else_=ibis.null("boolean"))
     elif isinstance(like, int | float):
-        col = ibis.cases((s.re_search(NUMBER), s.cast("float64")), else_=ibis.null("float64"))
+        col = as_number(s)
     match op:
         case "in":
             return col.isin(value)
@@ -183,7 +182,7 @@ class ProductConditions(FlowConditions):
                                    activity=True))
 
         def score(t: ir.Table) -> ir.FloatingValue:
-            return t[col].cast("float64")
+            return as_number(t[col])
 
         def category(t: ir.Table) -> ir.StringValue:
             s = score(t)
