@@ -1,4 +1,5 @@
-"""The in-memory membership index and the refresher (never two refreshes at once)."""
+"""The in-memory membership index and the refresher (never two refreshes of a project at
+once)."""
 
 from __future__ import annotations
 
@@ -39,21 +40,22 @@ def test_refresh_fills_the_index_and_ticks_never_overlap(store: Store) -> None:
     assert (index.get(pid).of("ann"), index.get(pid).of("ben")) == (("did_b",), ())
 
     blocked, released = threading.Event(), threading.Event()
-    answers: list[bool] = []
+    answers: list[list[str]] = []
 
-    def hold() -> None:  # a refresh in progress holds the running lock
-        with refresher._running:
+    def hold() -> None:  # a refresh of the project in progress holds its lock
+        with refresher._lock(pid):
             blocked.set()
             released.wait(10)
 
     holder = threading.Thread(target=hold)
     holder.start()
     blocked.wait(10)
-    answers.append(refresher.tick())  # skipped: one is running
+    assert refresher.running(pid)
+    answers.append(refresher.tick())  # the project is skipped: its refresh is running
     released.set()
     holder.join()
     answers.append(refresher.tick())  # runs: refreshes every project at "now"
-    assert answers == [False, True]
+    assert answers == [[], [pid]]
     assert snap.snapshots(store, pid, "did_a").count().to_pyarrow().as_py() == 2
     # the tick merged the rollups of the (past) day the events arrived on
     merged = store.table("rollup_compactions").received_day.to_pyarrow().to_pylist()

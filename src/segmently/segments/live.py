@@ -5,9 +5,11 @@
 read from each live segment's latest snapshot and rebuilt after every refresh. It is as
 fresh as the last refresh, and says when that was.
 
-`Refresher` runs refreshes: on request, and on a schedule in a thread. One lock makes
-refreshes never overlap: a scheduled tick that finds one running is skipped, a requested
-one waits for it.
+`Refresher` runs refreshes: on request, and on a schedule in a thread. A lock per project
+keeps one project's refreshes from overlapping (a scheduled tick skips a project whose
+refresh is running; a requested refresh waits for that project's only), while another
+project's refresh runs at the same time: a big project's long refresh never delays a
+small one's.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ class MembershipIndex:
 
 
 class Refresher:
-    """Refreshes projects (never two at once) and keeps the index in step."""
+    """Refreshes projects (never two of one project at once) and keeps the index in step."""
 
     def __init__(self, store: Store, index: MembershipIndex, interval: float = DEFAULT_INTERVAL,
                  vocabulary: Callable[[], Vocabulary] = Vocabulary,
@@ -114,13 +116,24 @@ class Refresher:
         self.after = after  # (project, as_of) once a refresh is stored, e.g. to warm caches
         self.index = index
         self.interval = interval
-        self._running = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}  # project -> held while it refreshes
+        self._locks_lock = threading.Lock()
+        self._ticking = threading.Lock()  # one scheduled pass (and compaction) at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def _lock(self, project_id: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(project_id, threading.Lock())
+
+    def running(self, project_id: str) -> bool:
+        """Whether a refresh of the project is under way."""
+        return self._lock(project_id).locked()
+
     def refresh(self, project_id: str, as_of: datetime | None = None
                 ) -> list[snap.RefreshResult]:
-        with self._running:
+        """Refresh one project now, after any refresh of the same project under way."""
+        with self._lock(project_id):
             return self._refresh(project_id, as_of)
 
     def _refresh(self, project_id: str, as_of: datetime | None) -> list[snap.RefreshResult]:
@@ -130,23 +143,31 @@ class Refresher:
             self.after(project_id, results[0].as_of)
         return results
 
-    def tick(self) -> bool:
-        """Refresh every project with segments; False when a refresh was already running."""
-        if not self._running.acquire(blocking=False):
-            return False
+    def tick(self) -> list[str]:
+        """Refresh every project whose refresh is not already running (those are skipped:
+        the running one is as fresh); returns the ids of the projects refreshed."""
+        done: list[str] = []
+        if not self._ticking.acquire(blocking=False):
+            return done
         try:
             try:  # finished days' rollups merged first: fewer rows for every evaluation
                 self.store.compact_rollups()
             except Exception:  # noqa: BLE001 - an optimisation; refreshes go on without it
                 log.exception("rollup compaction failed")
             for project in list_projects(self.store):
+                lock = self._lock(project.project_id)
+                if not lock.acquire(blocking=False):
+                    continue
                 try:
                     self._refresh(project.project_id, None)
+                    done.append(project.project_id)
                 except Exception:  # noqa: BLE001 - one project's failure must not stop others
                     log.exception("scheduled refresh of project %s failed", project.project_id)
+                finally:
+                    lock.release()
         finally:
-            self._running.release()
-        return True
+            self._ticking.release()
+        return done
 
     def start(self) -> None:
         """Start the schedule (nothing when the interval is 0)."""
