@@ -4,6 +4,13 @@ Defaults follow Segment's tracking API (32 KB per event, 500 KB per batch is Seg
 we accept larger batches because self-hosted importers send big ones): a single-event
 body may be 2 MB, a batch body 20 MB, one event 1 MB once serialized, JSON nested at most
 32 levels, and a timestamp at most 1 day in the future.
+
+Every other request is bounded too (`web/guard.py` enforces these before a route runs):
+a body for the segment API, rule previews and the CLI's `/internal/v1/call` at most 1 MB
+(a rule is a few KB), the sign-in form 16 KB, a file import the CLI streams to
+`/internal/v1/append` 1 GB, and any body must arrive within 10 s of its request's headers.
+Ingestion bodies over 64 KB (or compressed) are decoded and validated in worker threads,
+at most 2 at a time, so a big batch never stalls the event loop.
 """
 
 from __future__ import annotations
@@ -24,15 +31,27 @@ class Limits(BaseModel):
     max_depth: int = 32
     max_future: timedelta = timedelta(days=1)
     max_batch_events: int = 100_000
+    max_api_body: int = 1024 * 1024  # segment API, rule preview, /internal/v1/call
+    max_form_body: int = 16 * 1024  # the UI's sign-in form
+    max_import_body: int = 1 << 30  # converted rows the CLI streams (control token only)
+    body_timeout: float = 10.0  # seconds from a request's headers to the end of its body
+    max_parse_threads: int = 2  # big ingestion bodies decoded at once, off the event loop
 
     @classmethod
     def from_env(cls) -> Limits:
-        """SEGMENTLY_MAX_BATCH_BODY=... style overrides, in bytes / seconds / counts."""
+        """SEGMENTLY_MAX_BATCH_BODY=... style overrides, in bytes / seconds / counts
+        (SEGMENTLY_BODY_TIMEOUT in seconds)."""
         values: dict[str, Any] = {}
-        for name in cls.model_fields:
+        for name, info in cls.model_fields.items():
             raw = os.environ.get(f"SEGMENTLY_{name.upper()}")
-            if raw is not None:
-                values[name] = timedelta(seconds=float(raw)) if name == "max_future" else int(raw)
+            if raw is None:
+                continue
+            if info.annotation is timedelta:
+                values[name] = timedelta(seconds=float(raw))
+            elif info.annotation is float:
+                values[name] = float(raw)
+            else:
+                values[name] = int(raw)
         return cls(**values)
 
 

@@ -17,6 +17,7 @@ from segmently.web import internal_routes, native_routes
 from segmently.web import posthog_routes
 from segmently.web import segment_api, segment_routes, ui_api
 from segmently.web.docs import mount_docs
+from segmently.web.guard import RequestGuard
 from segmently.web.pages import mount_ui
 from segmently.web.state import AppState
 
@@ -45,6 +46,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.segmently = state
+    app.add_middleware(RequestGuard, limits=state.limits)  # targets, body limits and timeout
     mount_docs(app)
 
     @app.exception_handler(InputError)
