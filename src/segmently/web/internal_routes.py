@@ -13,12 +13,9 @@ from segmently import commands
 from segmently.collect import arrow_ipc
 from segmently.collect.errors import AuthError, InputError
 from segmently.store.projects import list_projects
-from segmently.web.auth import bearer
+from segmently.web.auth import authenticated_route, bearer
 from segmently.web.body import read_body
 from segmently.web.state import AppState
-
-router = APIRouter(prefix="/internal/v1", include_in_schema=False)
-MAX_APPEND_BODY = 1 << 30  # converted rows from the local CLI (`segmently import`)
 
 
 class Call(BaseModel):
@@ -32,6 +29,15 @@ def require_control(request: Request) -> AppState:
     if not state.control_token or not token or not hmac.compare_digest(token, state.control_token):
         raise AuthError("this endpoint is for the local CLI and needs the server's control token")
     return state
+
+
+async def _check_control(request: Request) -> None:
+    require_control(request)
+
+
+# The token is checked before FastAPI reads a body (`Call`): see web/auth.py.
+router = APIRouter(prefix="/internal/v1", include_in_schema=False,
+                   route_class=authenticated_route(_check_control))
 
 
 @router.post("/call")
@@ -56,7 +62,7 @@ async def append(request: Request, project_id: str) -> dict[str, int]:
                                                                          state.store)}:
         raise InputError(f"no project with id {project_id!r}", code="unknown_project",
                          status=404)
-    rows = arrow_ipc.decode(await read_body(request, MAX_APPEND_BODY))
+    rows = arrow_ipc.decode(await read_body(request, state.limits.max_import_body))
     if rows.events.num_rows == 0:
         return {"received": 0, "stored": 0}
     result = await asyncio.to_thread(state.store.append_rows, project_id, rows)

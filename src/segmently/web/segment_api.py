@@ -23,10 +23,11 @@ from segmently.segments import api_ops
 from segmently.segments import definitions as defs
 from segmently.segments.errors import RuleError, UnknownUserError
 from segmently.segments.explain import explain
-from segmently.web.session import COOKIE, request_project
+from segmently.web.auth import authenticated_route
+from segmently.web.guard import path_value
+from segmently.web.session import request_project
 from segmently.web.state import AppState, workspace_vocabulary
 
-router = APIRouter(prefix="/api", tags=["segments"])
 T = TypeVar("T")
 SegmentName = Field(min_length=1, max_length=128, pattern=defs.NAME_RE.pattern)
 
@@ -52,19 +53,29 @@ class Context:
     project_id: str
 
 
-async def _context(request: Request) -> Context:
-    """The project of the secret key (or of a UI session cookie): a dependency, so a
-    request without either is a 401 before its body or query is even looked at. Async, so
-    that a known key (cached) costs no thread hop: `/api/users/{id}/segments` must answer
-    in milliseconds."""
+CONTEXT = "segmently.context"
+
+
+async def _authenticate(request: Request) -> None:
+    """The project of the secret key (or of a UI session cookie), found before FastAPI
+    reads the body or any parameter (`SecretKeyRoute`): a request without either is a 401
+    with its body unread. Async, so that a known key (cached) costs no thread hop:
+    `/api/users/{id}/segments` must answer in milliseconds."""
     state: AppState = request.app.state.segmently
-    token = request.cookies.get(COOKIE)
-    if token and not state.sessions.known(token):  # read from the store, off the loop
-        await asyncio.to_thread(state.sessions.project, token)
-    return Context(state, request_project(state.keys, state.sessions, request))
+    request.scope[CONTEXT] = Context(state, await request_project(state.keys, state.sessions,
+                                                                  request))
+
+
+async def _context(request: Request) -> Context:
+    """The dependency routes read the project from (found already by `_authenticate`)."""
+    if CONTEXT not in request.scope:
+        await _authenticate(request)
+    return request.scope[CONTEXT]
 
 
 Ctx = Annotated[Context, Depends(_context)]
+SecretKeyRoute = authenticated_route(_authenticate)  # every /api router's route class
+router = APIRouter(prefix="/api", tags=["segments"], route_class=SecretKeyRoute)
 
 
 async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -75,6 +86,8 @@ async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise InputError(str(exc), code="unknown_segment", status=404) from exc
     except UnknownUserError as exc:
         raise InputError(str(exc), code="unknown_user", status=404) from exc
+    except defs.ConcurrentChangeError as exc:
+        raise InputError(str(exc), code="concurrent_change", status=409) from exc
     except RuleError as exc:
         raise InputError(str(exc), code="invalid_segment", status=400) from exc
 
@@ -93,11 +106,14 @@ async def get_segment(ctx: Ctx, name: str) -> dict[str, Any]:
 
 
 def _create(state: AppState, project_id: str, body: NewSegment) -> dict[str, Any]:
-    if body.name in defs.current(state.store, project_id):
+    """Checked and written under the store's write lock (`defs.create`): of concurrent
+    creates of one name exactly one succeeds, the others are 409s."""
+    try:
+        defs.create(state.store, project_id, body.name, body.description, body.rule)
+    except defs.SegmentExistsError as exc:
         raise InputError(f"name: a segment named {body.name!r} exists; PUT "
                          f"/api/segments/{body.name} to change it", code="segment_exists",
-                         status=409)
-    defs.save(state.store, project_id, body.name, body.description, body.rule)
+                         status=409) from exc
     return defs.get(state.store, project_id, body.name).to_json()
 
 
@@ -159,7 +175,7 @@ def _explain(state: AppState, project_id: str, name: str, user_id: str,
 async def explain_member(ctx: Ctx, name: str, user_id: str,
                          as_of: datetime | None = None) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
-    return await _run(_explain, state, project_id, name, user_id, as_of)
+    return await _run(_explain, state, project_id, name, path_value(user_id), as_of)
 
 
 # -- users -------------------------------------------------------------------------------
@@ -168,7 +184,7 @@ async def explain_member(ctx: Ctx, name: str, user_id: str,
 async def user_segments(ctx: Ctx, user_id: str) -> Response:
     """From memory: the membership of the latest refresh, no database round trip. Bytes
     straight from orjson: this is the in-app targeting path, answered in milliseconds."""
-    state, project_id = ctx.state, ctx.project_id
+    state, project_id, user_id = ctx.state, ctx.project_id, path_value(user_id)
     known = state.index.get(project_id)
     if known is None:
         known = await _run(state.index.load, project_id)
@@ -179,7 +195,7 @@ async def user_segments(ctx: Ctx, user_id: str) -> Response:
 @router.get("/users/{user_id}", summary="A user's profile metrics and segments")
 async def user_profile(ctx: Ctx, user_id: str,
                        as_of: datetime | None = None) -> dict[str, Any]:
-    state, project_id = ctx.state, ctx.project_id
+    state, project_id, user_id = ctx.state, ctx.project_id, path_value(user_id)
     out = await _run(api_ops.profile, state.store, project_id, user_id,
                      workspace_vocabulary(), as_of)
     known = state.index.get(project_id) or await _run(state.index.load, project_id)

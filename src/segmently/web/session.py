@@ -20,7 +20,7 @@ from starlette.requests import Request
 from segmently.collect.errors import AuthError
 from segmently.store import Store, utcnow
 from segmently.store import sessions as stored_sessions
-from segmently.web.auth import KeyCache, bearer, require_secret_project
+from segmently.web.auth import KeyCache, UnknownKeys, secret_key_from_headers
 
 COOKIE = "segmently_session"
 LIFETIME_SECONDS = 12 * 3600
@@ -33,12 +33,15 @@ MAX_TRACKED = 10_000  # names and addresses with recent failures before old ones
 
 class Sessions:
     """Live sessions: stored (store/sessions.py), so they outlive a restart, and cached in
-    memory, so a page's API calls do not each read the database."""
+    memory, so a page's API calls do not each read the database. Unknown tokens are
+    remembered a minute like unknown keys (`web/auth.py`): a token is random and made at
+    sign-in, so none can be sent before its session exists."""
 
     def __init__(self, store: Store, lifetime: float = LIFETIME_SECONDS) -> None:
         self.store = store
         self.lifetime = timedelta(seconds=lifetime)
         self._known: dict[str, tuple[str, datetime]] = {}
+        self._unknown = UnknownKeys()
         self._lock = threading.Lock()
 
     def create(self, project_id: str) -> str:
@@ -48,9 +51,13 @@ class Sessions:
         return token
 
     def known(self, token: str) -> bool:
-        """In memory already: answering needs no database read."""
+        """In memory already (live or recently unknown): answering needs no database read."""
+        if len(token) > MAX_TOKEN:
+            return True
         with self._lock:
-            return token in self._known
+            if token in self._known:
+                return True
+        return token in self._unknown
 
     def project(self, token: str | None) -> str | None:
         """The project of a live session, else None."""
@@ -59,8 +66,11 @@ class Sessions:
         with self._lock:
             found = self._known.get(token)
         if found is None:
+            if token in self._unknown:
+                return None
             found = stored_sessions.lookup(self.store, token)
             if found is None:
+                self._unknown.add(token)
                 return None
             with self._lock:
                 self._known[token] = found
@@ -78,12 +88,21 @@ class Sessions:
         stored_sessions.end(self.store, token)
 
 
-def request_project(keys: KeyCache, sessions: Sessions, request: Request) -> str:
+async def request_project(keys: KeyCache, sessions: Sessions, request: Request) -> str:
     """The project of a secret key (Authorization header) or, without one, of the UI
-    session cookie; AuthError (401) when neither is valid."""
-    if bearer(request) or request.headers.get("x-secret-key"):
-        return require_secret_project(keys, request).project_id
-    project_id = sessions.project(request.cookies.get(COOKIE))
+    session cookie; AuthError (401) when neither is valid. Answered from memory when the
+    key or token is cached, else looked up in a worker thread (never on the event loop)."""
+    key = secret_key_from_headers(request)
+    if key:
+        project = await keys.secret_project(key)
+        if project is None:
+            raise AuthError("unknown secret key")
+        return project.project_id
+    token = request.cookies.get(COOKIE)
+    if token and not sessions.known(token):
+        project_id = await keys.gate.run(sessions.project, token)
+    else:
+        project_id = sessions.project(token)
     if project_id is None:
         raise AuthError("missing secret key: send 'Authorization: Bearer sk_...' or sign in"
                         " at /ui/login")

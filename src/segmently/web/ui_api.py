@@ -21,11 +21,12 @@ from segmently.insights import adoption, basis, journey, overview
 from segmently.segments import api_ops, drafts, forms, member_views
 from segmently.segments import definitions as defs
 from segmently.store import catalog, person, utcnow
-from segmently.web.segment_api import Ctx
+from segmently.web.guard import path_value
+from segmently.web.segment_api import Ctx, SecretKeyRoute
 from segmently.web.segment_api import _run as run  # the same error mapping
 from segmently.web.state import workspace_vocabulary as vocabulary
 
-router = APIRouter(prefix="/api", tags=["ui"])
+router = APIRouter(prefix="/api", tags=["ui"], route_class=SecretKeyRoute)  # key, then body
 
 
 class RuleDraft(BaseModel):
@@ -156,7 +157,7 @@ async def user_at_refresh(ctx: Ctx, user_id: str) -> dict[str, Any]:
     """At the latest profile run (now if the project was never refreshed), the instant
     the user's segments come from: the page reads one consistent picture, and the run's
     engagement scale makes it one person's work."""
-    store, project_id = ctx.state.store, ctx.project_id
+    store, project_id, user_id = ctx.state.store, ctx.project_id, path_value(user_id)
     base = await run(_basis, ctx)
     out = await run(api_ops.profile, store, project_id, user_id, vocabulary(),
                     base.as_of if base.run else None)
@@ -170,6 +171,7 @@ async def user_timeline(ctx: Ctx, user_id: str, limit: int = Query(50, ge=1, le=
                         before: datetime | None = None, before_id: str | None = None
                         ) -> dict[str, Any]:
     key = (before, before_id) if before is not None and before_id is not None else None
+    user_id = path_value(user_id)
     rows = await run(person.user_events, ctx.state.store, ctx.project_id, user_id,
                      limit=limit, before=key)
     return {"user_id": user_id, "events": rows}
@@ -177,5 +179,6 @@ async def user_timeline(ctx: Ctx, user_id: str, limit: int = Query(50, ge=1, le=
 
 @router.get("/users/{user_id}/traits", summary="A user's latest traits")
 async def user_traits(ctx: Ctx, user_id: str) -> dict[str, Any]:
+    user_id = path_value(user_id)
     traits = await run(person.user_traits, ctx.state.store, ctx.project_id, user_id)
     return {"user_id": user_id, "traits": traits}
