@@ -7,17 +7,20 @@ other endpoints use) with 400/401/413. CORS headers let posthog-js post from bro
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from segmently.collect.errors import InputError
-from segmently.collect.limits import check_body_size
+from segmently.collect.limits import Limits, check_body_size
 from segmently.collect.posthog import account_group_from_env, find_token, parse_posthog
-from segmently.collect.posthog_decode import decode_query, decode_request
-from segmently.store import utcnow
+from segmently.collect.posthog_decode import Decoded, decode_query, decode_request
+from segmently.store import Message, utcnow
 from segmently.store.projects import Project
 from segmently.web.auth import KeyCache
-from segmently.web.body import read_body
+from segmently.web.body import decode, read_body
 from segmently.web.state import AppState
 
 router = APIRouter(tags=["ingestion: PostHog"])
@@ -43,32 +46,48 @@ def _error(request: Request, exc: InputError) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status, headers=_cors(request))
 
 
-def _project(keys: KeyCache, token: str | None) -> Project:
+async def _project(keys: KeyCache, token: str | None) -> Project:
     if not token:
         raise InputError(f"API key not provided: {KEY_HELP}", code="missing_api_key", status=401)
-    project = keys.by_write_key(token)
+    project = await keys.write_project(token)
     if project is None:
         raise InputError(f"API key is not valid: {KEY_HELP}", code="invalid_api_key", status=401)
     return project
 
 
-async def _capture(request: Request) -> JSONResponse:
-    state: AppState = request.app.state.segmently
-    limits = state.limits
-    params = dict(request.query_params)
-    if request.method == "GET":
+def _decoded(body: bytes | None, headers: Any, params: dict[str, str],
+             limits: Limits) -> Decoded:
+    """A POST body, or (`body` None) a GET's `data` query parameter, decoded."""
+    if body is None:
         decoded = decode_query(params, limits.max_batch_body)
     else:
         decoded = decode_request(
-            await read_body(request, limits.max_batch_body),
-            content_type=request.headers.get("content-type"),
-            content_encoding=request.headers.get("content-encoding"),
-            params=params, limit=limits.max_batch_body)
+            body, content_type=headers.get("content-type"),
+            content_encoding=headers.get("content-encoding"), params=params,
+            limit=limits.max_batch_body)
     if isinstance(decoded.payload, dict) and "batch" not in decoded.payload:
         check_body_size(decoded.size, limits.max_single_body)
-    project = _project(state.keys, find_token(decoded.payload, decoded.fields))
-    messages = parse_posthog(decoded.payload, utcnow(), limits, fields=decoded.fields,
-                             account_group=account_group_from_env())
+    return decoded
+
+
+def _messages(decoded: Decoded, limits: Limits, now: datetime) -> list[Message]:
+    return parse_posthog(decoded.payload, now, limits, fields=decoded.fields,
+                         account_group=account_group_from_env())
+
+
+async def _capture(request: Request) -> JSONResponse:
+    """The token travels inside the body (PostHog's way), so the body, bounded, is read
+    and decoded first; the token is checked before the events are validated."""
+    state: AppState = request.app.state.segmently
+    limits = state.limits
+    params = dict(request.query_params)
+    get = request.method == "GET"
+    body = params.get("data", "").encode() if get else \
+        await read_body(request, limits.max_batch_body)
+    decoded = await decode(request, body, limits, _decoded, None if get else body,
+                           request.headers, params, limits)
+    project = await _project(state.keys, find_token(decoded.payload, decoded.fields))
+    messages = await decode(request, body, limits, _messages, decoded, limits, utcnow())
     await state.write(project.project_id, messages)
     return JSONResponse({"status": 1}, headers=_cors(request))
 
