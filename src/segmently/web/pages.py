@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from segmently.store.passwords import project_for_password
+from segmently.web.guard import path_value
 from segmently.web.session import COOKIE, LIFETIME_SECONDS
 from segmently.web.state import AppState
 
@@ -42,7 +43,8 @@ async def _page(request: Request, template: str, title: str, **params: Any) -> R
     not in memory is read from the store, off the event loop)."""
     sessions, token = _state(request).sessions, request.cookies.get(COOKIE)
     if await asyncio.to_thread(sessions.project, token) is None:
-        target = quote(request.url.path)
+        raw = request.scope.get("raw_path")  # as sent: ids keep their escapes (%2F, %2E)
+        target = quote(raw.decode("ascii") if raw else request.url.path)
         return RedirectResponse(f"/ui/login?next={target}", status_code=303)
     return templates.TemplateResponse(request, template, {"title": title, **params})
 
@@ -129,6 +131,7 @@ async def segment(request: Request, name: str) -> Response:
 
 @router.get("/users/{user_id}")
 async def user(request: Request, user_id: str) -> Response:
+    user_id = path_value(user_id)  # any character, '/' included (web/guard.py)
     return await _page(request, "user.html", user_id, user_id=user_id)
 
 

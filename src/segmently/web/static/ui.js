@@ -32,7 +32,10 @@ const UI = {
     if (typeof v === "object") return JSON.stringify(v);
     return String(v).replace(/T(\d\d:\d\d)(:\d\d)?(\.\d+)?$/, " $1");
   },
-  userLink(id) { return UI.el("a", {href: "/ui/users/" + encodeURIComponent(id)}, id); },
+  // One path segment for any text: encodeURIComponent leaves "." and "..", which a
+  // browser would resolve as directories; a user id may be either.
+  seg(v) { const s = encodeURIComponent(v); return s === "." ? "%2E" : s === ".." ? "%2E%2E" : s; },
+  userLink(id) { return UI.el("a", {href: "/ui/users/" + UI.seg(id)}, id); },
   segLink(name) { return UI.el("a", {href: "/ui/segments/" + encodeURIComponent(name)}, name); },
   fill(tbody, rows) { tbody.replaceChildren(...rows); },
   plot(id, traces, layout = {}) {
@@ -164,7 +167,7 @@ const pages = {
   },
 
   async explain(name, user) {
-    const e = await UI.api(`/api/segments/${encodeURIComponent(name)}/explain/${encodeURIComponent(user)}`);
+    const e = await UI.api(`/api/segments/${encodeURIComponent(name)}/explain/${UI.seg(user)}`);
     const box = document.getElementById("why");
     box.hidden = false;
     document.getElementById("why-title").textContent = `Why ${user} is ${e.member ? "in" : "not in"} ${name}`;
@@ -174,7 +177,7 @@ const pages = {
   },
 
   async user() {
-    const id = document.body.dataset.user, base = "/api/users/" + encodeURIComponent(id);
+    const id = document.body.dataset.user, base = "/api/users/" + UI.seg(id);
     const [p, t] = await Promise.all([UI.api(base + "/at-refresh"), UI.api(base + "/traits")]);
     const kv = (obj) => Object.entries(obj).map(([k, v]) => UI.el("tr", {}, UI.el("td", {}, k), UI.el("td", {}, UI.value(v))));
     UI.fill(document.querySelector("#traits tbody"), kv(t.traits));
@@ -191,7 +194,7 @@ const pages = {
     const box = document.getElementById("user-segments");
     box.replaceChildren(p.segments.length ? "" : UI.el("p", {class: "hint"}, "In no segment at the last refresh."));
     for (const name of p.segments) {
-      const e = await UI.api(`/api/segments/${encodeURIComponent(name)}/explain/${encodeURIComponent(id)}`);
+      const e = await UI.api(`/api/segments/${encodeURIComponent(name)}/explain/${UI.seg(id)}`);
       box.append(UI.el("div", {class: "seg-block tree"}, UI.el("h2", {}, UI.segLink(name)), UI.tree(e.explanation)));
     }
     let before = null;
