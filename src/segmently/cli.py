@@ -241,8 +241,11 @@ def serve(
     """Run the HTTP server: ingestion APIs, the segment API and the UI."""
     import uvicorn
 
+    from segmently.collect.limits import Limits
     from segmently.web.app import create_app
+    from segmently.web.serving import uvicorn_options
 
+    limits = Limits.from_env()
     store = open_store()
     try:
         ctl = control.write_control(Ctx.db, f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{port}")
@@ -253,8 +256,9 @@ def serve(
     # the `finally` below (control file removed, store closed) rather than die there.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
-        uvicorn.run(create_app(store, control_token=ctl.token if ctl else None),
-                    host=host, port=port, log_level="warning")
+        # request heads and bodies have deadlines: web/serving.py, web/guard.py
+        uvicorn.run(create_app(store, limits, control_token=ctl.token if ctl else None),
+                    host=host, port=port, **uvicorn_options(limits))
     finally:
         control.remove_control(Ctx.db, ctl)
         store.close()

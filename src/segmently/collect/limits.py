@@ -8,7 +8,8 @@ body may be 2 MB, a batch body 20 MB, one event 1 MB once serialized, JSON neste
 Every other request is bounded too (`web/guard.py` enforces these before a route runs):
 a body for the segment API, rule previews and the CLI's `/internal/v1/call` at most 1 MB
 (a rule is a few KB), the sign-in form 16 KB, a file import the CLI streams to
-`/internal/v1/append` 1 GB, and any body must arrive within 10 s of its request's headers.
+`/internal/v1/append` 1 GB; a request's line and headers must arrive within 10 s (of the
+connection, or of the request's first byte), and its body within 10 s of the headers.
 Ingestion bodies over 64 KB (or compressed) are decoded and validated in worker threads,
 at most 2 at a time, so a big batch never stalls the event loop.
 """
@@ -35,6 +36,7 @@ class Limits(BaseModel):
     max_form_body: int = 16 * 1024  # the UI's sign-in form
     max_import_body: int = 1 << 30  # converted rows the CLI streams (control token only)
     body_timeout: float = 10.0  # seconds from a request's headers to the end of its body
+    head_timeout: float = 10.0  # seconds for a request line and headers (web/serving.py)
     max_parse_threads: int = 2  # big ingestion bodies decoded at once, off the event loop
 
     @classmethod
