@@ -6,7 +6,7 @@ at fault; `segmently.workspace` loads them from YAML together with the segments.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -44,8 +44,8 @@ class EngagementScore(Strict):
     """
 
     window_days: int = Field(default=30, ge=1, le=3650)
-    weights: dict[str, float] = Field(default_factory=dict)
-    points_for_100: float | None = Field(default=None, gt=0)
+    weights: dict[str, Annotated[float, Field(ge=-1e9, le=1e9)]] = Field(default_factory=dict)
+    points_for_100: float | None = Field(default=None, gt=0, le=1e12)
 
 
 HealthComponentKind = Literal["engagement", "recency", "nps", "payments", "adoption"]
@@ -53,7 +53,7 @@ HealthComponentKind = Literal["engagement", "recency", "nps", "payments", "adopt
 
 class HealthComponent(Strict):
     kind: HealthComponentKind
-    weight: float = Field(gt=0)
+    weight: float = Field(gt=0, le=1e6)
 
 
 class HealthBand(Strict):
@@ -81,7 +81,7 @@ class HealthScore(Strict):
         HealthBand(name="good", min=70), HealthBand(name="at_risk", min=40),
         HealthBand(name="poor", min=0),
     ])
-    recency_days: int = Field(default=30, ge=1)
+    recency_days: int = Field(default=30, ge=1, le=36_500)
     nps_missing: float = Field(default=50, ge=0, le=100)
 
     @field_validator("bands")

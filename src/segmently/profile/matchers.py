@@ -6,17 +6,25 @@ numerically for a number, as text for a string (profile/jsonvalues.py has the ru
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import ibis
 import ibis.expr.types as ir
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from segmently.profile.jsonvalues import bool_at, number_at, string_at
+from segmently.profile.regexes import RegexError, check_regex
 
 FilterOp = Literal["eq", "ne", "in", "not_in", "contains", "regex", "gt", "ge", "lt", "le",
                    "between", "is_set", "is_not_set"]
-Scalar = str | int | float | bool
+MAX_TEXT = 1024  # characters of one value a rule compares with
+MAX_VALUES = 1000  # values of one `in` list
+# Values every engine can hold as a literal: int64, finite float64, text of bounded length.
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Scalar = Text | Int64 | Finite | bool
+Values = Annotated[list[Scalar], Field(max_length=MAX_VALUES)]
 
 
 class PropertyFilter(BaseModel):
@@ -25,7 +33,7 @@ class PropertyFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
     property: str = Field(min_length=1, max_length=256)
     op: FilterOp = "eq"
-    value: Scalar | list[Scalar] | None = None
+    value: Scalar | Values | None = None
 
     @model_validator(mode="after")
     def _value_fits_op(self) -> PropertyFilter:
@@ -40,7 +48,16 @@ class PropertyFilter(BaseModel):
             raise ValueError(f"op {self.op!r} needs a single value")
         if self.op in ("contains", "regex") and not isinstance(self.value, str):
             raise ValueError(f"op {self.op!r} needs a string value")
+        if self.op == "regex":
+            try:
+                check_regex(str(self.value))
+            except RegexError as exc:
+                raise ValueError(f"value: {exc} (docs/rules.md, Regular expressions)") from None
         return self
+
+
+MAX_FILTERS = 32  # property filters on one event
+Filters = Annotated[list[PropertyFilter], Field(max_length=MAX_FILTERS)]
 
 
 def _example(value: Any) -> Any:
@@ -99,7 +116,7 @@ class EventMatcher(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     event: str = Field(min_length=1, max_length=1024)
-    where: list[PropertyFilter] = Field(default_factory=list)
+    where: Filters = Field(default_factory=list)
 
     def expr(self, events: ir.Table) -> ir.BooleanValue:
         cond = events.event == self.event

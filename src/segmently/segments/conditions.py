@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from segmently.profile.matchers import PropertyFilter, Scalar
+from segmently.profile.matchers import MAX_TEXT, MAX_VALUES, Filters, Int64, PropertyFilter, Scalar, Text, Values
 from segmently.segments.windows import Window
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class Metric(_Strict):
     kind: Literal["metric"]
     metric: str = Field(min_length=1, max_length=64)
     op: Literal["eq", "ne", "gt", "ge", "lt", "le", "between", "in", "not_in"] | None = None
-    value: Scalar | list[Scalar] | None = None
+    value: Scalar | Values | None = None
     percentile: Percentile | None = None
 
     @model_validator(mode="after")
@@ -119,7 +119,7 @@ class UsedFeature(_Strict):
     kind: Literal["used_feature"]
     feature: str | None = Field(default=None, min_length=1, max_length=128)
     features: list[str] | None = Field(default=None, min_length=1, max_length=100)
-    at_least: int | None = Field(default=None, ge=1)
+    at_least: int | None = Field(default=None, ge=1, le=100)
     window: Window | None = None
 
     @model_validator(mode="after")
@@ -161,7 +161,7 @@ class Nps(_Strict):
     kind: Literal["nps"]
     category: Literal["promoter", "passive", "detractor"] | None = None
     op: Literal["eq", "ne", "gt", "ge", "lt", "le", "between"] | None = None
-    value: int | tuple[int, int] | None = None
+    value: Int64 | tuple[Int64, Int64] | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Nps:
@@ -187,7 +187,7 @@ class SurveyAnswer(_Strict):
     question: str = Field(min_length=1, max_length=1024)
     op: Literal["eq", "ne", "in", "not_in", "contains", "regex", "gt", "ge", "lt", "le",
                 "between", "is_set"] = "is_set"
-    value: Scalar | list[Scalar] | None = None
+    value: Scalar | Values | None = None
     window: Window | None = None
 
     @model_validator(mode="after")
@@ -200,8 +200,8 @@ class Plan(_Strict):
     """The user's latest `plan` trait is `is`, or one of `in` (text, exact)."""
 
     kind: Literal["plan"]
-    is_: str | None = Field(default=None, alias="is", min_length=1)
-    in_: list[str] | None = Field(default=None, alias="in", min_length=1)
+    is_: str | None = Field(default=None, alias="is", min_length=1, max_length=MAX_TEXT)
+    in_: list[Text] | None = Field(default=None, alias="in", min_length=1, max_length=MAX_VALUES)
 
     @model_validator(mode="after")
     def _one(self) -> Plan:
@@ -224,7 +224,7 @@ class MissedPayments(_Strict):
     """At least `at_least` `payment_failed` events in the window."""
 
     kind: Literal["missed_payments"]
-    at_least: int = Field(default=1, ge=1)
+    at_least: int = Field(default=1, ge=1, le=1_000_000_000)
     window: Window | None = None
 
 
@@ -233,10 +233,10 @@ class Step(_Strict):
     previous step (no limit: any time later in the window)."""
 
     event: str = Field(min_length=1, max_length=1024)
-    where: list[PropertyFilter] = Field(default_factory=list)
-    within_minutes: int | None = Field(default=None, ge=1)
-    within_hours: int | None = Field(default=None, ge=1)
-    within_days: int | None = Field(default=None, ge=1)
+    where: Filters = Field(default_factory=list)
+    within_minutes: int | None = Field(default=None, ge=1, le=144_000_000)
+    within_hours: int | None = Field(default=None, ge=1, le=2_400_000)
+    within_days: int | None = Field(default=None, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _one_limit(self) -> Step:

@@ -30,10 +30,14 @@ class Node:
 
 
 def _and(values: list[ir.BooleanValue], empty: bool) -> ir.BooleanValue:
-    out: ir.BooleanValue = ibis.literal(empty)
-    for v in values:
-        out = (out & v) if empty else (out | v)
-    return out
+    """AND (empty=True) or OR of the values, as a balanced tree: a chain of 500 would be an
+    expression 500 deep, past what the compilers recurse through."""
+    if not values:
+        return ibis.literal(empty)
+    while len(values) > 1:
+        pairs = [(a & b) if empty else (a | b) for a, b in zip(values[::2], values[1::2])]
+        values = pairs + values[len(pairs) * 2:]
+    return values[0]
 
 
 def _times(n: Any) -> str:

@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, \
     model_validator
 
-from segmently.profile.matchers import PropertyFilter, Scalar
+from segmently.profile.matchers import Filters, Finite, PropertyFilter, Scalar, Values
 from segmently.segments import conditions as c
 from segmently.segments.errors import RuleError
 from segmently.segments.windows import WINDOW_TAGS, Window
@@ -72,7 +72,7 @@ class PropertyCondition(_Strict):
     kind: Literal["property"]
     property: PropertyName
     op: PropertyOp = "eq"
-    value: Scalar | list[Scalar] | None = None
+    value: Scalar | Values | None = None
 
     @model_validator(mode="after")
     def _value_fits_op(self) -> PropertyCondition:
@@ -86,7 +86,7 @@ class PropertyCondition(_Strict):
 
 class _Events(_Strict):
     event: EventName
-    where: list[PropertyFilter] = Field(default_factory=list)
+    where: Filters = Field(default_factory=list)
 
 
 class Performed(_Events):
@@ -145,7 +145,7 @@ class Aggregate(_Events):
     property: PropertyName
     agg: Literal["sum", "avg", "min", "max", "distinct_count"]
     op: CompareOp = "ge"
-    value: float | tuple[float, float]
+    value: Finite | tuple[Finite, Finite]
     window: Window | None = None
 
     @model_validator(mode="after")
@@ -199,9 +199,9 @@ class Regularly(_Events):
     periods (periods end at as_of: the last one is [as_of - 1 period, as_of))."""
 
     kind: Literal["regularly"]
-    at_least: int = Field(default=1, ge=1)
+    at_least: int = Field(default=1, ge=1, le=1_000_000_000)
     period: Literal["day", "week"] = "week"
-    in_at_least: int = Field(ge=1)
+    in_at_least: int = Field(ge=1, le=60)
     of_last: int = Field(ge=1, le=60)
 
     @model_validator(mode="after")
@@ -294,8 +294,43 @@ def _where(loc: tuple[Any, ...]) -> str:
     return "".join(parts).lstrip(".")
 
 
+MAX_DEPTH = 32  # groups (all, any, not, account) nested in one another
+MAX_CONDITIONS = 500  # conditions in one rule, wherever they are
+_MAX_NESTING = 4 * MAX_DEPTH + 16  # JSON levels of any kind (a group is two: {all: [...]})
+
+
+def check_size(data: Any, where: str = "rule") -> None:
+    """Refuse a rule too deep or too large before pydantic (or the compiler) recurses
+    through it: a `not` nested 200 deep or an `all` of 1,000 conditions would exhaust the
+    stack or build an expression no engine compiles. Iterative, so any input is safe."""
+    stack: list[tuple[Any, int, int]] = [(data, 0, 0)]
+    conditions = 0
+    while stack:
+        node, groups, nesting = stack.pop()
+        if nesting > _MAX_NESTING:
+            raise RuleError(f"{where}: nested more than {_MAX_NESTING} levels deep")
+        if isinstance(node, list):
+            stack.extend((item, groups, nesting + 1) for item in node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        kind = node.get("kind")
+        conditions += kind is not None
+        if kind == "account" or (kind is None and any(k in node for k in GROUP_TAGS)):
+            groups += 1
+        if groups > MAX_DEPTH:
+            raise RuleError(f"{where}: groups are nested more than {MAX_DEPTH} deep (the "
+                            "limit; docs/rules.md, Limits)")
+        if conditions > MAX_CONDITIONS:
+            raise RuleError(f"{where}: more than {MAX_CONDITIONS} conditions (the limit; "
+                            "docs/rules.md, Limits)")
+        stack.extend((value, groups, nesting + 1) for value in node.values())
+
+
 def parse_rule(data: Any, where: str = "rule") -> Rule:
     """Validate a rule from JSON/YAML data; RuleError lists each problem by field path."""
+    if not isinstance(data, BaseModel):
+        check_size(data, where)
     try:
         return RuleModel.model_validate({"rule": data}).rule
     except ValidationError as exc:

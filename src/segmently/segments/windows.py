@@ -22,12 +22,25 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
+from segmently.segments.errors import RuleError
+
+
+EARLIEST = datetime(1900, 1, 1)  # instants a rule or an evaluation may name, [EARLIEST,
+LATEST = datetime(2200, 1, 1)  # LATEST) in UTC: every window start stays a valid datetime
+
 
 def to_utc(instant: datetime) -> datetime:
-    """Naive UTC, the store's convention: aware instants are converted, naive ones kept."""
-    if instant.tzinfo is not None:
-        return instant.astimezone(UTC).replace(tzinfo=None)
-    return instant
+    """Naive UTC, the store's convention: aware instants are converted, naive ones kept.
+    Instants outside [1900-01-01, 2200-01-01) are refused (RuleError, a 400): a window of
+    100,000 days before year 1 cannot be computed, and no product has events there."""
+    try:
+        utc = instant.astimezone(UTC).replace(tzinfo=None) if instant.tzinfo else instant
+    except OverflowError:
+        utc = EARLIEST.replace(year=1)  # 0001-01-01T00:00+14:00 has no UTC instant
+    if not EARLIEST <= utc < LATEST:
+        raise RuleError(f"{instant.isoformat()} is outside the supported range "
+                        f"{EARLIEST.date()} to {LATEST.date()} (UTC)")
+    return utc
 
 
 def minus_months(instant: datetime, months: int) -> datetime:
