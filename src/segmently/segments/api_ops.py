@@ -20,6 +20,7 @@ from segmently.profile import stored
 from segmently.profile.build import build_profiles
 from segmently.profile.config import Vocabulary
 from segmently.segments import definitions as defs
+from segmently.segments import refreshing
 from segmently.segments import snapshots as snap
 from segmently.segments.errors import RuleError, UnknownUserError
 from segmently.segments.evaluate import evaluate
@@ -34,27 +35,20 @@ def _now(as_of: datetime | None) -> datetime:
 
 
 # -- refresh ---------------------------------------------------------------------------
-def data_through(store: Store, project_id: str, as_of: datetime) -> datetime | None:
-    """The latest event time that counts at as_of (what "data through" means)."""
-    e = store.events(project_id)
-    e = e.filter(e.timestamp < as_of, e.received_at <= as_of)
-    return e.timestamp.max().to_pyarrow().as_py()
-
-
 def refresh(store: Store, project_id: str, as_of: datetime | None = None,
             vocabulary: Vocabulary | None = None) -> list[snap.RefreshResult]:
     """Evaluate every live definition once, at one instant, and record a snapshot of each
-    (with the transitions since the previous one). `vocabulary` declares the features,
-    milestones and scores product conditions read."""
+    (with the transitions since the previous one); a segment that cannot run is recorded
+    with its error and the others refresh (segments/refreshing.py). `vocabulary` declares
+    the features, milestones and scores product conditions read."""
     as_of = _now(as_of)
-    live = defs.current(store, project_id)
-    if not live:
+    live, broken = defs.current(store, project_id), defs.broken(store, project_id)
+    if not live and not broken:
         return []
-    ev = evaluate(store, project_id, {n: d.rule for n, d in live.items()}, as_of,
-                  vocabulary=vocabulary)
-    return snap.record_all(store, project_id, ev.member_ids(), as_of,
-                           versions={n: d.version for n, d in live.items()},
-                           data_through=data_through(store, project_id, as_of))
+    versions = {n: d.version for n, d in live.items()} | {n: b.version for n, b in broken.items()}
+    return refreshing.refresh(store, project_id, {n: d.rule for n, d in live.items()},
+                              versions, as_of, vocabulary,
+                              failed={n: b.error for n, b in broken.items()})
 
 
 # -- reading snapshots -------------------------------------------------------------------
@@ -79,12 +73,29 @@ def _freshness(row: dict[str, Any] | None) -> dict[str, Any]:
             "computed_version": int(row["version"])}
 
 
+def error_json(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A segment's latest refresh error as the API shows it (None: its latest refresh ran)."""
+    if row is None:
+        return None
+    return {"message": row["message"], "as_of": _iso(row["as_of"]),
+            "at": _iso(row["computed_at"]), "version": int(row["version"])}
+
+
 def summaries(store: Store, project_id: str) -> list[dict[str, Any]]:
-    """Every live segment with its version and the freshness of its latest snapshot."""
+    """Every live segment with its version, the freshness of its latest snapshot and the
+    error of its latest refresh if it failed. A definition that no longer validates is
+    listed too (rule None), with why."""
     latest = latest_snapshots(store, project_id)
-    return [{"name": name, "description": d.description, "version": d.version,
-             **_freshness(latest.get(name))}
-            for name, d in defs.current(store, project_id).items()]
+    errors = refreshing.latest_errors(store, project_id)
+    out = [{"name": name, "description": d.description, "version": d.version,
+            **_freshness(latest.get(name)), "error": error_json(errors.get(name))}
+           for name, d in defs.current(store, project_id).items()]
+    out += [{"name": name, "description": "", "version": b.version,
+             **_freshness(latest.get(name)),
+             "error": error_json(errors.get(name)) or {
+                 "message": b.error, "as_of": None, "at": None, "version": b.version}}
+            for name, b in defs.broken(store, project_id).items()]
+    return sorted(out, key=lambda row: row["name"])
 
 
 def detail(store: Store, project_id: str, name: str) -> dict[str, Any]:
@@ -92,7 +103,8 @@ def detail(store: Store, project_id: str, name: str) -> dict[str, Any]:
     d = defs.get(store, project_id, name)
     snap.ensure_tables(store)
     s = snap.snapshots(store, project_id, name).order_by("as_of").to_pyarrow().to_pylist()
-    return {**d.to_json(), **_freshness(s[-1] if s else None),
+    error = refreshing.latest_errors(store, project_id).get(name)
+    return {**d.to_json(), **_freshness(s[-1] if s else None), "error": error_json(error),
             "versions": [v.to_json() for v in defs.history(store, project_id, name)],
             "sizes": [{"as_of": _iso(r["as_of"]), "size": int(r["size"]),
                        "version": int(r["version"])} for r in s]}

@@ -186,10 +186,48 @@ def _definition(row: dict[str, Any]) -> Definition:
                       parse_rule(data["rule"], f"{row['segment']}.rule"), row["created_at"])
 
 
+@dataclass(frozen=True)
+class Broken:
+    """A live version that no longer validates: saved before a check it now fails (a
+    regex no engine runs, a rule past a limit). It is listed with its error and skipped
+    by evaluations, so it cannot stop the project's other segments; saving a new version
+    mends it."""
+
+    name: str
+    version: int
+    error: str
+
+
+def _parsed(live: dict[str, dict[str, Any]]) -> dict[str, Definition]:
+    return _split(live)[0]
+
+
+def _live(store: Store, project_id: str) -> tuple[dict[str, Definition], dict[str, Broken]]:
+    return _split(_latest(_rows(store, project_id)))
+
+
+def _split(latest: dict[str, dict[str, Any]]) -> tuple[dict[str, Definition], dict[str, Broken]]:
+    good: dict[str, Definition] = {}
+    broken: dict[str, Broken] = {}
+    for name, row in sorted(latest.items()):
+        if row["deleted"]:
+            continue
+        try:
+            good[name] = _definition(row)
+        except RuleError as exc:
+            broken[name] = Broken(name, int(row["version"]), str(exc))
+    return good, broken
+
+
 def current(store: Store, project_id: str) -> dict[str, Definition]:
-    """The live definitions of the project (latest version of each, unless deleted)."""
-    latest = _latest(_rows(store, project_id))
-    return {name: _definition(row) for name, row in sorted(latest.items()) if not row["deleted"]}
+    """The live definitions of the project (latest version of each, unless deleted) that
+    validate; `broken` has the others."""
+    return _live(store, project_id)[0]
+
+
+def broken(store: Store, project_id: str) -> dict[str, Broken]:
+    """The live definitions that no longer validate, with the reason."""
+    return _live(store, project_id)[1]
 
 
 def get(store: Store, project_id: str, name: str) -> Definition:
@@ -278,7 +316,7 @@ def _write(store: Store, project_id: str, changes: Mapping[str, tuple[str, Rule]
             taken = sorted(n for n, c in changes.items() if c is not None and n in live)
             if taken:
                 raise SegmentExistsError(f"a segment named {taken[0]!r} exists")
-        rules = {n: _definition(row).rule for n, row in live.items()}
+        rules = {n: d.rule for n, d in _parsed(live).items()}  # a broken one is mended
         rows: list[dict[str, Any]] = []
         versions: dict[str, int] = {}
         now = utcnow()

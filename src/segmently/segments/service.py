@@ -18,8 +18,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from segmently.profile.build import build_profiles
-from segmently.segments import definitions, snapshots
-from segmently.segments.api_ops import data_through
+from segmently.segments import definitions, refreshing, snapshots
 from segmently.segments.evaluate import Evaluation, evaluate
 from segmently.segments.explain import Explanation, explain
 from segmently.segments.rules import rule_json
@@ -186,10 +185,8 @@ def refresh(store: Store, project: str, workspace: Workspace,
     as_of = instant(as_of)
     if not workspace.segments:
         return []
-    ev = evaluation(store, project, workspace, as_of)
     version = definitions.sync_workspace(store, project, workspace).versions
-    return snapshots.record_all(store, project, ev.member_ids(), as_of, versions=version,
-                                data_through=data_through(store, project, as_of))
+    return refreshing.refresh(store, project, workspace.rules(), version, as_of, workspace)
 
 
 def instants(start: datetime, end: datetime, every: timedelta) -> Iterator[datetime]:
@@ -240,6 +237,7 @@ def listing(store: Store, project: str, workspace: Workspace) -> list[dict[str, 
     first refresh)."""
     latest = latest_snapshots(store, project)
     version = versions(store, project, workspace)
+    errors = refreshing.latest_errors(store, project)
     out = []
     for s in workspace.segments:
         snap = latest.get(s.name, {})
@@ -247,5 +245,6 @@ def listing(store: Store, project: str, workspace: Workspace) -> list[dict[str, 
                     "version": version[s.name], "size": snap.get("size"),
                     "computed_at": plain(snap.get("computed_at")),
                     "as_of": plain(snap.get("as_of")),
-                    "data_through": plain(snap.get("data_through"))})
+                    "data_through": plain(snap.get("data_through")),
+                    "error": errors[s.name]["message"] if s.name in errors else None})
     return out

@@ -46,7 +46,16 @@ TRANSITIONS_SCHEMA = ibis.schema({
     "kind": dt.String(nullable=False),  # "entered" | "exited"
     "as_of": dt.Timestamp(nullable=False),
 })
-TABLES = {SNAPSHOTS: SNAPSHOTS_SCHEMA, TRANSITIONS: TRANSITIONS_SCHEMA}
+ERRORS = "segment_errors"
+ERRORS_SCHEMA = ibis.schema({  # a segment that could not be refreshed, and why
+    "project_id": dt.String(nullable=False),
+    "segment": dt.String(nullable=False),
+    "version": dt.Int64(nullable=False),
+    "as_of": dt.Timestamp(nullable=False),
+    "computed_at": dt.Timestamp(nullable=False),
+    "message": dt.String(nullable=False),
+})
+TABLES = {SNAPSHOTS: SNAPSHOTS_SCHEMA, TRANSITIONS: TRANSITIONS_SCHEMA, ERRORS: ERRORS_SCHEMA}
 _ARROW = {name: arrow_schema(s) for name, s in TABLES.items()}
 
 
@@ -58,6 +67,7 @@ class RefreshResult:
     entered: int
     exited: int
     skipped: bool = False  # a snapshot for this instant already existed
+    error: str | None = None  # the segment could not be evaluated: nothing recorded for it
 
 
 def ensure_tables(store: Store) -> None:
@@ -68,6 +78,11 @@ def snapshots(store: Store, project_id: str, segment: str | None = None) -> ir.T
     t = store.table(SNAPSHOTS)
     t = t.filter(t.project_id == project_id)
     return t if segment is None else t.filter(t.segment == segment)
+
+
+def errors(store: Store, project_id: str) -> ir.Table:
+    t = store.table(ERRORS)
+    return t.filter(t.project_id == project_id)
 
 
 def transitions(store: Store, project_id: str, segment: str | None = None) -> ir.Table:
@@ -163,11 +178,15 @@ def record_all(
     *,
     versions: dict[str, int] | None = None,
     data_through: datetime | None = None,
+    errors: dict[str, str] | None = None,
 ) -> list[RefreshResult]:
     """Store the memberships of several segments evaluated at `as_of`: a few queries and
-    one transaction for all of them (a refresh records every segment at once)."""
+    one transaction for all of them (a refresh records every segment at once). `errors`
+    are the segments that could not be evaluated (name -> why), recorded in the same
+    transaction."""
     ensure_tables(store)
     versions = versions or {}
+    errors = errors or {}
     memberships = {name: _ids(m) for name, m in memberships.items()}
     with store.write_lock:
         around = _neighbours(store, project_id, list(memberships), as_of)
@@ -192,10 +211,24 @@ def record_all(
                                               _minus(members, truth[name])))
             results.append(RefreshResult(name, as_of, len(members), len(entered),
                                          len(exited)))
+        tables = {ERRORS: _error_rows(project_id, errors, versions, as_of)} if errors else {}
         if snaps:
-            store.insert_tables({SNAPSHOTS: pa.concat_tables(snaps),
-                                 TRANSITIONS: pa.concat_tables(moves)})
+            tables.update({SNAPSHOTS: pa.concat_tables(snaps),
+                           TRANSITIONS: pa.concat_tables(moves)})
+        if tables:
+            store.insert_tables(tables)
+    results += [RefreshResult(name, as_of, 0, 0, 0, error=message)
+                for name, message in errors.items()]
     return results
+
+
+def _error_rows(project_id: str, errors: dict[str, str], versions: dict[str, int],
+                as_of: datetime) -> pa.Table:
+    now = utcnow()
+    return pa.Table.from_pylist([
+        {"project_id": project_id, "segment": name, "version": versions.get(name, 1),
+         "as_of": as_of, "computed_at": now, "message": message}
+        for name, message in errors.items()], schema=_ARROW[ERRORS])
 
 
 def record(

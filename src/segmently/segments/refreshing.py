@@ -1,0 +1,116 @@
+"""Refreshing a project's segments at one instant, so that one segment that cannot run
+costs only itself.
+
+All segments are evaluated in one pass, as always. When that pass fails (a segment's
+rule the engine refuses, a vocabulary name the workspace no longer declares...), each
+segment is evaluated alone: the ones that run are recorded as usual, the ones that fail
+are recorded with their error (`segment_errors`, in the snapshots' own transaction), and a
+segment whose stored definition no longer validates (`definitions.broken`) is recorded
+failed without being run. A lost database connection is not a segment's fault: it is
+raised, and nothing is recorded. Next: `snapshots.record_all` stores the result;
+`api_ops.summaries` shows each segment's latest error until a refresh records it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from segmently.profile.config import Vocabulary
+from segmently.segments import snapshots as snap
+from segmently.segments.definitions import references
+from segmently.segments.evaluate import evaluate
+from segmently.segments.rules import Rule
+from segmently.store import Store
+from segmently.store.connections import is_disconnect
+
+log = logging.getLogger(__name__)
+MAX_MESSAGE = 500  # characters of an error kept (engine errors can quote whole queries)
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    return first[:MAX_MESSAGE]
+
+
+def evaluate_each(store: Store, project_id: str, rules: Mapping[str, Rule], as_of: datetime,
+                  vocabulary: Vocabulary | None = None
+                  ) -> tuple[dict[str, pa.Array], dict[str, str]]:
+    """(members of each segment that ran, error of each that did not)."""
+    try:
+        return evaluate(store, project_id, rules, as_of, vocabulary=vocabulary).member_ids(), {}
+    except Exception as exc:  # noqa: BLE001 - which segment failed is found below
+        if is_disconnect(exc):
+            raise
+        log.warning("refresh of project %s: one pass failed (%s); segment by segment",
+                    project_id, _message(exc))
+    members: dict[str, pa.Array] = {}
+    errors: dict[str, str] = {}
+    for name in rules:
+        try:
+            ev = evaluate(store, project_id, _closure(rules, name), as_of, only=[name],
+                          vocabulary=vocabulary)
+            members[name] = ev.member_ids()[name]
+        except Exception as exc:  # noqa: BLE001 - recorded with the segment, shown to users
+            if is_disconnect(exc):
+                raise
+            errors[name] = _message(exc)
+    return members, errors
+
+
+def _closure(rules: Mapping[str, Rule], name: str) -> dict[str, Rule]:
+    """The segment and those it refers to, transitively (evaluate lowers every rule it is
+    given, so a broken neighbour must not be among them)."""
+    out: dict[str, Rule] = {}
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in out or current not in rules:
+            continue  # an unknown reference fails when lowered, naming it
+        out[current] = rules[current]
+        todo.extend(references(rules[current]))
+    return out
+
+
+def refresh(store: Store, project_id: str, rules: Mapping[str, Rule],
+            versions: Mapping[str, int], as_of: datetime,
+            vocabulary: Vocabulary | None = None,
+            failed: Mapping[str, str] | None = None) -> list[snap.RefreshResult]:
+    """Evaluate what can run and record it; `failed` (name -> error) are segments known
+    not to run (definitions that no longer validate), recorded as failures."""
+    members, errors = evaluate_each(store, project_id, rules, as_of, vocabulary)
+    errors.update(failed or {})
+    return snap.record_all(store, project_id, members, as_of, versions=dict(versions),
+                           data_through=data_through(store, project_id, as_of),
+                           errors=errors)
+
+
+def data_through(store: Store, project_id: str, as_of: datetime) -> datetime | None:
+    """The latest event time that counts at as_of (what "data through" means)."""
+    e = store.events(project_id)
+    e = e.filter(e.timestamp < as_of, e.received_at <= as_of)
+    return e.timestamp.max().to_pyarrow().as_py()
+
+
+def latest_errors(store: Store, project_id: str) -> dict[str, dict[str, object]]:
+    """Each segment's latest error, when no snapshot was recorded after it (the error is
+    what its latest refresh found)."""
+    snap.ensure_tables(store)
+    errs = snap.errors(store, project_id)
+    ranked = errs.mutate(_r=ibis.row_number().over(group_by=errs.segment,
+                                                   order_by=errs.computed_at.desc()))
+    latest = ranked.filter(ranked._r == 0).drop("_r")
+    s = snap.snapshots(store, project_id)
+    done = s.group_by("segment").aggregate(_last=s.computed_at.cast(dt.timestamp).max())
+    joined = latest.left_join(done, "segment")
+    still: ir.BooleanValue = joined._last.isnull() | (joined.computed_at >= joined._last)
+    rows = joined.filter(still).select("segment", "version", "as_of", "computed_at",
+                                       "message").to_pyarrow().to_pylist()
+    return {row["segment"]: row for row in rows}
