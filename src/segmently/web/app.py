@@ -18,6 +18,7 @@ from segmently.web import posthog_routes
 from segmently.web import segment_api, segment_routes, ui_api
 from segmently.web.docs import mount_docs
 from segmently.web.guard import RequestGuard
+from segmently.web.headers import SecurityHeaders
 from segmently.web.pages import mount_ui
 from segmently.web.state import AppState
 
@@ -47,6 +48,7 @@ def create_app(
     )
     app.state.segmently = state
     app.add_middleware(RequestGuard, limits=state.limits)  # targets, body limits and timeout
+    app.add_middleware(SecurityHeaders)  # CSP and friends on every response (outermost)
     mount_docs(app)
 
     @app.exception_handler(InputError)

@@ -38,6 +38,10 @@ const UI = {
   userLink(id) { return UI.el("a", {href: "/ui/users/" + UI.seg(id)}, id); },
   segLink(name) { return UI.el("a", {href: "/ui/segments/" + encodeURIComponent(name)}, name); },
   fill(tbody, rows) { tbody.replaceChildren(...rows); },
+  // plotly.js draws a subset of HTML found in labels and hover text (<a href>, <b>, <br>),
+  // so every text from data reaches it escaped: a trait value "<a href=...>" is shown as
+  // those characters, never as a link (plotly turns the entities back into text).
+  text(v) { return String(v).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); },
   plot(id, traces, layout = {}) {
     Plotly.react(id, traces, {margin: {l: 48, r: 12, t: 8, b: 36}, font: {size: 12},
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", ...layout},
@@ -114,14 +118,15 @@ const pages = {
     const breakdown = async () => {
       if (by.value === "features") {
         const a = await UI.api("/api/insights/adoption?segments=" + encodeURIComponent(name));
-        UI.plot("breakdown-chart", a.groups.map(g => ({type: "bar", name: g.name, x: a.features,
+        UI.plot("breakdown-chart", a.groups.map(g => ({type: "bar", name: UI.text(g.name), x: a.features.map(UI.text),
           y: a.features.map(f => g.share[f])})), {yaxis: {tickformat: ".0%"}, legend: {orientation: "h"}});
         return;
       }
       const b = await UI.api(`${base}/breakdown?by=${by.value}`);
       const rows = b.values.slice().reverse();
       UI.plot("breakdown-chart", [{type: "bar", orientation: "h", marker: {color: "#3b5bdb"},
-        y: rows.map(r => r.value ?? "(none)"), x: rows.map(r => r.users)}], {margin: {l: 110, r: 12, t: 8, b: 30}});
+        y: rows.map(r => r.value === null || r.value === undefined ? "(none)" : UI.text(r.value)),
+        x: rows.map(r => r.users)}], {margin: {l: 110, r: 12, t: 8, b: 30}, yaxis: {type: "category"}});
     };
     by.onchange = breakdown; breakdown();
     pages.memberTable(name, base);
@@ -217,7 +222,7 @@ const pages = {
     select.append(...segments.map(s => UI.el("option", {value: s.name}, s.name)));
     const funnel = async () => {
       const f = await UI.api("/api/insights/funnel?segment=" + encodeURIComponent(select.value));
-      UI.plot("funnel-chart", [{type: "funnel", y: f.steps.map(s => s.milestone), x: f.steps.map(s => s.users),
+      UI.plot("funnel-chart", [{type: "funnel", y: f.steps.map(s => UI.text(s.milestone)), x: f.steps.map(s => s.users),
         textinfo: "value+percent initial", marker: {color: "#3b5bdb"}}], {margin: {l: 160, r: 12, t: 8, b: 8}});
       UI.fill(document.querySelector("#funnel tbody"), f.steps.map(s => UI.el("tr", {},
         UI.el("td", {}, s.step), UI.el("td", {}, s.milestone), UI.el("td", {class: "r"}, UI.num(s.users)),
@@ -226,7 +231,8 @@ const pages = {
     };
     select.onchange = funnel; funnel();
     const a = await UI.api("/api/insights/adoption");
-    UI.plot("adoption-chart", [{type: "heatmap", x: a.features, y: a.groups.map(g => `${g.name} (${UI.num(g.size)})`),
+    UI.plot("adoption-chart", [{type: "heatmap", x: a.features.map(UI.text),
+      y: a.groups.map(g => UI.text(`${g.name} (${UI.num(g.size)})`)),
       z: a.groups.map(g => a.features.map(f => g.share[f])), zmin: 0, zmax: 1,
       colorscale: [[0, "#f4f6fb"], [1, "#3b5bdb"]],
       text: a.groups.map(g => a.features.map(f => (100 * g.share[f]).toFixed(0) + "%")), texttemplate: "%{text}",
