@@ -17,6 +17,8 @@ from typing import Any
 import ibis
 from ibis.backends import BaseBackend
 
+from segmently.store.connections import DEPTH, Reconnector, connect_postgres, lost, ping
+
 DEFAULT_DB = "segmently.duckdb"
 
 
@@ -83,13 +85,17 @@ class ThreadLocalBackends:
     """One Ibis backend per thread over the same database.
 
     DuckDB connections must not be shared between threads (each thread gets a cursor of
-    the one process-wide connection); PostgreSQL gets one connection per thread.
+    the one process-wide connection); PostgreSQL gets one connection per thread, replaced
+    in place when it is found dead (store/connections.py).
     """
 
     def __init__(self, url: str, *, read_only: bool = False) -> None:
         self.url = normalize_url(url)
         self.read_only = read_only
-        self.root = connect(self.url, read_only=read_only)
+        self._postgres = self.url.startswith("postgres://")
+        self._reconnector = Reconnector()
+        self.root = connect_postgres(self.url) if self._postgres else connect(
+            self.url, read_only=read_only)
         self._local = threading.local()
         self._all: list[BaseBackend] = [self.root]
         self._lock = threading.Lock()
@@ -99,18 +105,32 @@ class ThreadLocalBackends:
         return self.root.name
 
     def get(self) -> BaseBackend:
+        """This thread's backend. On PostgreSQL a connection found dead is replaced
+        first (store/connections.py); while the server cannot be reached this raises
+        DatabaseUnavailableError."""
         con = getattr(self._local, "con", None)
         if con is None:
             if threading.current_thread() is threading.main_thread():
                 con = self.root
             elif self.engine == "duckdb":
                 con = ibis.duckdb.from_connection(self.root.con.cursor())
+            elif self._postgres:
+                con = self._reconnector.open(self.url)
             else:
                 con = connect(self.url)
             self._local.con = con
             with self._lock:
                 self._all.append(con)
+        if self._postgres and lost(con):
+            self._reconnector.revive(con)
         return con
+
+    def ping(self) -> None:
+        """Check the database answers (one `SELECT 1` on PostgreSQL; an embedded DuckDB
+        cannot be unreachable). Raises DatabaseUnavailableError."""
+        con = self.get()
+        if self._postgres:
+            ping(con)
 
     def close(self) -> None:
         with self._lock:
@@ -134,6 +154,9 @@ class FixedBackend:
     def get(self) -> BaseBackend:
         return self.root
 
+    def ping(self) -> None:
+        """The caller's backend: nothing of ours to check."""
+
     def close(self) -> None:
         """The caller owns the backend (a Spark session outlives the store)."""
 
@@ -142,8 +165,13 @@ class FixedBackend:
 def transaction(con: BaseBackend) -> Iterator[None]:
     """Run the enclosed Ibis inserts as one transaction (all or nothing)."""
     if con.name == "postgres":
-        with con.con.transaction():
-            yield
+        depth = getattr(con, DEPTH, 0)  # while open, a lost connection is not replaced
+        setattr(con, DEPTH, depth + 1)
+        try:
+            with con.con.transaction():
+                yield
+        finally:
+            setattr(con, DEPTH, depth)
         return
     raw: Any = con.con
     raw.execute("BEGIN TRANSACTION")

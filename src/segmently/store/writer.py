@@ -4,6 +4,11 @@ Request handlers submit their messages and wait; a single writer thread drains e
 queued, writes it in one transaction per project and only then resolves the waiting
 futures. A request is therefore acknowledged only after its events are committed, while
 the cost of a commit (and of the dedup lookup) is shared by every request in the group.
+
+When the database cannot be reached (PostgreSQL down or restarting; `Store.append_rows`
+has already retried once on a fresh connection), every waiting future fails with
+`DatabaseUnavailableError`, which the web layer answers 503 with Retry-After: the SDKs
+send the batch again, and nothing was acknowledged that is not committed.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from segmently.store.connections import is_disconnect, unavailable
 from segmently.store.rows import Message
 from segmently.store.store import Store, utcnow
 
@@ -83,8 +89,9 @@ class GroupCommitWriter:
             try:
                 self.store.append(project_id, messages, received_at)
             except BaseException as exc:  # every waiter must hear about the failure
+                failure = unavailable(exc) if is_disconnect(exc) else exc
                 for r in requests:
-                    r.future.set_exception(exc)
+                    r.future.set_exception(failure)
                 continue
             for r in requests:
                 r.future.set_result(len(r.messages))

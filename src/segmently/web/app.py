@@ -17,6 +17,7 @@ from segmently.web import internal_routes, native_routes
 from segmently.web import posthog_routes
 from segmently.web import segment_api, segment_routes, ui_api
 from segmently.web.docs import mount_docs
+from segmently.web.health import mount_health
 from segmently.web.guard import RequestGuard
 from segmently.web.headers import SecurityHeaders
 from segmently.web.pages import mount_ui
@@ -62,9 +63,7 @@ def create_app(
         return JSONResponse({"code": "invalid_request", "message": f"{where}: {err['msg']}"},
                               status_code=400)
 
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok", "engine": store.engine}
+    mount_health(app, store)  # /healthz asks the database; unreachable -> 503
 
     app.include_router(native_routes.router)
     app.include_router(posthog_routes.router)
