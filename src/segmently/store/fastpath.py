@@ -5,7 +5,9 @@ ids are new, then a few derived Arrow tables. Through Ibis each costs a schema l
 memtable registration: ~15 ms per call, more than the work itself for a 4,000-event group
 (see bench/RESULTS.md). On DuckDB the same two operations go through DuckDB's own
 relational API: typed expressions and Arrow in, nothing glued from user input, columns
-matched by name. Other engines keep the Ibis path.
+matched by name. PostgreSQL has its own route (`store/postgres.py`: COPY, then INSERT ... ON CONFLICT DO
+NOTHING against a unique index, so several writing processes still store an id once).
+Other engines keep the Ibis path.
 
 Deduplicating the events is one set-based statement on DuckDB (`insert_new_events`): the
 staged Arrow batch, anti-joined with the project's recent message ids, first occurrence
@@ -26,15 +28,16 @@ from segmently.store import schema
 
 _ROWS_VIEW = "__segmently_rows"
 _ORDER = "__segmently_i"
-_ROLLED_UP = ("project_id", "user_id", "anonymous_id", "event", "type", "timestamp",
-              "received_at")
+_ROLLED_UP = ("project_id", "message_id", "user_id", "anonymous_id", "event", "type",
+              "timestamp", "received_at")
 
 # The project's stored message ids, within the dedup window or in all history.
 _RECENT = ("SELECT message_id FROM events WHERE project_id = $project "
            "AND received_at >= $oldest")
 _ALL = "SELECT message_id FROM events WHERE project_id = $project"
 # Every id of the batch is distinct: an anti join keeps the batch's order.
-# RETURNING hands back what was inserted, for the rollups written in the same transaction.
+# RETURNING hands back what was inserted, for the derived rows and rollups written in the
+# same transaction.
 _RETURNING = " RETURNING " + ", ".join(_ROLLED_UP)
 _NEW = (f"INSERT INTO events BY NAME SELECT s.* FROM {_ROWS_VIEW} s "
         "ANTI JOIN ({stored}) e USING (message_id)" + _RETURNING)
@@ -92,12 +95,16 @@ def insert_arrow(con: BaseBackend, name: str, table: pa.Table) -> None:
 def insert_new_events(con: BaseBackend, project_id: str, events: pa.Table,
                       oldest: datetime | None) -> pa.Table:
     """Insert the events whose message id is not stored for the project (received at or
-    after `oldest`, or ever when None), the first occurrence of an id repeated inside the
-    batch winning; returns the inserted rows (at least the columns rollups read). Call
-    inside a transaction."""
+    after `oldest`, or ever when None; on PostgreSQL ever, whatever `oldest`), the first
+    occurrence of an id repeated inside the batch winning; returns the inserted rows (at
+    least the message ids and the columns rollups read). Call inside a transaction."""
     if events.num_rows == 0:
         return events
     unique = len(pc.unique(events["message_id"])) == events.num_rows
+    if con.name == "postgres":
+        from segmently.store import postgres
+
+        return postgres.insert_new_events(con, events if unique else first_per_message(events))
     if con.name == "duckdb":
         sql = (_NEW if unique else _NEW_FIRST).format(stored=_ALL if oldest is None else _RECENT)
         params = {"project": project_id} | ({} if oldest is None else {"oldest": oldest})

@@ -127,13 +127,19 @@ def _events_table(project_id: str, messages: list[Message], received_at: datetim
 
 
 def to_rows(project_id: str, messages: list[Message], received_at: datetime) -> RowBatch:
+    """Rows of every message's event, and the derived rows of the first message of each
+    id only: the store keeps the first occurrence's event, and a later one (a retry in
+    the same group commit) must not add its traits, identities or links next to it."""
     traits: dict[str, list[Any]] = {k: [] for k in schema.TRAITS_SCHEMA.names}
     idents: dict[str, list[Any]] = {k: [] for k in schema.IDENTITIES_SCHEMA.names}
     links: dict[str, list[Any]] = {k: [] for k in schema.ACCOUNT_LINKS_SCHEMA.names}
+    seen: set[str] = set()
     for m in messages:
-        if not (m.traits or m.traits_once or m.account_traits or m.alias_id
-                or m.type == "group"):
-            continue  # most messages (tracks) derive no rows
+        first = m.message_id not in seen
+        seen.add(m.message_id)
+        if not first or not (m.traits or m.traits_once or m.account_traits or m.alias_id
+                             or m.type == "group"):
+            continue  # a repeated id, or (most messages: tracks) nothing to derive
         who = m.distinct_id
         if who is not None:
             if m.traits:

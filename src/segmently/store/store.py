@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from segmently.store.backends import (
     normalize_url,
     transaction,
 )
-from segmently.store.fastpath import insert_arrow, insert_new_events, seen_message_ids
+from segmently.store.connections import retry_transient
+from segmently.store.fastpath import insert_arrow, insert_new_events
 from segmently.store.rollups import ARROW_SCHEMA as ROLLUP_ARROW
 from segmently.store.rollups import compaction_rows, day_number, rollup, rollup_expr
 from segmently.store.rows import Message, RowBatch, to_rows
@@ -105,24 +107,39 @@ class Store:
         return self._write_lock
 
     def ensure_schema(self) -> None:
+        """Create what is missing; on PostgreSQL also the unique key on (project_id,
+        message_id) that makes appends exactly once (store/postgres.py), removing the
+        duplicates an older database may hold first. Serialized across processes on
+        PostgreSQL: two processes may open a new database at once."""
         con = self.backends.get()
-        had_rollups = schema.ROLLUPS in set(con.list_tables())
-        self.ensure_tables(schema.TABLES)
-        if not had_rollups:  # a database from before rollups: count what it holds once
-            with self._write_lock, transaction(con):
-                con.insert(schema.ROLLUPS, rollup_expr(con.table(schema.EVENTS)))
+        with self._write_lock, schema_lock(con):
+            had_rollups = schema.ROLLUPS in set(con.list_tables())
+            self.ensure_tables(schema.TABLES)
+            if con.name == "postgres":
+                from segmently.store.postgres import ensure_unique_message_ids
+
+                ensure_unique_message_ids(con, rebuild_rollups=had_rollups)
+            if not had_rollups:  # a database from before rollups: count what it holds once
+                with transaction(con):
+                    con.insert(schema.ROLLUPS, rollup_expr(con.table(schema.EVENTS)))
 
     def ensure_tables(self, tables: dict[str, ibis.Schema]) -> None:
         """Create the tables that do not exist yet (each stage owns its own tables). Checked
-        again under the write lock: two threads may ask at once."""
+        again under the write lock (two threads may ask at once) and, on PostgreSQL, the
+        schema lock (two processes may)."""
         con = self.backends.get()
         if set(tables) <= set(con.list_tables()):
             return
-        with self._write_lock:
+        with self._write_lock, schema_lock(con):
             existing = set(con.list_tables())
             for name, sch in tables.items():
                 if name not in existing:
                     con.create_table(name, schema=sch)
+
+    def ping(self) -> None:
+        """Check that the database answers; raises DatabaseUnavailableError if not (for
+        `/healthz`: call it from a thread, it may wait for a connection timeout)."""
+        self.backends.ping()
 
     def table(self, name: str) -> ir.Table:
         return self.con.table(name)
@@ -144,8 +161,14 @@ class Store:
     def append_rows(self, project_id: str, rows: RowBatch) -> AppendResult:
         """Store a batch of rows in one transaction: events whose message id is new for
         the project (the first occurrence of an id repeated in the batch wins), and the
-        derived rows (traits, identities, account links) of the messages not stored
-        before. Most batches derive nothing, and then cost one INSERT."""
+        derived rows (traits, identities, account links, rollups) of the events that
+        were inserted. Most batches derive nothing, and then cost one INSERT.
+
+        On PostgreSQL the database decides what is new (a unique key, store/postgres.py),
+        so other processes writing the same ids meanwhile store nothing twice; a
+        transaction lost with its connection (or chosen as a deadlock victim) is retried
+        once on a fresh connection, which the unique key makes safe even if it had
+        committed. Still unreachable: DatabaseUnavailableError."""
         events = rows.events
         if events.num_rows == 0:
             return AppendResult(0, 0)
@@ -153,16 +176,22 @@ class Store:
         derived = {name: table for name, table in rows.tables().items()
                    if name != schema.EVENTS and table.num_rows}
         with self._write_lock:
-            con = self.backends.get()
-            with transaction(con):
-                if derived:  # looked up before the events are in
-                    derived = _not_seen(con, project_id, derived, oldest)
-                new = insert_new_events(con, project_id, events, oldest)
-                derived[schema.ROLLUPS] = rollup(new)
-                for name, table in derived.items():
-                    if table.num_rows:
-                        insert_arrow(con, name, table)
-        return AppendResult(events.num_rows, new.num_rows)
+            new = retry_transient(self.engine, lambda: self._append_once(
+                project_id, events, derived, oldest))
+        return AppendResult(events.num_rows, new)
+
+    def _append_once(self, project_id: str, events: pa.Table, derived: dict[str, pa.Table],
+                     oldest: datetime | None) -> int:
+        con = self.backends.get()
+        with transaction(con):
+            new = insert_new_events(con, project_id, events, oldest)
+            written = {name: _of_messages(table, new["message_id"])
+                       for name, table in derived.items()}
+            written[schema.ROLLUPS] = rollup(new)
+            for name, table in written.items():
+                if table.num_rows:
+                    insert_arrow(con, name, table)
+        return new.num_rows
 
     def append_new_rows(self, project_id: str, rows: RowBatch) -> AppendResult:
         """Bulk append WITHOUT the dedup lookup, in one transaction.
@@ -247,13 +276,18 @@ class Store:
         return pc.min(events["received_at"]).as_py() - self.dedup_window
 
 
-def _not_seen(con: BaseBackend, project_id: str, tables: dict[str, pa.Table],
-              oldest: datetime | None) -> dict[str, pa.Table]:
-    """The rows of `tables` whose message id is not stored for the project yet."""
-    ids = pc.unique(pa.chunked_array([t["message_id"] for t in tables.values()])
-                    .combine_chunks())
-    seen = seen_message_ids(con, project_id, ids, oldest)
-    if len(seen) == 0:
-        return tables
-    return {name: t.filter(pc.invert(pc.is_in(t["message_id"], seen)))
-            for name, t in tables.items()}
+def schema_lock(con: BaseBackend) -> contextlib.AbstractContextManager[None]:
+    """Held while creating tables: across processes on PostgreSQL (store/postgres.py),
+    nothing more elsewhere (DuckDB has one writing process)."""
+    if con.name != "postgres":
+        return contextlib.nullcontext()
+    from segmently.store import postgres  # psycopg is only imported for PostgreSQL
+
+    return postgres.schema_lock(con)
+
+
+def _of_messages(table: pa.Table, ids: pa.ChunkedArray | pa.Array) -> pa.Table:
+    """The rows of a derived table written by the messages whose events were inserted."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    return table.filter(pc.is_in(table["message_id"], ids))
