@@ -14,6 +14,19 @@ Mapping of one call to a `Message` (source "segment"):
   "$alias", `previousId` (required) is merged into `userId` (required).
 - identify with both `userId` and `anonymousId` merges the anonymous history into the
   user (alias_id = anonymousId), as Segment's identity resolution does.
+- `context.traits` are the user's traits on every call type. Segment's spec (Common
+  fields, Context): "Dictionary of traits of the current user ... fill this object the
+  same way you would fill traits in an identify call"; its mobile SDKs attach the cached
+  identify traits to every call there, and RudderStack's SDKs send identify traits ONLY
+  there (rudder-sdk-python's `identify` puts them in `context.traits`, none at the top).
+  So: identify stores `context.traits` merged under the top-level `traits` (a key in
+  both takes the top-level value); track, page, screen and alias store `context.traits`
+  as traits of the call's user (`userId`, else `anonymousId`); group stores them as the
+  user's traits too, while its top-level `traits` stay the account's. They are set at the
+  call's timestamp, like identify traits, so the latest value wins as usual. A batch's
+  top-level `context.traits` applies to calls without their own `context.traits` (the
+  context merge is per key). An SDK that repeats its traits on every call costs a trait
+  row per trait per call; the values read are the same.
 - track/page/screen: `context.groupId`, when present, is the account id.
 - `messageId` is the idempotency key (retries are deduplicated by the store); a call
   without one gets a generated id.
@@ -125,6 +138,7 @@ def to_message(e: Any, kind: str, now: datetime, batch_sent_at: datetime | None,
     props = as_object(e.get("properties"), _at(where, "properties"))
     context = {**batch_context, **as_object(e.get("context"), _at(where, "context"))}
     traits = as_object(e.get("traits"), _at(where, "traits"))
+    context_traits = as_object(context.get("traits"), _at(where, "context.traits"))
     timestamp, original = _timestamp(e, now, batch_sent_at, where)
     if original is not None:
         context["originalTimestamp"] = original.isoformat() + "Z"
@@ -139,14 +153,17 @@ def to_message(e: Any, kind: str, now: datetime, batch_sent_at: datetime | None,
         properties=_page_properties(e, props, where) if typ in ("page", "screen") else props,
         context=context,
     )
-    _by_type(msg, e, traits, where)
+    _by_type(msg, e, traits, context_traits, where)
     return check_message(msg, limits, now, label)
 
 
-def _by_type(msg: Message, e: dict[str, Any], traits: dict[str, Any], where: str) -> None:
-    """What identify, group and alias add; the account of track/page/screen."""
+def _by_type(msg: Message, e: dict[str, Any], traits: dict[str, Any],
+             context_traits: dict[str, Any], where: str) -> None:
+    """What identify, group and alias add; the account of track/page/screen. The user's
+    traits are `context.traits` on every type, under identify's own `traits`."""
+    msg.traits = {**context_traits, **traits} if msg.type == "identify" else dict(context_traits)
+    msg.traits = msg.traits or None
     if msg.type == "identify":
-        msg.traits = dict(traits) or None
         if msg.user_id and msg.anonymous_id and msg.user_id != msg.anonymous_id:
             msg.alias_id = msg.anonymous_id
     elif msg.type == "group":
