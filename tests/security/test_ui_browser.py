@@ -46,6 +46,10 @@ document.addEventListener("securitypolicyviolation", (e) => {
 });
 """
 
+INLINE_CODE_IN_DOM = """() => [...document.querySelectorAll("*")].flatMap(node =>
+  [...node.attributes].filter(a => a.name.startsWith("on") ||
+    /^\\s*javascript:/i.test(a.value)).map(a => `${node.tagName} ${a.name}=${a.value}`))"""
+
 
 @dataclass
 class HostileUi:
@@ -125,6 +129,8 @@ def test_every_page_draws_with_no_csp_violation(page: Page, hostile_ui: HostileU
     page.wait_for_load_state("networkidle")
     assert page.locator("main .error:visible").count() == 0
     assert violations(page, console) == []
+    assert page.evaluate(INLINE_CODE_IN_DOM) == []  # also what the scripts built
+
 
 
 def test_the_sign_in_page_has_no_csp_violation(page: Page, hostile_ui: HostileUi  # noqa: F811
@@ -146,6 +152,10 @@ def test_an_inline_script_is_refused(page: Page, hostile_ui: HostileUi) -> None:
         s.textContent = "window.__ran = true"; document.body.append(s); }""")
     assert page.evaluate("window.__ran === true") is False
     assert any("script-src" in v for v in violations(page, console))
+    page.evaluate("""() => document.body.insertAdjacentHTML("beforeend",
+        '<a id="planted" href="javascript:void(0)" onclick="x()">x</a>')""")
+    assert page.evaluate(INLINE_CODE_IN_DOM) == [  # the DOM check above finds both
+        "A href=javascript:void(0)", "A onclick=x()"]
 
 
 def test_markup_in_a_trait_value_is_text_in_the_breakdown_chart(
