@@ -180,7 +180,10 @@ class Refresher:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
-            self.tick()
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - e.g. the database down: the next tick retries
+                log.exception("scheduled refresh failed")
 
     def stop(self) -> None:
         self._stop.set()
