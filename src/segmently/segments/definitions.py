@@ -42,6 +42,7 @@ from segmently.segments.errors import RuleError, SegmentReferenceError
 from segmently.segments.rules import Rule, parse_rule, rule_json
 from segmently.segments.workspace import Workspace
 from segmently.store import Store, utcnow
+from segmently.store.store import schema_lock
 from segmently.store.rows import arrow_schema
 
 VERSIONS = "segment_versions"
@@ -131,8 +132,8 @@ def _ensure_unique_key(store: Store) -> None:
     without it: one process's write lock still orders its own saves."""
     if store in _indexed:
         return
-    with store.write_lock:
-        con = store.backends.get()
+    con = store.backends.get()
+    with store.write_lock, schema_lock(con):  # two processes may create it at once
         try:
             if con.name == "postgres":
                 with con.begin() as cursor:  # committed, cursor closed
