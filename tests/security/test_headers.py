@@ -79,7 +79,8 @@ ANONYMOUS = [("GET", "/"), ("GET", "/ui/"), ("GET", "/ui/login"), ("GET", "/ui/s
              ("GET", "/ui/static/ui.css"), ("GET", "/ui/plotly.min.js"), ("GET", "/docs"),
              ("GET", "/static/swagger/swagger-ui-bundle.js"), ("GET", "/openapi.json"),
              ("GET", "/healthz"), ("GET", "/api/segments"), ("GET", "/no/such/page"),
-             ("GET", "/ui/static/no-such-file.js"), ("POST", "/ui/login")]
+             ("GET", "/ui/static/no-such-file.js"), ("POST", "/ui/login"),
+             ("GET", "/ui/users/a%00b")]  # refused (400) before any route runs
 
 
 @pytest.mark.parametrize(("method", "path"), ANONYMOUS)
