@@ -55,19 +55,8 @@ def _quoted(name: str) -> str:
 
 def seen_message_ids(con: BaseBackend, project_id: str, ids: pa.Array,
                      oldest: datetime | None) -> pa.Array:
-    """Which of `ids` are stored for the project (received at or after `oldest`)."""
-    if con.name == "duckdb":
-        from duckdb import ColumnExpression as Col
-        from duckdb import ConstantExpression as Const
-
-        raw = con.con
-        cond = Col("project_id") == Const(project_id)
-        if oldest is not None:
-            cond = cond & (Col("received_at") >= Const(oldest))
-        stored = raw.table(schema.EVENTS).filter(cond)
-        probe = raw.from_arrow(pa.table({"message_id": ids}))
-        found = stored.join(probe, "message_id", how="semi").select("message_id")
-        return found.to_arrow_table()["message_id"].combine_chunks()
+    """Which of `ids` are stored for the project (received at or after `oldest`): the
+    lookup of engines without a route of their own."""
     t = con.table(schema.EVENTS)
     cond = t.project_id == project_id
     if oldest is not None:
