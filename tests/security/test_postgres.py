@@ -3,7 +3,10 @@
 Found: after a lost connection (`pg_terminate_backend`, a server restart) every call of
 `serve` answered 500 for good while `/healthz` said ok; and two writing processes (two
 `serve`, or `segmently import` next to `serve`) stored 12,000 rows for 10,000 message
-ids, dedup being a read-then-insert under each process's own lock.
+ids, dedup being a read-then-insert under each process's own lock. Found on the way: an id
+sent twice within one group commit wrote the derived rows (traits, identities) of both
+copies; and the scheduled-refresh thread died at the first tick that met the database
+down, so nothing was refreshed again until `serve` restarted.
 
 Everything here is real: `segmently serve` subprocesses on loopback, the CLI, the shared
 PostgreSQL (a fresh database per test) and, for the tests that stop the server, a private
@@ -269,6 +272,23 @@ class Clients:
         raise AssertionError(f"only {len(self.acked)} events acknowledged")
 
 
+POSTHOG_UUID = "01900000-0000-7000-8000-000000000011"  # a track to is_identify (11)
+
+
+def segment_call(http: httpx.Client, key: str) -> httpx.Response:
+    """What analytics-python sends: /v1/batch, the write key as Basic auth user."""
+    return http.post("/v1/batch", auth=(key, ""), json={"batch": [
+        {"type": "track", "event": "clicked", "userId": "u1", "messageId": "segment-1",
+         "timestamp": T0}]})
+
+
+def posthog_call(http: httpx.Client, key: str) -> httpx.Response:
+    """What posthog-python sends: /batch/ with the project token in the body."""
+    return http.post("/batch/", json={"api_key": key, "batch": [
+        {"event": "clicked", "distinct_id": "u1", "uuid": POSTHOG_UUID, "timestamp": T0,
+         "properties": {}}]})
+
+
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 def test_a_stopped_server_answers_503_then_everything_works_again(
         cluster: PrivateCluster, mode: str, tmp_path: Path) -> None:
@@ -294,6 +314,8 @@ def test_a_stopped_server_answers_503_then_everything_works_again(
             with httpx.Client(base_url=url, timeout=30) as http:
                 time.sleep(0.5)  # the clients are hitting a database that is gone
                 down["write"] = write(http, key, ["probe-1"])
+                down["segment"] = segment_call(http, key)
+                down["posthog"] = posthog_call(http, key)
                 down["read"] = http.get("/api/segments",
                                         headers={"Authorization": f"Bearer {secret}"})
                 started = time.monotonic()
@@ -316,13 +338,15 @@ def test_a_stopped_server_answers_503_then_everything_works_again(
             if pending:
                 until_ok(lambda: write(http, key, pending))
             until_ok(lambda: write(http, key, ["probe-1"]))
+            until_ok(lambda: segment_call(http, key))
+            until_ok(lambda: posthog_call(http, key))
         refreshed = refreshed_since(db, restarted)  # the schedule survived the outage
     finally:
         clients.stop.set()
         proc.terminate()
         proc.wait(timeout=30)
 
-    for route in ("write", "read"):
+    for route in ("write", "segment", "posthog", "read"):
         answer = down[route]
         assert answer.status_code == 503, (route, answer.status_code, answer.text)
         assert answer.json()["code"] == "database_unavailable"
@@ -335,7 +359,8 @@ def test_a_stopped_server_answers_503_then_everything_works_again(
     assert healthz_seconds < 5
     assert set(clients.statuses) <= {200, 503}, clients.statuses  # never a 500
     assert clients.statuses[503] >= 1
-    assert_exactly_once(db, new.project.project_id, clients.sent | {"probe-1"})
+    sdk_ids = {"segment-1", POSTHOG_UUID}
+    assert_exactly_once(db, new.project.project_id, clients.sent | {"probe-1"} | sdk_ids)
     assert refreshed, "no scheduled refresh recorded a snapshot after the restart"
 
 
@@ -479,3 +504,26 @@ def test_duplicates_from_before_the_unique_key_are_removed_keeping_the_first(
     assert traits == [('"earliest"',)]  # the derived rows of the removed copies went too
     assert rolled == (2,)
     assert index is not None and "UNIQUE" in index[0]
+
+
+def test_strings_travel_verbatim_through_the_copy(fresh_db: str) -> None:
+    """The write path COPYs CSV written by Arrow: quoting must keep every string as sent,
+    an empty string apart from NULL, and SQL in a value inert."""
+    hostile = ["", "\\N", "a,b", 'q"uote', '"', "line\nbreak", "cr\r\nlf", "\\", ",",
+               "'; DROP TABLE events; --", "é漢字🙂", " lead", "trail "]
+    messages = [Message(message_id=f"id{i}:{w}", type="track", event=w or "e",
+                        timestamp=datetime(1, 1, 1) if i == 0 else datetime(9999, 12, 31),
+                        source="native", user_id=w, account_id=w if i % 2 else None,
+                        properties={"v": w})
+                for i, w in enumerate(hostile)]
+    with Store(fresh_db) as s:
+        assert s.append("p1", messages).stored == len(hostile)
+    with _admin(fresh_db) as con:
+        rows = con.execute("SELECT message_id, event, user_id, anonymous_id, account_id,"
+                           " properties, timestamp FROM events").fetchall()
+    got = {r[0]: r[1:] for r in rows}
+    for i, w in enumerate(hostile):
+        event, user, anonymous, account, properties, ts = got[f"id{i}:{w}"]
+        assert (event, user, anonymous, account) == (w or "e", w, None, w if i % 2 else None)
+        assert json.loads(properties) == {"v": w}
+        assert ts == (datetime(1, 1, 1) if i == 0 else datetime(9999, 12, 31))
