@@ -24,6 +24,7 @@ import pytest
 from segmently.store import Store, schema, utcnow
 from segmently.store.projects import create_project, hash_secret
 from segmently.store.rows import ARROW_SCHEMAS
+from segmently.store.sessions import SESSIONS
 from segmently.web.auth import KeyCache
 
 from conftest import start_server
@@ -84,15 +85,16 @@ def test_the_unknown_keys_are_bounded(tmp_path: Path) -> None:
         assert keys.by_write_key("x" * 300) is None and keys.lookups == 251  # no key is so long
 
 
-def project_lookups(database_url: str) -> int:
-    """Scans of the projects table the database has counted, once the server's backends
-    reported them: an idle PostgreSQL backend flushes its statistics within 10 s."""
+def lookups(database_url: str) -> tuple[int, int]:
+    """Scans of the projects and UI sessions tables the database has counted, once the
+    server's backends reported them: an idle PostgreSQL backend flushes its statistics
+    within 10 s."""
     time.sleep(11)
     with psycopg.connect(database_url, autocommit=True) as con:
-        row = con.execute("SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_user_tables"
-                          " WHERE relname = %s", [schema.PROJECTS]).fetchone()
-    assert row is not None
-    return int(row[0])
+        counts = dict(con.execute(
+            "SELECT relname, seq_scan + coalesce(idx_scan, 0) FROM pg_stat_user_tables"
+            " WHERE relname IN (%s, %s)", [schema.PROJECTS, SESSIONS]).fetchall())
+    return int(counts.get(schema.PROJECTS, 0)), int(counts.get(SESSIONS, 0))
 
 
 @pytest.mark.postgres
@@ -112,14 +114,23 @@ def test_a_repeated_unknown_key_costs_one_lookup(pg_database: str, tmp_path: Pat
                                headers={"Authorization": f"Bearer {key}"})
                 assert r.status_code == 401
 
-        before = project_lookups(database)
+        cookie = {"segmently_session": secrets.token_urlsafe(32)}  # a made-up UI session
+
+        def browse(times: int) -> None:
+            for _ in range(times):
+                assert httpx.get(f"{url}/api/segments", cookies=cookie).status_code == 401
+
+        browse(1)  # the sessions table exists from here on
+        projects, sessions = lookups(database)
         send("wk_repeated", 200)
-        repeated = project_lookups(database) - before
+        browse(200)
+        projects_then, sessions_then = lookups(database)
         for _ in range(50):
             send(f"wk_{secrets.token_urlsafe(24)}", 1)
-        distinct = project_lookups(database) - before - repeated
-        assert distinct >= 50, distinct  # each new key is one lookup, and it is counted
-        assert repeated <= 2, repeated  # 1 (a little slack for an unrelated scan)
+        projects_after, _ = lookups(database)
+        assert projects_after - projects_then >= 50  # each new key is one counted lookup
+        assert projects_then - projects <= 2  # 1 (slack for an unrelated scan)
+        assert sessions_then - sessions <= 1  # 0: remembered since browse(1)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
