@@ -150,7 +150,8 @@ event_st = st.tuples(st.sampled_from(["u1", "u2", "u3"]), st.sampled_from(EVENTS
 some_window_st = st.one_of(
     st.builds(lambda n: {"last": n}, st.integers(1, 12)),
     st.builds(lambda n: {"last": n, "unit": "weeks"}, st.integers(1, 2)),
-    st.builds(lambda a, b: {"between": sorted([a, b])}, instant_st, instant_st))
+    st.builds(lambda a, b: {"between": sorted([a, b])}, instant_st, instant_st)
+    .filter(lambda w: w["between"][0] < w["between"][1]))  # an empty window is refused
 window_st = st.one_of(st.none(), some_window_st)
 
 

@@ -170,7 +170,7 @@ def member_ids(store: Store, project_id: str, name: str, as_of: datetime | None 
     else (an `as_of`, no snapshot, or a newer version) evaluated live."""
     live = defs.current(store, project_id)
     if name not in live:
-        raise defs.UnknownSegmentError(f"no segment named {name!r}")
+        raise defs.not_found(store, project_id, name)
     latest = latest_snapshots(store, project_id).get(name)
     if as_of is None and latest is not None and latest["version"] == live[name].version:
         return Members(snap.members_at(store, project_id, name, latest["as_of"]),
@@ -189,7 +189,7 @@ def members_of(store: Store, project_id: str, names: list[str],
     live = defs.current(store, project_id)
     for name in names:
         if name not in live:
-            raise defs.UnknownSegmentError(f"no segment named {name!r}")
+            raise defs.not_found(store, project_id, name)
     latest = latest_snapshots(store, project_id)
     stored = {n: latest[n]["as_of"] for n in names
               if n in latest and latest[n]["version"] == live[n].version}

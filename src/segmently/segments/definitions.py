@@ -231,6 +231,16 @@ def broken(store: Store, project_id: str) -> dict[str, Broken]:
     return _live(store, project_id)[1]
 
 
+def not_found(store: Store, project_id: str, name: str) -> Exception:
+    """The error for a name that is not a live, valid segment: its validation error when
+    its live version no longer validates (a 400 saying how to mend it), else unknown."""
+    found = broken(store, project_id).get(name)
+    if found is not None:
+        return RuleError(f"segment {name!r} (version {found.version}) no longer validates: "
+                         f"{found.error}; save a new version")
+    return UnknownSegmentError(f"no segment named {name!r}")
+
+
 def get(store: Store, project_id: str, name: str) -> Definition:
     rows = _rows(store, project_id, name)
     if not rows or rows[-1]["deleted"]:

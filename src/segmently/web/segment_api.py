@@ -163,7 +163,7 @@ def _explain(state: AppState, project_id: str, name: str, user_id: str,
              as_of: datetime | None) -> dict[str, Any]:
     live = defs.current(state.store, project_id)
     if name not in live:
-        raise defs.UnknownSegmentError(f"no segment named {name!r}")
+        raise defs.not_found(state.store, project_id, name)
     tree = explain(state.store, project_id, live[name].rule, user_id, as_of,
                    segments={n: d.rule for n, d in live.items()},
                    vocabulary=workspace_vocabulary())
@@ -209,5 +209,6 @@ async def refresh(ctx: Ctx) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
     results = await _run(state.refresher.refresh, project_id)
     return {"segments": [{"name": r.segment, "as_of": r.as_of.isoformat(), "size": r.size,
-                          "entered": r.entered, "exited": r.exited, "skipped": r.skipped}
+                          "entered": r.entered, "exited": r.exited, "skipped": r.skipped,
+                          "error": r.error}
                          for r in results]}
