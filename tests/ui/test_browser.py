@@ -201,3 +201,26 @@ def test_sequence_steps_and_percentiles_are_forms(page: Page, ui_server: UiServe
     preview = api(ui_server, "POST", "/api/rules/preview", json={"rule": {"all": [
         {"kind": "metric", "metric": "events_window", "percentile": {"top": 20}}]}}).json()
     assert preview["size"] == 1
+
+
+def test_a_segment_that_cannot_refresh_says_why(page: Page, ui_server: UiServer) -> None:  # noqa: F811
+    """The workspace stops declaring a feature a saved segment uses: the refresh records the
+    other segments, and the overview and the segment's page say why this one failed."""
+    workspace = Path(ui_server.db.removeprefix("duckdb://")).parent / "segmently.yaml"
+    original = workspace.read_text()
+    rule = {"kind": "used_feature", "feature": "invites"}
+    assert api(ui_server, "POST", "/api/segments", json={"name": "inviters", "rule": rule}) \
+        .status_code == 201
+    try:
+        workspace.write_text(original.replace("- name: invites\n  events: [{event: teammate_invited}]\n", ""))
+        results = api(ui_server, "POST", "/api/refresh").json()["segments"]
+        failed = {r["name"]: r["error"] for r in results if r["error"]}
+        assert list(failed) == ["inviters"] and "unknown feature 'invites'" in failed["inviters"]
+        sign_in(page, ui_server)
+        expect(page.locator("tr[data-segment=inviters] .error")).to_contain_text(
+            "latest refresh failed: unknown feature 'invites'")
+        page.click("tr[data-segment=inviters] a")
+        expect(page.locator("#segment-error")).to_contain_text("unknown feature 'invites'")
+    finally:
+        workspace.write_text(original)
+        api(ui_server, "DELETE", "/api/segments/inviters")

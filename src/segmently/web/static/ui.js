@@ -87,8 +87,11 @@ const pages = {
     const tbody = document.querySelector("#segments tbody");
     UI.fill(tbody, segments.map(s => {
       const spark = UI.el("td");
-      UI.api("/api/segments/" + encodeURIComponent(s.name)).then(d => spark.append(UI.spark(d.sizes.map(x => x.size))));
-      return UI.el("tr", {"data-segment": s.name}, UI.el("td", {}, UI.segLink(s.name)),
+      UI.api("/api/segments/" + encodeURIComponent(s.name))
+        .then(d => spark.append(UI.spark(d.sizes.map(x => x.size))), () => {});
+      const failed = s.error ? UI.el("div", {class: "error", title: s.error.message},
+        "latest refresh failed: " + s.error.message) : "";
+      return UI.el("tr", {"data-segment": s.name}, UI.el("td", {}, UI.segLink(s.name), failed),
         UI.el("td", {class: "r size"}, UI.num(s.size)), spark,
         UI.el("td", {}, UI.when(s.last_computed)), UI.el("td", {}, UI.when(s.data_through)),
         UI.el("td", {class: "r"}, s.version));
@@ -108,6 +111,8 @@ const pages = {
     document.getElementById("freshness").textContent = d.last_computed
       ? `computed ${UI.when(d.last_computed)} (as of ${UI.when(d.as_of)}), data through ${UI.when(d.data_through)}; version ${d.version}`
       : "not computed yet: refresh from the overview";
+    document.getElementById("segment-error").textContent = d.error
+      ? `The latest refresh (${UI.when(d.error.at)}) could not compute this segment: ${d.error.message}` : "";
     if (d.sizes.length) {
       UI.plot("size-chart", [{x: d.sizes.map(s => s.as_of), y: d.sizes.map(s => s.size), type: "scatter",
         mode: "lines+markers", line: {color: "#3b5bdb"}}], {yaxis: {rangemode: "tozero"}});
