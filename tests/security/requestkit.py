@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import socket
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
@@ -107,10 +106,3 @@ def ui_cookie(url: str, secret_key: str) -> str:
     assert r.status_code == 303, r.text
     return r.cookies["segmently_session"]
 
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
