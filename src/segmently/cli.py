@@ -136,31 +136,44 @@ def _import_target(project: str | None) -> Iterator[tuple[str, Any]]:
 
 @app.command("import")
 def import_file(
-    file: Path = typer.Argument(..., help="A .jsonl/.ndjson, .csv or .parquet file."),
+    file: Path = typer.Argument(..., help="A .jsonl/.ndjson/.json, .csv, .tsv or .parquet "
+                                "file, optionally .gz or .zst compressed (docs/import.md)."),
     project: str = typer.Option(None, "--project", help="Project name or id (default: the"
                                 " only project)."),
-    fmt: str = typer.Option(None, "--format", help="jsonl, csv, parquet, segment or posthog"
-                            " (default: from the extension)."),
+    source: str = typer.Option(None, "--from", help="A vendor's export: mixpanel, amplitude,"
+                               " posthog or segment (each mapped field by field)."),
+    fmt: str = typer.Option(None, "--format", help="jsonl, csv, tsv or parquet (default: from"
+                            " the extension)."),
     mapping: str = typer.Option(None, "--map", help="Columns to fields, e.g. user_id=customer,"
                                 "event=action,timestamp=ts; other columns become properties."),
+    event: str = typer.Option(None, "--event", help="Every row is this event."),
+    constants: list[str] = typer.Option(None, "--set", help="column=value added to every row"
+                                        " (repeatable; replaces the file's column)."),
+    delimiter: str = typer.Option(None, "--delimiter", help="CSV delimiter: one character or"
+                                  " 'tab' (.tsv files: tab)."),
+    timestamp_format: str = typer.Option(None, "--timestamp-format", help="strptime format"
+                                         " of the timestamps, e.g. '%d/%m/%Y %H:%M'."),
     strict: bool = typer.Option(False, "--strict", help="Store nothing if any row is bad."),
     show_bad: int = typer.Option(20, "--show-bad", help="How many bad rows to list."),
 ) -> None:
-    """Import events from a file, streaming; bad rows are listed with their line numbers."""
+    """Import events from a file, streaming; every row is kept (identical rows too), a
+    re-import stores nothing twice, bad rows are listed with their line numbers."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from segmently.collect.errors import InputError
-    from segmently.collect.formats import parse_mapping
-    from segmently.collect.importer import ImportOptions
+    from segmently.collect.formats import parse_constants, parse_mapping
     from segmently.collect.importer import import_file as run_import
+    from segmently.collect.importer import import_options
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(),
                    TextColumn("{task.fields[rows]:>12,} rows  {task.fields[rate]:>10,.0f} rows/s"),
                    TimeElapsedColumn(), console=Console(stderr=True), transient=True,
                    disable=Ctx.json)
     try:
-        options = ImportOptions(format=fmt, mapping=parse_mapping(mapping), strict=strict,
-                                max_bad_reported=show_bad)
+        options = import_options(format=fmt, source=source, mapping=parse_mapping(mapping),
+                                 constants=parse_constants(constants), event=event,
+                                 delimiter=delimiter, timestamp_format=timestamp_format,
+                                 strict=strict, max_bad_reported=show_bad)
         with _import_target(project) as (project_id, sink), bar:
             task = bar.add_task(file.name, total=None, rows=0, rate=0.0)
 
@@ -270,8 +283,11 @@ segments_app = typer.Typer(help="Segments of the workspace file: evaluate, expla
 app.add_typer(segments_app, name="segments")
 PROJECT = typer.Option(None, "--project", help="Project name or id (default: the workspace's"
                        " `project`, else the only project).")
-AS_OF = typer.Option(None, "--as-of", help="Evaluation instant, ISO 8601 (default: now; no"
-                     " offset means UTC).")
+AS_OF = typer.Option(None, "--as-of", help="What had happened: events before this instant "
+                     "count. ISO 8601 (default: now; no offset means UTC).")
+KNOWN_AT = typer.Option(None, "--known-at", help="What had been received: events that "
+                        "arrived by this instant count (default: now; the --as-of value "
+                        "reproduces the answer given then). docs/rules.md, Time.")
 
 
 def fail(message: str) -> None:
@@ -322,19 +338,22 @@ def segments_show(name: str, project: str = PROJECT) -> None:
 
 
 @segments_app.command("eval")
-def segments_eval(as_of: str = AS_OF, project: str = PROJECT) -> None:
+def segments_eval(as_of: str = AS_OF, known_at: str = KNOWN_AT,
+                  project: str = PROJECT) -> None:
     """Evaluate every segment at one instant (one pass) and print the sizes."""
-    found = run_segments("segments_eval", project=project, as_of=as_of)
+    found = run_segments("segments_eval", project=project, as_of=as_of, known_at=known_at)
     if Ctx.json:
         show(found)
         return
-    show(found["segments"], title=f"segment sizes as of {found['as_of']}")
+    show(found["segments"], title=f"segment sizes as of {found['as_of']}, "
+                                  f"known at {found['known_at']}")
 
 
 @segments_app.command("members")
 def segments_members(
     name: str,
     as_of: str = AS_OF,
+    known_at: str = KNOWN_AT,
     project: str = PROJECT,
     fmt: str = typer.Option(None, "--format", help="csv, json or parquet (default: a table,"
                             " or JSON with --json)."),
@@ -350,7 +369,8 @@ def segments_members(
         fail(f"--format: {fmt!r} is not one of csv, json, parquet")
     if fmt == "parquet" and out is None:
         fail("--format parquet needs --out FILE")
-    found = run_segments("segments_members", project=project, name=name, as_of=as_of)
+    found = run_segments("segments_members", project=project, name=name, as_of=as_of,
+                         known_at=known_at)
     table = pa.table({"user_id": pa.array(found["user_ids"], pa.string())})
     if fmt == "parquet":
         pq.write_table(table, out)
@@ -372,12 +392,12 @@ def segments_members(
 
 
 @segments_app.command("explain")
-def segments_explain(name: str, user_id: str, as_of: str = AS_OF,
+def segments_explain(name: str, user_id: str, as_of: str = AS_OF, known_at: str = KNOWN_AT,
                      project: str = PROJECT) -> None:
     """Why a user is in or out of a segment: each rule node, true or false, and what was
     observed."""
     found = run_segments("segments_explain", project=project, name=name, user_id=user_id,
-                         as_of=as_of)
+                         as_of=as_of, known_at=known_at)
     if Ctx.json:
         show(found)
         return
@@ -388,6 +408,7 @@ def segments_explain(name: str, user_id: str, as_of: str = AS_OF,
 @segments_app.command("refresh")
 def segments_refresh(
     as_of: str = AS_OF,
+    known_at: str = KNOWN_AT,
     project: str = PROJECT,
     backfill_from: str = typer.Option(None, "--backfill-from", help="Also store snapshots at"
                                       " every --every from this instant up to --as-of."),
@@ -398,14 +419,17 @@ def segments_refresh(
 ) -> None:
     """Evaluate every segment once and store snapshots and enter/exit transitions."""
     found = run_segments("segments_refresh", project=project, as_of=as_of,
-                         backfill_from=backfill_from, every=every, profiles=profiles)
+                         backfill_from=backfill_from, every=every, profiles=profiles,
+                         known_at=known_at)
     show(found, title="refreshed")
 
 
 @app.command("user")
-def user(user_id: str, as_of: str = AS_OF, project: str = PROJECT) -> None:
+def user(user_id: str, as_of: str = AS_OF, known_at: str = KNOWN_AT,
+         project: str = PROJECT) -> None:
     """A user's profile (metrics, features, milestones) and the segments they are in."""
-    found = run_segments("user_profile", project=project, user_id=user_id, as_of=as_of)
+    found = run_segments("user_profile", project=project, user_id=user_id, as_of=as_of,
+                         known_at=known_at)
     if Ctx.json:
         show(found)
         return

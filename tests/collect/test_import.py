@@ -76,11 +76,12 @@ def test_csv_with_mapping_stores_good_rows_and_reports_bad_lines(store: Store,
                                                                  tmp_path: Path) -> None:
     report = run_import(store, write(tmp_path / "e.csv", CSV_TEXT), mapping=MAP)
     assert report["rows_read"] == 7  # the blank line 8 is not a row
-    assert (report["stored"], report["duplicates"], report["bad_rows"]) == (3, 0, 4)
+    assert (report["stored"], report["already_stored"], report["bad_rows"]) == (3, 0, 4)
     assert [(b["line"], b["reason"]) for b in report["bad"]] == [
         (4, "needs a user id or an anonymous id"),
         (5, "event name is missing"),
-        (6, "timestamp is not an ISO 8601 time or epoch seconds/milliseconds: 'yesterday'"),
+        (6, "timestamp 'yesterday' is not ISO 8601 (2024-01-05T10:00:00Z), a date, YYYYMMDD "
+            "or epoch seconds/milliseconds/microseconds; pass --timestamp-format for other forms"),
         (7, "expected 5 columns, got 6"),
     ]
     ten = datetime(2024, 1, 5, 10, 0)  # 1704448800 = 2024-01-05T10:00:00Z
@@ -98,7 +99,7 @@ def test_reimport_stores_nothing_new(store: Store, tmp_path: Path) -> None:
     run_import(store, path, mapping=MAP)
     ids_before = sorted(store.table(schema.EVENTS).to_pyarrow()["message_id"].to_pylist())
     again = run_import(store, path, mapping=MAP)
-    assert (again["stored"], again["duplicates"], again["bad_rows"]) == (0, 3, 4)
+    assert (again["stored"], again["already_stored"], again["bad_rows"]) == (0, 3, 4)
     ids_after = sorted(store.table(schema.EVENTS).to_pyarrow()["message_id"].to_pylist())
     assert ids_after == ids_before and len(set(ids_before)) == 3
     assert all(i.startswith("imp_") for i in ids_before)
@@ -205,7 +206,7 @@ def test_segment_lines(store: Store, tmp_path: Path) -> None:
         ("anon-1", "u1"), ("old-1", "u1")]
     assert table_rows(store, schema.ACCOUNT_LINKS, "user_id", "account_id") == [("u1", "acme")]
     again = run_import(store, path, format="segment")
-    assert (again["stored"], again["duplicates"]) == (0, 6)
+    assert (again["stored"], again["already_stored"]) == (0, 6)
 
 
 def test_posthog_export_lines(store: Store, tmp_path: Path) -> None:
@@ -241,7 +242,7 @@ def test_posthog_export_lines(store: Store, tmp_path: Path) -> None:
     sources = set(store.table(schema.EVENTS).to_pyarrow()["source"].to_pylist())
     assert sources == {"import"}
     again = run_import(store, path, format="posthog")
-    assert (again["stored"], again["duplicates"]) == (0, 4)
+    assert (again["stored"], again["already_stored"]) == (0, 4)
 
 
 def test_strict_stores_nothing_when_a_row_is_bad(store: Store, tmp_path: Path) -> None:
@@ -345,7 +346,7 @@ def test_import_through_running_server(server, tmp_path: Path) -> None:  # type:
     again = json.loads(cli(server.db, "--json", "import", str(path), "--map",
                            "user_id=customer,event=action,timestamp=ts", "--project",
                            "test").stdout)
-    assert (again["stored"], again["duplicates"]) == (0, 3)
+    assert (again["stored"], again["already_stored"]) == (0, 3)
     assert cli(server.db, "--json", "import", str(seg), "--format", "segment").returncode == 0
     strict = cli(server.db, "import", str(path), "--map",
                  "user_id=customer,event=action,timestamp=ts", "--strict")

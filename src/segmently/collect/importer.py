@@ -1,15 +1,21 @@
-"""`segmently import FILE`: stream a JSONL, CSV or Parquet file into the event store.
+"""`segmently import FILE`: stream a file into the event store, every row kept.
 
-Memory stays bounded whatever the file size: Parquet is read batch by batch
-(`ParquetFile.iter_batches`), CSV by blocks (`pyarrow.csv.open_csv`), JSON lines in
-chunks of lines. Each batch becomes one RowBatch (tables converted column-wise by
-`tabular.py`, JSON lines one by one by `formats.py`) and goes to a `sink`:
-`Store.append_rows` locally, or the running server's `/internal/v1/append`.
+Any container (`files.py`: JSON lines, CSV/TSV, Parquet, gzip or zstd compressed) holding
+generic rows (named by a column mapping and constants, `formats.py`) or a vendor's export
+(`--from mixpanel|amplitude|posthog|segment`, `vendors/`). Memory stays bounded whatever the
+file size: Parquet is read batch by batch (`ParquetFile.iter_batches`), CSV by blocks
+(`pyarrow.csv.open_csv`), JSON lines in chunks of lines, and the only state kept across
+batches is the occurrence counter (12 bytes per distinct id-less row, `occurrences.py`).
+Each batch becomes one RowBatch (generic tables column-wise by `tabular.py`, rows one by
+one by `jsonrows.py`) and goes to a `sink`: `Store.append_rows` locally, or the running
+server's `/internal/v1/append`.
 
-Idempotent: rows without a message id get one hashed from their content, so importing
-the same file twice stores nothing the second time (within the store's dedup window). As
-a consequence, rows that are identical in every column and have no message id are stored
-once.
+Every row is kept and a re-import stores nothing twice: a row without a message id gets
+`imp_<md5 of its content>:<n>`, n the occurrence of that content in the file, so four
+identical purchase lines are four purchases, and importing the file again finds all four
+ids already stored (within the store's dedup window on DuckDB, for ever on PostgreSQL).
+The report says how many rows were read, how many events stored and already stored, and
+which rows were bad and why.
 
 Bad rows are skipped and reported with their line number as a user counts lines in the
 file (CSV: the header is line 1; Parquet: the row number, 1-based). `strict=True` makes
@@ -26,58 +32,80 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from segmently import control
-from segmently.collect import arrow_ipc
+from segmently.collect import arrow_ipc, files, timestamps
+from segmently.collect.converted import BadRow, Converted
 from segmently.collect.errors import InputError
-from segmently.collect.formats import (
-    JSON_FORMATS,
-    detect_format,
-    json_row_message,
-    resolve_mapping,
-)
+from segmently.collect.files import FileKind
+from segmently.collect.formats import GenericRows, resolve_mapping, with_event
+from segmently.collect.jsonrows import RowConverter, RowFormat, RowItem
 from segmently.collect.limits import Limits
-from segmently.collect.tabular import BadRow, Converted, TabularConverter
-from segmently.store import AppendResult, RowBatch, Store, to_rows, utcnow
+from segmently.collect.tabular import TabularConverter
+from segmently.collect.timestamps import TimestampRules
+from segmently.collect.vendors import VENDORS, row_format
+from segmently.store import AppendResult, RowBatch, Store, utcnow
 
 Sink = Callable[[RowBatch], AppendResult]
-# (rows read so far, position, total): position/total in rows (Parquet) or bytes.
+# (rows read so far, position, total): position/total in rows (Parquet) or bytes on disk.
 ProgressFn = Callable[[int, int, int], None]
 
 
-@dataclass
-class ImportOptions:
-    format: str | None = None
-    mapping: dict[str, str] = field(default_factory=dict)
+class ImportOptions(BaseModel):
+    """How to read one file (the `segmently import` options)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: str | None = None  # container: jsonl, csv, tsv, parquet (or segment/posthog)
+    source: str | None = None  # vendor export: mixpanel, amplitude, posthog, segment
+    mapping: dict[str, str] = Field(default_factory=dict)  # target -> column
+    constants: dict[str, str] = Field(default_factory=dict)  # --set column=value
+    event: str | None = None  # --event NAME: every row is that event
+    delimiter: str | None = None  # CSV: one character, or "tab"
+    timestamp_format: str | None = None  # strptime format for timestamps
     strict: bool = False
-    batch_rows: int = 250_000  # rows per batch (and per transaction) for CSV and Parquet
-    json_batch_rows: int = 20_000  # JSON lines per batch
-    max_bad_reported: int = 20
-    limits: Limits = field(default_factory=Limits.from_env)
+    batch_rows: int = Field(250_000, gt=0)  # rows per batch (and transaction), tables
+    json_batch_rows: int = Field(20_000, gt=0)  # rows per batch, JSON lines and vendors
+    max_bad_reported: int = Field(20, ge=0)
+    limits: Limits = Field(default_factory=Limits.from_env)
+
+
+def import_options(**values: Any) -> ImportOptions:
+    """ImportOptions, with a validation error as an InputError (one line for the CLI)."""
+    try:
+        return ImportOptions(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"option {where}: {first['msg']}", code="bad_option") from None
 
 
 @dataclass
 class ImportReport:
     file: str
     format: str
-    rows_read: int = 0
-    stored: int = 0
-    duplicates: int = 0
+    rows_read: int = 0  # data rows of the file, bad ones included
+    stored: int = 0  # events stored by this import
+    already_stored: int = 0  # events whose message id the project already held
     bad_rows: int = 0
     bad: list[BadRow] = field(default_factory=list)
 
+    @property
+    def duplicates(self) -> int:
+        """The name of before: events not stored because their id was already stored."""
+        return self.already_stored
+
     def as_dict(self) -> dict[str, Any]:
         return {"file": self.file, "format": self.format, "rows_read": self.rows_read,
-                "stored": self.stored, "duplicates": self.duplicates,
+                "stored": self.stored, "already_stored": self.already_stored,
                 "bad_rows": self.bad_rows, "bad": [b.as_dict() for b in self.bad]}
 
 
@@ -89,8 +117,48 @@ class _Batch:
     total: int
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What was decided about the file before reading a row."""
+
+    kind: FileKind
+    vendor: str | None
+    mapping: dict[str, str]
+    constants: dict[str, str]
+    rules: TimestampRules
+
+    @property
+    def label(self) -> str:
+        return f"{self.vendor} ({self.kind.describe()})" if self.vendor else self.kind.describe()
+
+
 class StrictImportError(InputError):
     """--strict and the file has a bad row; nothing was stored."""
+
+
+def plan(path: Path, options: ImportOptions) -> _Plan:
+    """Detect the file's kind and check the options against it, before any row is read."""
+    kind = files.detect(path, options.format, options.delimiter)
+    vendor = options.source or kind.vendor
+    if options.source is not None and kind.vendor not in (None, options.source):
+        raise InputError(f"--format {kind.vendor} and --from {options.source} disagree",
+                         code="bad_format")
+    if vendor is not None:
+        if vendor not in VENDORS:
+            raise InputError(f"unknown --from {vendor!r}; choose one of {', '.join(VENDORS)}",
+                             code="bad_format")
+        given = [name for name, value in (("--map", options.mapping), ("--set", options.constants),
+                                          ("--event", options.event),
+                                          ("--timestamp-format", options.timestamp_format))
+                 if value]
+        if given:
+            raise InputError(f"{', '.join(given)} apply to generic files; a {vendor} export "
+                             "has its own mapping (docs/import.md)", code="bad_option")
+    if options.timestamp_format is not None:
+        timestamps.check_format(options.timestamp_format)
+    mapping, constants = with_event(options.mapping, options.constants, options.event)
+    return _Plan(kind, vendor, mapping, constants,
+                 TimestampRules(format=options.timestamp_format))
 
 
 def import_file(path: str | Path, project_id: str, sink: Sink,
@@ -101,17 +169,17 @@ def import_file(path: str | Path, project_id: str, sink: Sink,
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no such file: {path}", code="not_found")
-    fmt = detect_format(path, options.format)
+    how = plan(path, options)
     if options.strict:
-        _validate(path, fmt, project_id, options)
-    report = ImportReport(file=str(path), format=fmt)
-    for batch in _read_ahead(_batches(path, fmt, project_id, options)):
+        _validate(path, how, project_id, options)
+    report = ImportReport(file=str(path), format=how.label)
+    for batch in _read_ahead(_batches(path, how, project_id, options)):
         _record_bad(report, batch.converted.bad, options.max_bad_reported)
         report.rows_read += batch.rows
         if batch.converted.rows.events.num_rows:
             result = sink(batch.converted.rows)
             report.stored += result.stored
-            report.duplicates += result.duplicates
+            report.already_stored += result.duplicates
         if progress is not None:
             progress(report.rows_read, batch.position, batch.total)
     return report
@@ -161,9 +229,9 @@ def _read_ahead(batches: Iterator[_Batch]) -> Iterator[_Batch]:
         worker.join()
 
 
-def _validate(path: Path, fmt: str, project_id: str, options: ImportOptions) -> None:
+def _validate(path: Path, how: _Plan, project_id: str, options: ImportOptions) -> None:
     """The strict pre-pass: convert everything, write nothing, stop at the first bad row."""
-    for batch in _batches(path, fmt, project_id, options):
+    for batch in _batches(path, how, project_id, options):
         if batch.converted.bad:
             first = min(batch.converted.bad, key=lambda b: b.line)
             raise StrictImportError(f"line {first.line}: {first.reason} (--strict: nothing "
@@ -177,60 +245,86 @@ def _record_bad(report: ImportReport, bad: list[BadRow], keep: int) -> None:
         report.bad.extend(sorted(bad, key=lambda b: b.line)[:room])
 
 
-def _batches(path: Path, fmt: str, project_id: str, options: ImportOptions) -> Iterator[_Batch]:
-    if fmt in JSON_FORMATS:
-        return _json_batches(path, fmt, project_id, options)
-    if fmt == "csv":
-        return _csv_batches(path, project_id, options)
-    return _parquet_batches(path, project_id, options)
+def _batches(path: Path, how: _Plan, project_id: str, options: ImportOptions) -> Iterator[_Batch]:
+    """Generic tables go column-wise; JSON lines and every vendor's rows row by row."""
+    if how.vendor is None and how.kind.container != "jsonl":
+        if how.kind.container == "csv":
+            return _csv_batches(path, how, project_id, options)
+        return _parquet_batches(path, how, project_id, options)
+    fmt: RowFormat = row_format(how.vendor) if how.vendor else GenericRows(how.mapping)
+    return _row_batches(path, how, fmt, project_id, options)
 
 
-# -- JSON lines ----------------------------------------------------------------------------
-def _json_batches(path: Path, fmt: str, project_id: str,
-                  options: ImportOptions) -> Iterator[_Batch]:
-    now, total, number = utcnow(), path.stat().st_size, 0
-    with path.open("rb") as fh:
-        while True:
-            messages, bad, rows, number = _read_json_chunk(fh, fmt, number, now, options)
-            if rows == 0:
-                return
-            converted = Converted(to_rows(project_id, messages, utcnow()), bad)
-            yield _Batch(converted, rows, fh.tell(), total)
-
-
-def _read_json_chunk(fh: IO[bytes], fmt: str, number: int, now: datetime,
-                     options: ImportOptions) -> tuple[list[Any], list[BadRow], int, int]:
-    messages, bad, rows = [], [], 0
-    while rows < options.json_batch_rows:
-        line = fh.readline()
-        if not line:
-            break
-        number += 1
-        if not line.strip():
-            continue  # blank lines are not rows
-        rows += 1
-        try:
-            messages.append(json_row_message(fmt, line, options.mapping, now, options.limits))
-        except InputError as exc:
-            bad.append(BadRow(number, exc.message))
-    return messages, bad, rows, number
-
-
-# -- tables --------------------------------------------------------------------------------
-def _converter(names: list[str], project_id: str, options: ImportOptions) -> tuple[
-        TabularConverter, dict[str, str]]:
-    cols = resolve_mapping(names, options.mapping)
-    return TabularConverter(cols, project_id, utcnow(), options.limits.max_future), cols
-
-
-def _parquet_batches(path: Path, project_id: str, options: ImportOptions) -> Iterator[_Batch]:
+# -- rows one by one (JSON lines, vendor exports) ------------------------------------------
+def _row_batches(path: Path, how: _Plan, fmt: RowFormat, project_id: str,
+                 options: ImportOptions) -> Iterator[_Batch]:
+    converter = RowConverter(fmt, project_id, options.limits, how.rules, how.constants)
     try:
-        pf = pq.ParquetFile(path)
+        for items, position, total in _row_items(path, how, options):
+            now = utcnow()
+            converted = converter.convert(items, now, now)
+            yield _Batch(converted, len(items), position, total)
+    finally:
+        converter.close()
+
+
+def _row_items(path: Path, how: _Plan, options: ImportOptions) -> Iterator[
+        tuple[list[RowItem], int, int]]:
+    """(rows, position, total) chunks of any container, as Python objects."""
+    size = path.stat().st_size
+    if how.kind.container == "jsonl":
+        stream = files.Stream(path, how.kind.compression)
+        try:
+            for chunk in files.json_lines(stream, options.json_batch_rows, path.name):
+                yield chunk, stream.position, size
+        finally:
+            stream.close()
+        return
+    if how.kind.container == "parquet":
+        pf = _parquet_file(path)
+        done, total = 0, pf.metadata.num_rows
+        for batch in pf.iter_batches(batch_size=options.json_batch_rows):
+            rows = batch.to_pylist()
+            yield [RowItem(done + 1 + i, r) for i, r in enumerate(rows)], done + len(rows), total
+            done += len(rows)
+        return
+    skips = _CsvSkips()
+    stream, reader = _csv(path, how.kind, skips, max(1 << 20, options.json_batch_rows * 256))
+    done = 0
+    try:
+        for batch in _csv_read(reader, path, lambda: done):
+            lines = skips.line_numbers(done, batch.num_rows)
+            done += batch.num_rows
+            batch, lines = _drop_blank(batch, lines)
+            items = [RowItem(int(n), r) for n, r in zip(lines, batch.to_pylist(), strict=True)]
+            items += [RowItem(b.line, error=b.reason) for b in skips.take_bad()]
+            yield items, stream.position, size
+    finally:
+        stream.close()
+
+
+# -- tables column-wise --------------------------------------------------------------------
+def _converter(names: list[str], how: _Plan, project_id: str, options: ImportOptions) -> tuple[
+        TabularConverter, dict[str, str]]:
+    columns = list(dict.fromkeys([*names, *how.constants]))
+    cols = resolve_mapping(columns, how.mapping)
+    return TabularConverter(cols, project_id, utcnow(), options.limits.max_future, how.rules,
+                            how.constants), cols
+
+
+def _parquet_file(path: Path) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{path.name} is not a readable Parquet file: {exc}",
                          code="bad_file") from exc
+
+
+def _parquet_batches(path: Path, how: _Plan, project_id: str,
+                     options: ImportOptions) -> Iterator[_Batch]:
+    pf = _parquet_file(path)
     total, done = pf.metadata.num_rows, 0
-    converter, _ = _converter(pf.schema_arrow.names, project_id, options)
+    converter, _ = _converter(pf.schema_arrow.names, how, project_id, options)
     try:
         for batch in pf.iter_batches(batch_size=options.batch_rows):
             lines = pa.array(np.arange(done + 1, done + 1 + batch.num_rows))
@@ -265,43 +359,34 @@ class _CsvSkips:
         return out
 
 
-def _skip(row: Any) -> str:
-    return "skip"
-
-
-def _open_csv(path: Path, skips: _CsvSkips, block_size: int) -> tuple[Any, pacsv.CSVStreamingReader]:
-    probe = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16),
-                           parse_options=pacsv.ParseOptions(invalid_row_handler=_skip))
-    names = probe.schema.names
-    probe.close()
-    stream = pa.input_stream(path)
-    reader = pacsv.open_csv(
-        stream,
-        read_options=pacsv.ReadOptions(use_threads=False, block_size=block_size),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=skips, ignore_empty_lines=False),
-        convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                             strings_can_be_null=True),
-    )
-    return stream, reader
-
-
-def _csv_batches(path: Path, project_id: str, options: ImportOptions) -> Iterator[_Batch]:
-    skips = _CsvSkips()
+def _csv(path: Path, kind: FileKind, skips: _CsvSkips, block_size: int) -> tuple[
+        files.Stream, Any]:
     try:
-        stream, reader = _open_csv(path, skips, block_size=max(1 << 20, options.batch_rows * 64))
+        return files.csv_reader(path, kind, block_size, skips)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{path.name} is not a readable CSV file: {exc}", code="bad_file") from exc
+        raise InputError(f"{path.name} is not a readable {kind.describe()} file: "
+                         f"{str(exc).splitlines()[0]}", code="bad_file") from None
+
+
+def _csv_read(reader: Any, path: Path, done: Callable[[], int]) -> Iterator[pa.RecordBatch]:
+    while True:
+        try:
+            yield reader.read_next_batch()
+        except StopIteration:
+            return
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"{path.name}: cannot be read after line {done() + 1}: "
+                             f"{str(exc).splitlines()[0]}", code="bad_file") from None
+
+
+def _csv_batches(path: Path, how: _Plan, project_id: str,
+                 options: ImportOptions) -> Iterator[_Batch]:
+    skips = _CsvSkips()
+    stream, reader = _csv(path, how.kind, skips, max(1 << 20, options.batch_rows * 64))
     total, done = path.stat().st_size, 0
-    converter, cols = _converter(reader.schema.names, project_id, options)
+    converter, cols = _converter(reader.schema.names, how, project_id, options)
     try:
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                return
-            except pa.ArrowInvalid as exc:
-                raise InputError(f"{path.name}: CSV parse error after line "
-                                 f"{done + 1}: {exc}", code="bad_file") from exc
+        for batch in _csv_read(reader, path, lambda: done):
             lines = skips.line_numbers(done, batch.num_rows)
             done += batch.num_rows
             batch, lines = _drop_blank(batch, lines)
@@ -309,7 +394,7 @@ def _csv_batches(path: Path, project_id: str, options: ImportOptions) -> Iterato
             converted = converter.convert(batch, pa.array(lines), utcnow())
             unsplit = skips.take_bad()
             converted.bad = unsplit + converted.bad
-            yield _Batch(converted, batch.num_rows + len(unsplit), stream.tell(), total)
+            yield _Batch(converted, batch.num_rows + len(unsplit), stream.position, total)
     finally:
         converter.close()
         stream.close()
