@@ -183,7 +183,10 @@ def import_file(
 
             report = run_import(file, project_id, sink, options, progress)
     except (InputError, RuntimeError) as exc:  # RuntimeError: the server refused a batch
-        console.print(f"[red]error:[/red] {getattr(exc, 'message', exc)}")
+        from rich.markup import escape  # the message may quote the file: [ ] are text
+
+        console.print(f"[red]error:[/red] {escape(str(getattr(exc, 'message', exc)))}",
+                      soft_wrap=True, highlight=False)
         raise typer.Exit(1) from None
     result = report.as_dict()
     if Ctx.json:
