@@ -138,8 +138,9 @@ def run_segmently(c: dict[str, Any]) -> tuple[pa.Table, list[tuple[float, float]
 
     workspace = workspace_of(c)
     with Store(store_url(Path(c["dir"])), read_only=True) as store:
-        return timed(lambda: service.wide(service.evaluation(
-            store, c["project_id"], workspace, c["as_of"])).to_pyarrow(), c["repeat"])
+        return timed(lambda: service.wide(service.evaluation(  # as known then, as the
+            store, c["project_id"], workspace, c["as_of"],  # baselines count
+            known_at=c["as_of"])).to_pyarrow(), c["repeat"])
 
 
 def run_sql(c: dict[str, Any]) -> tuple[pa.Table, list[tuple[float, float]]]:

@@ -73,11 +73,14 @@ class Segmently:
         return importer.import_file(path, pid, importer.store_sink(self.store, pid),
                                     importer.ImportOptions(**options))
 
-    def events(self, project: str | None = None, as_of: datetime | None = None) -> ir.Table:
-        return views.resolved_events(self.store, self.project_id(project), as_of)
+    def events(self, project: str | None = None, as_of: datetime | None = None,
+               known_at: datetime | None = None) -> ir.Table:
+        return views.resolved_events(self.store, self.project_id(project), as_of,
+                                     known_at=known_at)
 
-    def users(self, project: str | None = None, as_of: datetime | None = None) -> ir.Table:
-        return views.users(self.store, self.project_id(project), as_of)
+    def users(self, project: str | None = None, as_of: datetime | None = None,
+              known_at: datetime | None = None) -> ir.Table:
+        return views.users(self.store, self.project_id(project), as_of, known_at)
 
     def traits(self, project: str | None = None, kind: str = "user",
                as_of: datetime | None = None) -> ir.Table:
@@ -93,24 +96,31 @@ class Segmently:
         return service.project_id(self.store, project, self.workspace)
 
     def evaluate(self, as_of: datetime | str | None = None, project: str | None = None,
-                 segments: list[str] | None = None) -> pd.DataFrame:
-        """user_id and one boolean column per segment (all, or `segments`), at as_of."""
-        ev = service.evaluation(self.store, self._pid(project), self.workspace,
-                                service.instant(as_of), only=segments)
+                 segments: list[str] | None = None,
+                 known_at: datetime | str | None = None) -> pd.DataFrame:
+        """user_id and one boolean column per segment (all, or `segments`), at as_of as
+        known at known_at (each default now; docs/rules.md, Time)."""
+        at, known = service.pair(as_of, known_at)
+        ev = service.evaluation(self.store, self._pid(project), self.workspace, at,
+                                only=segments, known_at=known)
         return service.wide(ev).to_pandas()
 
     def members(self, segment: str, as_of: datetime | str | None = None,
-                project: str | None = None) -> pd.DataFrame:
-        """The user_id of the segment's members at as_of, sorted."""
+                project: str | None = None,
+                known_at: datetime | str | None = None) -> pd.DataFrame:
+        """The user_id of the segment's members at as_of (as known at known_at), sorted."""
+        at, known = service.pair(as_of, known_at)
         return service.members(self.store, self._pid(project), self.workspace, segment,
-                               service.instant(as_of)).to_pandas()
+                               at, known).to_pandas()
 
     def explain(self, segment: str, user_id: str, as_of: datetime | str | None = None,
-                project: str | None = None) -> pd.DataFrame:
+                project: str | None = None,
+                known_at: datetime | str | None = None) -> pd.DataFrame:
         """The rule tree, one row per node in pre-order: depth, kind, truth, sentence,
         observed values (the root row says whether the user is in)."""
+        at, known = service.pair(as_of, known_at)
         why = service.explain_member(self.store, self._pid(project), self.workspace, segment,
-                                     user_id, service.instant(as_of))
+                                     user_id, at, known)
         rows: list[dict[str, Any]] = []
 
         def walk(node: Explanation, depth: int) -> None:
@@ -124,26 +134,30 @@ class Segmently:
         return pd.DataFrame(rows)
 
     def profile(self, user_id: str | None = None, as_of: datetime | str | None = None,
-                project: str | None = None) -> pd.DataFrame:
+                project: str | None = None,
+                known_at: datetime | str | None = None) -> pd.DataFrame:
         """Per-user metrics (profile.build_profiles): every user, or one row for user_id."""
-        users = build_profiles(self.store, self._pid(project), self.workspace,
-                               service.instant(as_of)).users
+        at, known = service.pair(as_of, known_at)
+        users = build_profiles(self.store, self._pid(project), self.workspace, at,
+                               known_at=known).users
         if user_id is not None:
             users = users.filter(users.user_id == user_id)
         return users.order_by("user_id").to_pandas()
 
     def refresh(self, as_of: datetime | str | None = None, project: str | None = None,
                 backfill_from: datetime | str | None = None,
-                every: str = "1d") -> pd.DataFrame:
+                every: str = "1d", known_at: datetime | str | None = None) -> pd.DataFrame:
         """Store a snapshot (and transitions) of every segment at as_of, or at each step
-        from backfill_from up to as_of; one row per segment and instant."""
+        from backfill_from up to as_of, as known at known_at (default now); one row per
+        segment and instant."""
         pid, ws = self._pid(project), self.workspace
+        at, known = service.pair(as_of, known_at)
         if backfill_from is not None:
             done = service.backfill(self.store, pid, ws, service.instant(backfill_from),
-                                    service.instant(as_of), service.period(every))
+                                    at, service.period(every), known)
         else:
-            done = service.refresh(self.store, pid, ws, service.instant(as_of))
-        columns = ["segment", "as_of", "size", "entered", "exited", "skipped"]
+            done = service.refresh(self.store, pid, ws, at, known)
+        columns = ["segment", "as_of", "size", "entered", "exited", "skipped", "error"]
         return pd.DataFrame([{c: getattr(r, c) for c in columns} for r in done],
                             columns=columns)
 

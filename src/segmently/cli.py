@@ -286,8 +286,11 @@ segments_app = typer.Typer(help="Segments of the workspace file: evaluate, expla
 app.add_typer(segments_app, name="segments")
 PROJECT = typer.Option(None, "--project", help="Project name or id (default: the workspace's"
                        " `project`, else the only project).")
-AS_OF = typer.Option(None, "--as-of", help="Evaluation instant, ISO 8601 (default: now; no"
-                     " offset means UTC).")
+AS_OF = typer.Option(None, "--as-of", help="What had happened: events before this instant "
+                     "count. ISO 8601 (default: now; no offset means UTC).")
+KNOWN_AT = typer.Option(None, "--known-at", help="What had been received: events that "
+                        "arrived by this instant count (default: now; the --as-of value "
+                        "reproduces the answer given then). docs/rules.md, Time.")
 
 
 def fail(message: str) -> None:
@@ -338,19 +341,22 @@ def segments_show(name: str, project: str = PROJECT) -> None:
 
 
 @segments_app.command("eval")
-def segments_eval(as_of: str = AS_OF, project: str = PROJECT) -> None:
+def segments_eval(as_of: str = AS_OF, known_at: str = KNOWN_AT,
+                  project: str = PROJECT) -> None:
     """Evaluate every segment at one instant (one pass) and print the sizes."""
-    found = run_segments("segments_eval", project=project, as_of=as_of)
+    found = run_segments("segments_eval", project=project, as_of=as_of, known_at=known_at)
     if Ctx.json:
         show(found)
         return
-    show(found["segments"], title=f"segment sizes as of {found['as_of']}")
+    show(found["segments"], title=f"segment sizes as of {found['as_of']}, "
+                                  f"known at {found['known_at']}")
 
 
 @segments_app.command("members")
 def segments_members(
     name: str,
     as_of: str = AS_OF,
+    known_at: str = KNOWN_AT,
     project: str = PROJECT,
     fmt: str = typer.Option(None, "--format", help="csv, json or parquet (default: a table,"
                             " or JSON with --json)."),
@@ -366,7 +372,8 @@ def segments_members(
         fail(f"--format: {fmt!r} is not one of csv, json, parquet")
     if fmt == "parquet" and out is None:
         fail("--format parquet needs --out FILE")
-    found = run_segments("segments_members", project=project, name=name, as_of=as_of)
+    found = run_segments("segments_members", project=project, name=name, as_of=as_of,
+                         known_at=known_at)
     table = pa.table({"user_id": pa.array(found["user_ids"], pa.string())})
     if fmt == "parquet":
         pq.write_table(table, out)
@@ -388,12 +395,12 @@ def segments_members(
 
 
 @segments_app.command("explain")
-def segments_explain(name: str, user_id: str, as_of: str = AS_OF,
+def segments_explain(name: str, user_id: str, as_of: str = AS_OF, known_at: str = KNOWN_AT,
                      project: str = PROJECT) -> None:
     """Why a user is in or out of a segment: each rule node, true or false, and what was
     observed."""
     found = run_segments("segments_explain", project=project, name=name, user_id=user_id,
-                         as_of=as_of)
+                         as_of=as_of, known_at=known_at)
     if Ctx.json:
         show(found)
         return
@@ -404,6 +411,7 @@ def segments_explain(name: str, user_id: str, as_of: str = AS_OF,
 @segments_app.command("refresh")
 def segments_refresh(
     as_of: str = AS_OF,
+    known_at: str = KNOWN_AT,
     project: str = PROJECT,
     backfill_from: str = typer.Option(None, "--backfill-from", help="Also store snapshots at"
                                       " every --every from this instant up to --as-of."),
@@ -414,14 +422,17 @@ def segments_refresh(
 ) -> None:
     """Evaluate every segment once and store snapshots and enter/exit transitions."""
     found = run_segments("segments_refresh", project=project, as_of=as_of,
-                         backfill_from=backfill_from, every=every, profiles=profiles)
+                         backfill_from=backfill_from, every=every, profiles=profiles,
+                         known_at=known_at)
     show(found, title="refreshed")
 
 
 @app.command("user")
-def user(user_id: str, as_of: str = AS_OF, project: str = PROJECT) -> None:
+def user(user_id: str, as_of: str = AS_OF, known_at: str = KNOWN_AT,
+         project: str = PROJECT) -> None:
     """A user's profile (metrics, features, milestones) and the segments they are in."""
-    found = run_segments("user_profile", project=project, user_id=user_id, as_of=as_of)
+    found = run_segments("user_profile", project=project, user_id=user_id, as_of=as_of,
+                         known_at=known_at)
     if Ctx.json:
         show(found)
         return

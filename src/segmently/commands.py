@@ -107,39 +107,45 @@ def segments_show(store: Store, pid: str, ws: Workspace, name: str) -> dict[str,
 
 
 @_segments
-def segments_eval(store: Store, pid: str, ws: Workspace, as_of: str | None = None) -> dict[str, Any]:
-    at = service.instant(as_of)
-    sizes = service.evaluation(store, pid, ws, at).sizes() if ws.segments else {}
-    return {"as_of": at.isoformat(),
+def segments_eval(store: Store, pid: str, ws: Workspace, as_of: str | None = None,
+                  known_at: str | None = None) -> dict[str, Any]:
+    at, known = service.pair(as_of, known_at)
+    sizes = service.evaluation(store, pid, ws, at, known_at=known).sizes() \
+        if ws.segments else {}
+    return {"as_of": at.isoformat(), "known_at": known.isoformat(),
             "segments": [{"name": n, "size": size} for n, size in sizes.items()]}
 
 
 @_segments
 def segments_members(store: Store, pid: str, ws: Workspace, name: str,
-                     as_of: str | None = None) -> dict[str, Any]:
-    at = service.instant(as_of)
-    ids = service.members(store, pid, ws, name, at)["user_id"].to_pylist()
-    return {"segment": name, "as_of": at.isoformat(), "size": len(ids), "user_ids": ids}
+                     as_of: str | None = None, known_at: str | None = None) -> dict[str, Any]:
+    at, known = service.pair(as_of, known_at)
+    ids = service.members(store, pid, ws, name, at, known)["user_id"].to_pylist()
+    return {"segment": name, "as_of": at.isoformat(), "known_at": known.isoformat(),
+            "size": len(ids), "user_ids": ids}
 
 
 @_segments
 def segments_explain(store: Store, pid: str, ws: Workspace, name: str, user_id: str,
-                     as_of: str | None = None) -> dict[str, Any]:
-    at = service.instant(as_of)
-    why = service.explain_member(store, pid, ws, name, user_id, at)
+                     as_of: str | None = None, known_at: str | None = None) -> dict[str, Any]:
+    at, known = service.pair(as_of, known_at)
+    why = service.explain_member(store, pid, ws, name, user_id, at, known)
     return {"segment": name, "user_id": user_id, "as_of": at.isoformat(),
+            "known_at": known.isoformat(),
             "member": why.truth, "explanation": why.to_dict(), "text": why.text()}
 
 
 @_segments
 def segments_refresh(store: Store, pid: str, ws: Workspace, as_of: str | None = None,
                      backfill_from: str | None = None, every: str = "1d",
-                     profiles: bool = True) -> list[dict[str, Any]]:
+                     profiles: bool = True, known_at: str | None = None
+                     ) -> list[dict[str, Any]]:
+    known = service.pair(as_of, known_at)[1]
     if backfill_from is not None:
         done = service.backfill(store, pid, ws, service.instant(backfill_from),
-                                service.instant(as_of), service.period(every))
+                                service.instant(as_of), service.period(every), known)
     else:
-        done = service.refresh(store, pid, ws, service.instant(as_of))
+        done = service.refresh(store, pid, ws, service.instant(as_of), known)
     if profiles and done:  # the UI's member tables and insights read it at once
         stored.record(store, pid, ws, max(r.as_of for r in done))
     return [service.result_json(r) for r in done]
@@ -147,10 +153,11 @@ def segments_refresh(store: Store, pid: str, ws: Workspace, as_of: str | None = 
 
 @_segments
 def user_profile(store: Store, pid: str, ws: Workspace, user_id: str,
-                 as_of: str | None = None) -> dict[str, Any]:
-    at = service.instant(as_of)
-    out = service.profile(store, pid, ws, user_id, at)
-    segments = service.user_segments(store, pid, ws, user_id, at)
+                 as_of: str | None = None, known_at: str | None = None) -> dict[str, Any]:
+    at, known = service.pair(as_of, known_at)
+    out = service.profile(store, pid, ws, user_id, at, known)
+    out["known_at"] = known.isoformat()
+    segments = service.user_segments(store, pid, ws, user_id, at, known)
     out["segments"] = [{"segment": name, "explanation": why.to_dict(), "text": why.text()}
                        for name, why in segments.items()]
     return out

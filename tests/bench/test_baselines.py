@@ -140,7 +140,7 @@ def _members(wide: pd.DataFrame) -> dict[str, set[str]]:
 def test_engine_sql_and_pandas_give_the_hand_checked_members(crafted: tuple[Path, str]) -> None:
     db, project = crafted
     with Store(f"duckdb://{db}", read_only=True) as store:
-        ev = service.evaluation(store, project, demo_workspace(), AS_OF)
+        ev = service.evaluation(store, project, demo_workspace(), AS_OF, known_at=AS_OF)
         engine = service.wide(ev).to_pyarrow().to_pandas()
     sys.path.insert(0, str(BENCH))
     try:

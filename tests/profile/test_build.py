@@ -68,7 +68,7 @@ def profiles(store: Store) -> dict[str, dict]:
     # known only after as_of: must change nothing
     store.append("p", [ev("late", "ann", "report_created", AS_OF - 1 * D)],
                  received_at=AS_OF + timedelta(hours=1))
-    built = build_profiles(store, "p", VOCAB, AS_OF)
+    built = build_profiles(store, "p", VOCAB, AS_OF, known_at=AS_OF)
     return {r["user_id"]: r for r in built.users.to_pyarrow().to_pylist()}
 
 
@@ -128,7 +128,7 @@ def test_accounts_roll_users_up(store: Store, profiles: dict[str, dict]) -> None
         Message(message_id="x1", type="track", event="clicked", timestamp=AS_OF - 40 * D,
                 source="native", user_id="cat", account_id="globex"),
     ], received_at=AS_OF - 100 * D)
-    users = build_profiles(store, "p", VOCAB, AS_OF).users
+    users = build_profiles(store, "p", VOCAB, AS_OF, known_at=AS_OF).users
     rows = {r["account_id"]: r for r in
             account_rollup(users, user_accounts(store, "p", AS_OF)).to_pyarrow().to_pylist()}
     assert set(rows) == {"acme", "globex"}

@@ -131,10 +131,10 @@ def test_one_persons_profile_with_the_runs_scale_scores_as_among_everyone(filled
     from segmently.profile import build_profiles
 
     run = stored.record(filled, "p", VOCAB, AS_OF)
-    bob = build_profiles(filled, "p", VOCAB, AS_OF, person="bob",
+    bob = build_profiles(filled, "p", VOCAB, AS_OF, person="bob", known_at=AS_OF,
                          engagement_scale=run.engagement_scale).users.to_pyarrow().to_pylist()
     assert [(r["user_id"], r["engagement_score"]) for r in bob] == [("bob", 25.0)]
-    alone = build_profiles(filled, "p", VOCAB, AS_OF, person="bob",
+    alone = build_profiles(filled, "p", VOCAB, AS_OF, person="bob", known_at=AS_OF,
                            engagement_scale=None).users.to_pyarrow().to_pylist()
     assert alone[0]["engagement_score"] == 25.0  # read from every user's rollups instead
 

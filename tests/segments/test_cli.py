@@ -121,14 +121,18 @@ def test_members_at_two_instants(env: dict[str, str]) -> None:
                      "quiet": ["bob"]},
                 T2: {"viewers": ["carol"], "pro": ["alice", "bob"], "pro_viewers": [],
                      "quiet": ["alice", "bob", "dave"]}}
-    for at, segments in expected.items():
+    for at, segments in expected.items():  # as known then: dave's event arrived on the 11th
         for name, ids in segments.items():
-            found = cli(env, "segments", "members", name, "--as-of", at)
+            found = cli(env, "segments", "members", name, "--as-of", at, "--known-at", at)
             assert found["user_ids"] == ids, (at, name)
             assert found["size"] == len(ids)
-        sizes = cli(env, "segments", "eval", "--as-of", at)
+        sizes = cli(env, "segments", "eval", "--as-of", at, "--known-at", at)
         assert {s["name"]: s["size"] for s in sizes["segments"]} == \
             {name: len(ids) for name, ids in segments.items()}
+    # as known now, dave's late event (9 March, received on the 11th) counts on the 10th
+    found = cli(env, "segments", "members", "quiet", "--as-of", T1)
+    assert found["user_ids"] == ["bob", "dave"]
+    assert found["known_at"] > found["as_of"]
 
 
 def test_explain_sentences(env: dict[str, str]) -> None:
@@ -152,13 +156,14 @@ def test_explain_reads_the_workspace_vocabulary(env: dict[str, str]) -> None:
                     "    rule: {kind: used_feature, feature: reports, window: {last: 7}}\n")
     # alice viewed reports on 03-04, 03-05 and 03-08: 3 times in [03-03, 03-10)
     found = cli({**env, "config": str(path)}, "segments", "explain", "report_users", "alice",
-                "--as-of", T1)
+                "--as-of", T1, "--known-at", T1)
     assert found["member"] is True
     assert found["explanation"]["sentence"] == \
         "used feature reports 3 times in the last 7 days; needs at least once"
-    # carol's three views are after T1; bob's one view on 03-02 is before the window
+    # carol's three views are after T1; bob's one view on 03-02 is before the window;
+    # dave's of 03-09 arrived on the 11th
     members = cli({**env, "config": str(path)}, "segments", "members", "report_users",
-                  "--as-of", T1)
+                  "--as-of", T1, "--known-at", T1)
     assert members["user_ids"] == ["alice"]
 
 
@@ -172,14 +177,16 @@ def test_unknown_user_and_segment_are_clean_errors(env: dict[str, str]) -> None:
 
 
 def test_refresh_stores_transitions_and_list_shows_freshness(env: dict[str, str]) -> None:
-    first = cli(env, "segments", "refresh", "--as-of", T1)
+    # as known then (a refresh at each instant as it happened); dave's late view of 03-09
+    # arrived on the 11th, so T1's snapshot does not have it
+    first = cli(env, "segments", "refresh", "--as-of", T1, "--known-at", T1)
     assert {(r["segment"], r["size"], r["entered"], r["exited"]) for r in first} == {
         ("viewers", 1, 1, 0), ("pro", 1, 1, 0), ("pro_viewers", 1, 1, 0), ("quiet", 1, 1, 0)}
-    second = cli(env, "segments", "refresh", "--as-of", T2)
+    second = cli(env, "segments", "refresh", "--as-of", T2, "--known-at", T2)
     # viewers: carol in, alice out; pro: bob in; pro_viewers: alice out; quiet: alice, dave in
     assert {(r["segment"], r["size"], r["entered"], r["exited"]) for r in second} == {
         ("viewers", 1, 1, 1), ("pro", 2, 1, 0), ("pro_viewers", 0, 0, 1), ("quiet", 3, 2, 0)}
-    again = cli(env, "segments", "refresh", "--as-of", T2)
+    again = cli(env, "segments", "refresh", "--as-of", T2, "--known-at", T2)
     assert all(r["skipped"] for r in again)
     listed = {row["name"]: row for row in cli(env, "segments", "list")}
     assert listed["quiet"]["size"] == 3 and listed["quiet"]["as_of"] == T2
@@ -197,7 +204,8 @@ def test_refresh_stores_transitions_and_list_shows_freshness(env: dict[str, str]
                                                      "at_least: 1, window: {last: 7}"))
     assert {row["name"]: row["version"] for row in cli(env, "segments", "list")}["viewers"] \
         is None
-    later = cli(env, "segments", "refresh", "--as-of", "2026-03-21T00:00:00")
+    later = cli(env, "segments", "refresh", "--as-of", "2026-03-21T00:00:00",
+                "--known-at", "2026-03-21T00:00:00")
     # at least once in [03-14, 03-21): carol (14th, 15th); alice, bob, dave are quiet
     assert {r["segment"]: r["size"] for r in later}["viewers"] == 1
     shown = cli(env, "segments", "show", "viewers")

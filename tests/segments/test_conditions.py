@@ -78,7 +78,7 @@ def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 def members(store: Store, rule: dict[str, Any], as_of: datetime = AS_OF,
             project: str = "p", **others: dict[str, Any]) -> set[str]:
-    ev = evaluate(store, project, {"x": rule, **others}, as_of, only=["x"])
+    ev = evaluate(store, project, {"x": rule, **others}, as_of, only=["x"], known_at=as_of)
     return set(ev.members("x").to_pyarrow()["user_id"].to_pylist())
 
 
@@ -93,7 +93,7 @@ def check(store: Store, cases: list[tuple[dict[str, Any], set[str]]]) -> None:
     """Evaluate every case as one segment of a single evaluation (one pass), then compare
     each with its hand-written members."""
     segs = {f"case{i}": rule for i, (rule, _) in enumerate(cases)}
-    ev = evaluate(store, "p", segs, AS_OF)
+    ev = evaluate(store, "p", segs, AS_OF, known_at=AS_OF)  # as known then: no late data
     long = ev.membership().to_pylist()
     got = {name: {r["user_id"] for r in long if r["segment"] == name and r["member"]}
            for name in segs}
@@ -261,7 +261,7 @@ def test_groups_and_references(loaded: Store) -> None:
             "either": {"any": [{"kind": "in_segment", "segment": "viewers"},
                                {"kind": "in_segment", "segment": "pro"}]},
             "neither": {"all": [{"kind": "not_in_segment", "segment": "either"}]}}
-    ev = evaluate(loaded, "p", segs, AS_OF)
+    ev = evaluate(loaded, "p", segs, AS_OF, known_at=AS_OF)
     got = {name: set(ev.members(name).to_pyarrow()["user_id"].to_pylist()) for name in segs}
     assert got == {"viewers": {"ann", "cat"}, "pro": {"bob"}, "both": set(),
                    "either": {"ann", "bob", "cat"}, "neither": {"eve"}}

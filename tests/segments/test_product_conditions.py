@@ -211,7 +211,8 @@ def check(store: Store, groups: dict[str, list[Case]], as_of: datetime = AS_OF) 
     cases = {f"{group}{i}": c for group, cs in groups.items() for i, c in enumerate(cs)
              if c.spark or not is_spark(store)}
     segs = {name: c.rule for name, c in cases.items()}
-    long = evaluate(store, "p", segs, as_of, vocabulary=VOCABULARY).membership().to_pylist()
+    long = evaluate(store, "p", segs, as_of, vocabulary=VOCABULARY,
+                    known_at=as_of).membership().to_pylist()  # as known then
     assert {r["user_id"] for r in long} == USERS  # gus is unknown at as_of
     got = {name: {r["user_id"] for r in long if r["segment"] == name and r["member"]}
            for name in segs}
@@ -432,7 +433,7 @@ def test_explain_states_observed_values(loaded: Store, user: str, rule: dict[str
     if is_spark(loaded):
         pytest.skip("explain sentences are checked on DuckDB and PostgreSQL (each explain is "
                     "a Spark job of seconds; Spark's answers are checked above)")
-    got = explain(loaded, "p", rule, user, AS_OF, vocabulary=VOCABULARY)
+    got = explain(loaded, "p", rule, user, AS_OF, vocabulary=VOCABULARY, known_at=AS_OF)
     assert got.truth is truth
     for w in words:
         assert w in got.sentence, got.sentence

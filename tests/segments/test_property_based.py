@@ -137,7 +137,8 @@ def _compare(store: Store, drawn: list[dict[str, Any]], rules: list[dict[str, An
     events = _events(drawn)
     segments = {f"r{i}": rule for i, rule in enumerate(rules)}
     expected = reference.evaluate(events, segments, AS_OF, FEATURES)
-    ev = evaluate(store, _load(store, events), segments, AS_OF, vocabulary=VOCABULARY)
+    ev = evaluate(store, _load(store, events), segments, AS_OF, vocabulary=VOCABULARY,
+                  known_at=AS_OF)  # the reference counts what was received by as_of
     long = ev.membership().to_pylist()
     got = {name: {r["user_id"] for r in long if r["segment"] == name and r["member"]}
            for name in segments}

@@ -92,7 +92,8 @@ def test_latest_traits_and_set_once(store: Store) -> None:
            views.latest_traits(store, "p1").to_pyarrow().to_pylist()}
     assert got == {"plan": '"pro"', "name": '"Ann"', "signup": '"web"'}
     as_of = {r["trait"]: r["value"] for r in
-             views.latest_traits(store, "p1", as_of=T0 + timedelta(days=1, hours=1))
+             views.latest_traits(store, "p1", as_of=T0 + timedelta(days=1, hours=1),
+                                 known_at=T0 + timedelta(days=1, hours=1))
              .to_pyarrow().to_pylist()}
     # received_at is "now", so nothing was known at a past instant
     assert as_of == {}

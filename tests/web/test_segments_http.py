@@ -202,8 +202,11 @@ def test_refresh_members_versions_and_transitions(api: Api) -> None:
         assert live.json()["source"] == "live"
         assert all_members(c, "power", as_of=datetime.now(UTC).isoformat()) == [
             "alice", "bob", "carol"]
-        # a past instant before anything was received: nothing was known then
-        assert all_members(c, "power", as_of=(NOW - timedelta(days=1)).isoformat()) == []
+        # a past instant before anything was received: nothing was known then, but as
+        # known now alice had viewed reports 5 times in the 30 days before it
+        before = (NOW - timedelta(days=1)).isoformat()
+        assert all_members(c, "power", as_of=before, known_at=before) == []
+        assert all_members(c, "power", as_of=before) == ["alice"]
 
         second = {s["name"]: s for s in c.post("/api/refresh").json()["segments"]}
         assert {n: (s["size"], s["entered"], s["exited"]) for n, s in second.items()} == {

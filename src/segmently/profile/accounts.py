@@ -12,19 +12,22 @@ from segmently.store import Store, schema
 from segmently.store.views import identity_map, resolved_events
 
 
-def user_accounts(store: Store, project_id: str, as_of: datetime) -> ir.Table:
+def user_accounts(store: Store, project_id: str, as_of: datetime,
+                  known_at: datetime | None = None) -> ir.Table:
     """person_id -> account_id: the latest account a user was linked to by a group call,
     else the account on their latest event that carried one. A group call made under an
-    anonymous or previous id belongs to the person that id was merged into (as events do)."""
+    anonymous or previous id belongs to the person that id was merged into (as events do).
+    Links made before as_of and received by known_at (None: ever) count."""
     links = store.table(schema.ACCOUNT_LINKS)
-    links = links.filter(links.project_id == project_id, links.received_at <= as_of,
-                         links.linked_at < as_of)
-    ids = identity_map(store, project_id, as_of)
+    links = links.filter(links.project_id == project_id, links.linked_at < as_of)
+    if known_at is not None:
+        links = links.filter(links.received_at <= known_at)
+    ids = identity_map(store, project_id, as_of, known_at)
     links = links.left_join(ids, links.user_id == ids.alias_id)
     links = links.mutate(person_id=links.user_id_right.coalesce(links.user_id))
     linked = links.group_by("person_id").aggregate(
         account_id=links.account_id.argmax(links.linked_at.epoch_seconds()))
-    e = resolved_events(store, project_id, as_of)
+    e = resolved_events(store, project_id, as_of, known_at=known_at)
     e = e.filter(e.account_id.notnull())
     seen = e.group_by("person_id").aggregate(
         seen_account=e.account_id.argmax(e.timestamp.epoch_seconds()))

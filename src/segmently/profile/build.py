@@ -45,38 +45,42 @@ def _attach(left: ir.Table, right: ir.Table | None, key: str = "person_id") -> i
     return joined.drop(key) if key in joined.columns else joined
 
 
-def _plan(store: Store, project_id: str, as_of: datetime) -> ir.Table:
-    t = latest_traits(store, project_id, "user", as_of)
+def _plan(store: Store, project_id: str, as_of: datetime,
+          known_at: datetime | None) -> ir.Table:
+    t = latest_traits(store, project_id, "user", as_of, known_at)
     t = t.filter(t.trait == PLAN_TRAIT)
     return t.select(person_id=t.entity_id, plan=string_at(t.value))
 
 
-def _activity_rows(store: Store, project_id: str, vocab: Vocabulary,
-                   as_of: datetime, person: str | None = None) -> ir.Table:
+def _activity_rows(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime,
+                   person: str | None = None, known_at: datetime | None = None) -> ir.Table:
     """Every user's (or only `person`'s) activity as counted rows for the engagement
     score: daily rollups where the store has them, else raw events."""
     if has_rollups(store):
         rows = resolved_daily_rows(store, project_id, as_of,
-                                   [engagement_start(vocab.engagement, as_of)], person)
+                                   [engagement_start(vocab.engagement, as_of)], person,
+                                   known_at)
     else:
-        e = resolved_events(store, project_id, as_of, person)
+        e = resolved_events(store, project_id, as_of, person, known_at)
         rows = e.mutate(first_ts=e.timestamp, n=ibis.literal(1, type="int64"))
     return rows.filter(rows.type.isin(ACTIVITY_TYPES))
 
 
 def build_profiles(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime,
                    person: str | None = None,
-                   engagement_scale: float | None = None) -> Profiles:
+                   engagement_scale: float | None = None,
+                   known_at: datetime | None = None) -> Profiles:
     """Every person's profile, or only `person`'s: then only their events are read,
     except for the engagement scale, which is relative to every user (from rollups)
     unless `engagement_scale` gives it (the most engaged user's points at as_of, as a
     stored run keeps it), so one person's profile costs a fraction of everyone's and
-    reads the same."""
-    everything = resolved_events(store, project_id, as_of, person)
+    reads the same. What had happened by as_of counts, as received by known_at (None:
+    everything received)."""
+    everything = resolved_events(store, project_id, as_of, person, known_at)
     # identify/group/alias manage data; only what users did counts as activity
     events = everything.filter(everything.type.isin(ACTIVITY_TYPES))
     scaled = person if engagement_scale is not None else None
-    engaged = engagement(_activity_rows(store, project_id, vocab, as_of, scaled),
+    engaged = engagement(_activity_rows(store, project_id, vocab, as_of, scaled, known_at),
                          vocab.engagement, as_of, engagement_scale)
     window = vocab.activity_window_days
     users = activity(events, as_of, window_days=window, session_gap=vocab.session_gap_minutes * 60)
@@ -84,7 +88,7 @@ def build_profiles(store: Store, project_id: str, vocab: Vocabulary, as_of: date
     users = _attach(users, billing(events, as_of, window_days=30))
     users = _attach(users, engaged)
     users = _attach(users, lifecycle(events, as_of))
-    users = _attach(users, _plan(store, project_id, as_of))
+    users = _attach(users, _plan(store, project_id, as_of, known_at))
     features = feature_usage(events, vocab.features, as_of, window)
     if features is not None:
         used = features.filter(features.uses_window > 0)

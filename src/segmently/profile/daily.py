@@ -19,20 +19,22 @@ from segmently.store.views import resolved_daily_rows
 MAX_DAYS = 366
 
 
-def totals(store: Store, project_id: str, as_of: datetime) -> tuple[int, int]:
-    """(people with any event, events) known at as_of."""
-    rows = resolved_daily_rows(store, project_id, as_of, [])
+def totals(store: Store, project_id: str, as_of: datetime,
+           known_at: datetime | None = None) -> tuple[int, int]:
+    """(people with any event, events) before as_of, received by known_at (None: ever)."""
+    rows = resolved_daily_rows(store, project_id, as_of, [], known_at=known_at)
     counts = rows.aggregate(people=rows.person_id.nunique(), events=rows.n.sum()).to_pyarrow()
     return int(counts["people"][0].as_py() or 0), int(counts["events"][0].as_py() or 0)
 
 
 def daily_active(store: Store, project_id: str, as_of: datetime,
-                 days: int = MAX_DAYS) -> ir.Table:
+                 days: int = MAX_DAYS, known_at: datetime | None = None) -> ir.Table:
     """(day: days since 1970-01-01, users): distinct people with a track, page or screen
     event on each UTC day of the `days` days before as_of; days without any are absent."""
     if not 1 <= days <= MAX_DAYS:
         raise ValueError(f"days: must be between 1 and {MAX_DAYS}")
     start = (as_of - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
-    rows = resolved_daily_rows(store, project_id, as_of, [start])  # midnight: no raw day
+    rows = resolved_daily_rows(store, project_id, as_of, [start],  # midnight: no raw day
+                               known_at=known_at)
     rows = rows.filter(rows.type.isin(ACTIVITY_TYPES), rows.day >= day_number(start))
     return rows.group_by("day").aggregate(users=rows.person_id.nunique())

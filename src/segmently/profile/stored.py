@@ -132,7 +132,7 @@ def _user_rows(store: Store, project_id: str, prof: Profiles, as_of: datetime) -
     users = prof.users
     if "journey_stage" not in users.columns:  # no milestones declared
         users = users.mutate(journey_stage=ibis.null("string"))
-    acct = user_accounts(store, project_id, as_of)
+    acct = user_accounts(store, project_id, as_of, known_at=as_of)
     users = users.left_join(acct, users.user_id == acct.person_id)
     return users.select(*USER_COLUMNS)
 
@@ -140,14 +140,16 @@ def _user_rows(store: Store, project_id: str, prof: Profiles, as_of: datetime) -
 def live_users(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime) -> ir.Table:
     """What `users` of a run at as_of would hold, as an expression computed on every
     read: for instants no run is kept for (a live evaluation)."""
-    return _user_rows(store, project_id, build_profiles(store, project_id, vocab, as_of),
-                      as_of)
+    return _user_rows(store, project_id,
+                      build_profiles(store, project_id, vocab, as_of, known_at=as_of), as_of)
 
 
 def compute(store: Store, project_id: str, vocab: Vocabulary,
             as_of: datetime) -> dict[str, pa.Table]:
-    """The rows of a run, computed in the engine; only the narrow results reach Arrow."""
-    prof = build_profiles(store, project_id, vocab, as_of)
+    """The rows of a run, computed in the engine; only the narrow results reach Arrow.
+    A run is of a refresh instant as known at it (what the refresh at now evaluated), so
+    a run recorded minutes later, on a page view, still agrees with the snapshot."""
+    prof = build_profiles(store, project_id, vocab, as_of, known_at=as_of)
     rows = {USERS: _user_rows(store, project_id, prof, as_of).to_pyarrow()}
     empty = {name: pa.table({c: pa.array([], _ARROW[name].field(c).type)
                              for c in TABLES[name] if c not in _KEY})
@@ -159,7 +161,7 @@ def compute(store: Store, project_id: str, vocab: Vocabulary,
         m = prof.milestones
         rows[MILESTONES] = m.select(user_id=m.person_id, step=m.step.cast("int64"),
                                     reached_at=m.reached_at).to_pyarrow()
-    active = daily.daily_active(store, project_id, as_of).to_pyarrow()
+    active = daily.daily_active(store, project_id, as_of, known_at=as_of).to_pyarrow()
     rows[ACTIVE] = pa.table({"day": active["day"].cast(pa.int32()).cast(pa.date32()),
                              "users": active["users"]})
     return {name: _keyed(rows.get(name, empty.get(name)), name, project_id, as_of)
@@ -189,7 +191,7 @@ def record(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime) ->
     started = time.perf_counter()
     rows = compute(store, project_id, vocab, as_of)
     points = pc.max(rows[USERS]["engagement_points"]).as_py()
-    people, events = daily.totals(store, project_id, as_of)
+    people, events = daily.totals(store, project_id, as_of, known_at=as_of)
     run = Run(project_id, as_of, vocabulary_key(vocab), rows[USERS].num_rows, people, events,
               float(points or 0.0), utcnow(), round(time.perf_counter() - started, 3))
     kept = sorted({r.as_of for r in _runs(store, project_id) if r.as_of != as_of},

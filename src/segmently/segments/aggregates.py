@@ -117,6 +117,13 @@ class Aggregates:
     vocabulary: Vocabulary = field(default_factory=Vocabulary)
     joins: dict[Hashable, JoinBuilder] = field(default_factory=dict)
     use_rollups: bool = True  # False: every aggregate from raw events (tests compare both)
+    known_at: datetime | None = None  # what had been received (None: everything)
+
+    def fresh(self) -> Aggregates:
+        """An empty registry at the same two instants, engine, vocabulary and mode (the
+        inner rule of an account condition runs over every user)."""
+        return Aggregates(self.as_of, self.engine, vocabulary=self.vocabulary,
+                          use_rollups=self.use_rollups, known_at=self.known_at)
 
     def column(self, agg: Agg) -> str:
         """The column name of an aggregate (generated: no user text in identifiers)."""
@@ -225,7 +232,7 @@ class Aggregates:
     def _daily_table(self, store: Store, project_id: str, person: str | None,
                      daily: list[Agg]) -> ir.Table:
         bounds = {b for a in daily for b in (a.span.start, a.span.end) if b is not None}
-        d = resolved_daily_rows(store, project_id, self.as_of, bounds, person)
+        d = resolved_daily_rows(store, project_id, self.as_of, bounds, person, self.known_at)
         return d.group_by("person_id").aggregate(
             **{FIRST_SEEN: d.first_ts.min(), LAST_SEEN: d.last_ts.max()},
             **{self.aggs[a]: self._daily_expr(d, a) for a in daily})
@@ -234,7 +241,7 @@ class Aggregates:
                    raw: list[Agg]) -> ir.Table:
         """Everything from raw events: known users over all history, aggregates over the
         widest window only."""
-        e = resolved_events(store, project_id, self.as_of, person)
+        e = resolved_events(store, project_id, self.as_of, person, self.known_at)
         if self._needs_first_seen(raw):
             e = e.mutate(_first=e.timestamp.min().over(group_by=e.person_id))
         base = {FIRST_SEEN: e.timestamp.min(), LAST_SEEN: e.timestamp.max()}
@@ -249,7 +256,7 @@ class Aggregates:
     def _join_raw(self, t: ir.Table, store: Store, project_id: str, person: str | None,
                   raw: list[Agg]) -> ir.Table:
         """The aggregates rollups cannot answer, over the raw events they can match."""
-        e = resolved_events(store, project_id, self.as_of, person)
+        e = resolved_events(store, project_id, self.as_of, person, self.known_at)
         names = _event_names(raw)
         if names is not None:
             e = e.filter(e.event.isin(sorted(names)))
@@ -269,7 +276,7 @@ class Aggregates:
                      person: str | None) -> ir.Table:
         if not self.traits:
             return t
-        tr = latest_traits(store, project_id, "user", self.as_of)
+        tr = latest_traits(store, project_id, "user", self.as_of, self.known_at)
         tr = tr.filter(tr.trait.isin(list(self.traits)))
         if person is not None:
             tr = tr.filter(tr.entity_id == person)

@@ -24,7 +24,7 @@ from segmently.segments import refreshing
 from segmently.segments import snapshots as snap
 from segmently.segments.errors import RuleError, UnknownUserError
 from segmently.segments.evaluate import evaluate
-from segmently.segments.windows import to_utc
+from segmently.segments.windows import instants, to_utc
 from segmently.store import Store, utcnow
 
 MAX_PAGE = 10_000
@@ -36,19 +36,20 @@ def _now(as_of: datetime | None) -> datetime:
 
 # -- refresh ---------------------------------------------------------------------------
 def refresh(store: Store, project_id: str, as_of: datetime | None = None,
-            vocabulary: Vocabulary | None = None) -> list[snap.RefreshResult]:
+            vocabulary: Vocabulary | None = None,
+            known_at: datetime | None = None) -> list[snap.RefreshResult]:
     """Evaluate every live definition once, at one instant, and record a snapshot of each
     (with the transitions since the previous one); a segment that cannot run is recorded
     with its error and the others refresh (segments/refreshing.py). `vocabulary` declares
     the features, milestones and scores product conditions read."""
-    as_of = _now(as_of)
     live, broken = defs.current(store, project_id), defs.broken(store, project_id)
     if not live and not broken:
         return []
     versions = {n: d.version for n, d in live.items()} | {n: b.version for n, b in broken.items()}
     return refreshing.refresh(store, project_id, {n: d.rule for n, d in live.items()},
                               versions, as_of, vocabulary,
-                              failed={n: b.error for n, b in broken.items()})
+                              failed={n: b.error for n, b in broken.items()},
+                              known_at=known_at)
 
 
 # -- reading snapshots -------------------------------------------------------------------
@@ -145,14 +146,15 @@ def _page(ids: ir.Table, limit: int, after: str | None) -> tuple[list[str], str 
 
 def members_page(store: Store, project_id: str, name: str, *, as_of: datetime | None = None,
                  limit: int = 100, cursor: str | None = None,
-                 vocabulary: Vocabulary | None = None) -> MembersPage:
+                 vocabulary: Vocabulary | None = None,
+                 known_at: datetime | None = None) -> MembersPage:
     """Members sorted by user id, `limit` at a time (keyset pagination: a cursor is the
     last id of the previous page). From the latest snapshot of the live version, or
-    evaluated live when `as_of` is given or there is no such snapshot."""
+    evaluated live when `as_of` or `known_at` is given or there is no such snapshot."""
     if not 1 <= limit <= MAX_PAGE:
         raise RuleError(f"limit: must be between 1 and {MAX_PAGE}")
     after = decode_cursor(cursor) if cursor else None
-    found = member_ids(store, project_id, name, as_of, vocabulary)
+    found = member_ids(store, project_id, name, as_of, vocabulary, known_at)
     users, nxt = _page(found.ids, limit, after)
     return MembersPage(users, nxt, found.as_of, found.source)
 
@@ -165,20 +167,21 @@ class Members:
 
 
 def member_ids(store: Store, project_id: str, name: str, as_of: datetime | None = None,
-               vocabulary: Vocabulary | None = None) -> Members:
+               vocabulary: Vocabulary | None = None,
+               known_at: datetime | None = None) -> Members:
     """A segment's members as a lazy table: from the latest snapshot of the live version,
-    else (an `as_of`, no snapshot, or a newer version) evaluated live."""
+    else (an `as_of` or `known_at`, no snapshot, or a newer version) evaluated live."""
     live = defs.current(store, project_id)
     if name not in live:
         raise defs.not_found(store, project_id, name)
     latest = latest_snapshots(store, project_id).get(name)
-    if as_of is None and latest is not None and latest["version"] == live[name].version:
+    if as_of is None and known_at is None and latest is not None \
+            and latest["version"] == live[name].version:
         return Members(snap.members_at(store, project_id, name, latest["as_of"]),
                        latest["as_of"], "snapshot")
-    when = _now(as_of)
-    ev = evaluate(store, project_id, {n: d.rule for n, d in live.items()}, when, only=[name],
-                  vocabulary=vocabulary)
-    return Members(ev.members(name), when, "live")
+    ev = evaluate(store, project_id, {n: d.rule for n, d in live.items()}, as_of,
+                  only=[name], vocabulary=vocabulary, known_at=known_at)
+    return Members(ev.members(name), ev.as_of, "live")
 
 
 def members_of(store: Store, project_id: str, names: list[str],
@@ -213,18 +216,20 @@ def _plain(value: Any) -> Any:
 
 
 def profile(store: Store, project_id: str, user_id: str, vocab: Vocabulary,
-            as_of: datetime | None = None) -> dict[str, Any]:
-    """The user's metrics (profile.build_profiles, one row) and features used. At an
-    instant a profile run was stored for, its engagement scale spares reading every
-    user's activity."""
-    when = _now(as_of)
-    run = stored.find(store, project_id, vocab, when)
+            as_of: datetime | None = None, known_at: datetime | None = None) -> dict[str, Any]:
+    """The user's metrics (profile.build_profiles, one row) and features used, at as_of as
+    known at known_at (each default now). At an instant a profile run was stored for, its
+    engagement scale spares reading every user's activity."""
+    when, known = instants(as_of, known_at)
+    run = stored.find(store, project_id, vocab, when) if known_at is None else None
     built = build_profiles(store, project_id, vocab, when, person=user_id,
-                           engagement_scale=run.engagement_scale if run else None)
+                           engagement_scale=run.engagement_scale if run else None,
+                           known_at=known)
     rows = built.users.filter(built.users.user_id == user_id).to_pyarrow().to_pylist()
     if not rows:
         raise UnknownUserError(f"no user {user_id!r} in this project as of {when.isoformat()}")
     out: dict[str, Any] = {"user_id": user_id, "as_of": when.isoformat(),
+                           "known_at": known.isoformat(),
                            "metrics": {k: _plain(v) for k, v in rows[0].items()
                                        if k != "user_id"}}
     if built.features is not None:

@@ -27,8 +27,8 @@ from segmently.segments.aggregates import Aggregates
 from segmently.segments.errors import SegmentReferenceError
 from segmently.segments.lower import Lowerer
 from segmently.segments.rules import Rule, parse_rule
-from segmently.segments.windows import to_utc
-from segmently.store import Store, utcnow
+from segmently.segments.windows import instants
+from segmently.store import Store
 
 
 def as_rules(segments: Mapping[str, Rule | dict[str, Any]]) -> dict[str, Rule]:
@@ -48,6 +48,7 @@ class Evaluation:
     as_of: datetime
     table: ir.Table
     columns: dict[str, str]  # segment name -> boolean column of `table`
+    known_at: datetime | None = None  # what had been received (None: everything)
 
     def members(self, segment: str) -> ir.Table:
         if segment not in self.columns:
@@ -90,17 +91,21 @@ def evaluate(
     only: Iterable[str] | None = None,
     vocabulary: Vocabulary | None = None,
     rollups: bool = True,
+    known_at: datetime | None = None,
 ) -> Evaluation:
     """Evaluate `only` (default: all) of `segments`; references resolve within `segments`.
+
+    Two instants (docs/rules.md, Time): what had happened by `as_of`, as received by
+    `known_at`; both default to now. `known_at=as_of` reproduces the answer given at as_of.
 
     `vocabulary` (the workspace's features, milestones and scores) is what used_feature,
     reached_milestone, journey_stage and metric conditions read; the profile table is
     joined in only when a rule has a metric condition. `rollups=False` computes every
     aggregate from raw events (the same answer, slower: for tests and benchmarks)."""
     rules = as_rules(segments)
-    as_of = to_utc(as_of) if as_of is not None else utcnow()
+    as_of, known_at = instants(as_of, known_at)
     aggs = Aggregates(as_of, engine_of(store), vocabulary=vocabulary or Vocabulary(),
-                      use_rollups=rollups)
+                      use_rollups=rollups, known_at=known_at)
     lowerer = Lowerer(aggs, rules)
     names = list(only) if only is not None else list(rules)
     for name in rules:  # every definition is checked, even those not asked for
@@ -110,12 +115,14 @@ def evaluate(
     columns = {name: f"_s{i}" for i, name in enumerate(names)}
     wide = t.select(user_id=t.person_id,
                     **{columns[name]: node.truth(t) for name, node in nodes.items()})
-    return Evaluation(as_of, wide, columns)
+    return Evaluation(as_of, wide, columns, known_at)
 
 
 def members(store: Store, project_id: str, segments: Mapping[str, Rule | dict[str, Any]],
             name: str, as_of: datetime | None = None,
-            vocabulary: Vocabulary | None = None) -> list[str]:
-    """The sorted user ids of one segment at as_of."""
-    ev = evaluate(store, project_id, segments, as_of, only=[name], vocabulary=vocabulary)
+            vocabulary: Vocabulary | None = None,
+            known_at: datetime | None = None) -> list[str]:
+    """The sorted user ids of one segment at as_of (as known at known_at)."""
+    ev = evaluate(store, project_id, segments, as_of, only=[name], vocabulary=vocabulary,
+                  known_at=known_at)
     return ev.members(name).to_pyarrow()["user_id"].to_pylist()

@@ -18,8 +18,8 @@ from segmently.segments.errors import UnknownUserError
 from segmently.segments.evaluate import as_rules, engine_of
 from segmently.segments.lower import Lowerer, Node
 from segmently.segments.rules import Rule, parse_rule
-from segmently.segments.windows import to_utc
-from segmently.store import Store, utcnow
+from segmently.segments.windows import instants
+from segmently.store import Store
 
 
 @dataclass
@@ -60,12 +60,14 @@ def explain(
     as_of: datetime | None = None,
     segments: Mapping[str, Rule | dict[str, Any]] | None = None,
     vocabulary: Vocabulary | None = None,
+    known_at: datetime | None = None,
 ) -> Explanation:
     """Explain `rule` (references resolve in `segments`; features, milestones and metrics
-    in `vocabulary`) for one user at as_of."""
+    in `vocabulary`) for one user at as_of, as known at known_at (default: now)."""
     rule = parse_rule(rule) if isinstance(rule, dict) else rule
-    as_of = to_utc(as_of) if as_of is not None else utcnow()
-    aggs = Aggregates(as_of, engine_of(store), vocabulary=vocabulary or Vocabulary())
+    as_of, known_at = instants(as_of, known_at)
+    aggs = Aggregates(as_of, engine_of(store), vocabulary=vocabulary or Vocabulary(),
+                      known_at=known_at)
     lowerer = Lowerer(aggs, as_rules(segments or {}))
     root = lowerer.lower(rule)
     nodes = _preorder(root)

@@ -37,9 +37,10 @@ if TYPE_CHECKING:
 
 
 def events_in_span(store: Store, project_id: str, as_of: datetime, person: str | None,
-                   span: Span) -> ir.Table:
-    """The resolved events known at as_of inside a window (optionally of one person)."""
-    e = resolved_events(store, project_id, as_of, person)
+                   span: Span, known_at: datetime | None = None) -> ir.Table:
+    """The resolved events before as_of known at known_at inside a window (optionally of
+    one person)."""
+    e = resolved_events(store, project_id, as_of, person, known_at)
     if span.first_seen_days is not None:
         e = e.mutate(_first=e.timestamp.min().over(group_by=e.person_id))
         e = e.filter(e.timestamp < e._first + ibis.interval(days=span.first_seen_days))
@@ -86,7 +87,7 @@ class FlowConditions:
         span = span_of(rule.window, self.as_of)
 
         def build(store: Store, project_id: str, person: str | None) -> ir.Table:
-            e = events_in_span(store, project_id, self.as_of, person, span)
+            e = events_in_span(store, project_id, self.as_of, person, span, self.aggs.known_at)
 
             def of(step: c.Step) -> ir.Table:
                 m = e.filter(EventMatcher(event=step.event, where=step.where).expr(e))
@@ -122,7 +123,7 @@ class FlowConditions:
         def build(store: Store, project_id: str, person: str | None) -> ir.Table:
             t = sub.aggs.table(store, project_id)  # every user: accounts span users
             truth = t.select(_u=t.person_id, _m=inner.truth(t))
-            acc = user_accounts(store, project_id, self.as_of)
+            acc = user_accounts(store, project_id, self.as_of, self.aggs.known_at)
             acc = acc.filter(acc.account_id.notnull())
             j = acc.left_join(truth, acc.person_id == truth._u)
             m = j._m.fill_null(False)
@@ -150,10 +151,7 @@ class FlowConditions:
     def _sub_lowerer(self) -> Any:
         """A Lowerer of its own (its rule runs over every user), sharing the reference
         stack so a cycle through an account condition is still an error."""
-        from segmently.segments.aggregates import Aggregates
-
-        sub = type(self)(Aggregates(self.as_of, self.aggs.engine,  # type: ignore[call-arg]
-                                    vocabulary=self.aggs.vocabulary), self.segments)
+        sub = type(self)(self.aggs.fresh(), self.segments)  # type: ignore[call-arg]
         sub._stack = list(self._stack)
         return sub
 

@@ -208,7 +208,7 @@ class ProductConditions(FlowConditions):
         span = span_of(rule.window, self.as_of)
 
         def build(store: Any, project_id: str, person: str | None) -> ir.Table:
-            e = events_in_span(store, project_id, self.as_of, person, span)
+            e = events_in_span(store, project_id, self.as_of, person, span, self.aggs.known_at)
             asked = string_at(e.properties, SURVEY_QUESTION) == rule.question
             nps = (e.event == NPS_EVENT) & (string_at(e.properties, NPS_SURVEY) == rule.question)
             e = e.filter(asked.fill_null(False) | nps.fill_null(False))
@@ -301,7 +301,8 @@ class ProductConditions(FlowConditions):
 
     def _build_metrics(self, store: Any, project_id: str, person: str | None) -> ir.Table:
         """The requested profile columns and ranks, for every user (ranks need them all)."""
-        users = build_profiles(store, project_id, self.aggs.vocabulary, self.as_of).users
+        users = build_profiles(store, project_id, self.aggs.vocabulary, self.as_of,
+                               known_at=self.aggs.known_at).users
         out = users.select(_p=users.user_id, **{name: users[m] for (m, d), name
                                                  in self._metrics.items() if d is None})
         for (m, d), name in self._metrics.items():

@@ -27,6 +27,7 @@ from segmently.segments import snapshots as snap
 from segmently.segments.definitions import references
 from segmently.segments.evaluate import evaluate
 from segmently.segments.rules import Rule
+from segmently.segments.windows import instants
 from segmently.store import Store
 from segmently.store.connections import is_disconnect
 
@@ -41,11 +42,12 @@ def _message(exc: BaseException) -> str:
 
 
 def evaluate_each(store: Store, project_id: str, rules: Mapping[str, Rule], as_of: datetime,
-                  vocabulary: Vocabulary | None = None
+                  vocabulary: Vocabulary | None = None, known_at: datetime | None = None
                   ) -> tuple[dict[str, pa.Array], dict[str, str]]:
     """(members of each segment that ran, error of each that did not)."""
     try:
-        return evaluate(store, project_id, rules, as_of, vocabulary=vocabulary).member_ids(), {}
+        return evaluate(store, project_id, rules, as_of, vocabulary=vocabulary,
+                        known_at=known_at).member_ids(), {}
     except Exception as exc:  # noqa: BLE001 - which segment failed is found below
         if is_disconnect(exc):
             raise
@@ -56,7 +58,7 @@ def evaluate_each(store: Store, project_id: str, rules: Mapping[str, Rule], as_o
     for name in rules:
         try:
             ev = evaluate(store, project_id, _closure(rules, name), as_of, only=[name],
-                          vocabulary=vocabulary)
+                          vocabulary=vocabulary, known_at=known_at)
             members[name] = ev.member_ids()[name]
         except Exception as exc:  # noqa: BLE001 - recorded with the segment, shown to users
             if is_disconnect(exc):
@@ -80,22 +82,27 @@ def _closure(rules: Mapping[str, Rule], name: str) -> dict[str, Rule]:
 
 
 def refresh(store: Store, project_id: str, rules: Mapping[str, Rule],
-            versions: Mapping[str, int], as_of: datetime,
+            versions: Mapping[str, int], as_of: datetime | None = None,
             vocabulary: Vocabulary | None = None,
-            failed: Mapping[str, str] | None = None) -> list[snap.RefreshResult]:
-    """Evaluate what can run and record it; `failed` (name -> error) are segments known
-    not to run (definitions that no longer validate), recorded as failures."""
-    members, errors = evaluate_each(store, project_id, rules, as_of, vocabulary)
+            failed: Mapping[str, str] | None = None,
+            known_at: datetime | None = None) -> list[snap.RefreshResult]:
+    """Evaluate what can run at as_of as known at known_at (each default now) and record
+    it; `failed` (name -> error) are segments known not to run (definitions that no
+    longer validate), recorded as failures."""
+    as_of, known_at = instants(as_of, known_at)
+    members, errors = evaluate_each(store, project_id, rules, as_of, vocabulary, known_at)
     errors.update(failed or {})
     return snap.record_all(store, project_id, members, as_of, versions=dict(versions),
-                           data_through=data_through(store, project_id, as_of),
-                           errors=errors)
+                           data_through=data_through(store, project_id, as_of, known_at),
+                           errors=errors, known_at=known_at)
 
 
-def data_through(store: Store, project_id: str, as_of: datetime) -> datetime | None:
-    """The latest event time that counts at as_of (what "data through" means)."""
+def data_through(store: Store, project_id: str, as_of: datetime,
+                 known_at: datetime | None = None) -> datetime | None:
+    """The latest event time that counts at as_of, as known at known_at (default as_of):
+    what "data through" means."""
     e = store.events(project_id)
-    e = e.filter(e.timestamp < as_of, e.received_at <= as_of)
+    e = e.filter(e.timestamp < as_of, e.received_at <= (known_at or as_of))
     return e.timestamp.max().to_pyarrow().as_py()
 
 

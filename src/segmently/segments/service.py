@@ -23,6 +23,7 @@ from segmently.segments.evaluate import Evaluation, evaluate
 from segmently.segments.explain import Explanation, explain
 from segmently.segments.rules import rule_json
 from segmently.segments.snapshots import RefreshResult
+from segmently.segments.windows import instants as instants_of
 from segmently.segments.windows import to_utc
 from segmently.segments.workspace import Workspace
 from segmently.store import Store, utcnow
@@ -46,6 +47,15 @@ def instant(value: str | datetime | None) -> datetime:
     except ValueError:
         raise ValueError(f"as_of: {value!r} is not an ISO 8601 instant "
                          "(2026-03-01 or 2026-03-01T12:00:00Z)") from None
+
+
+def pair(as_of: str | datetime | None, known_at: str | datetime | None
+         ) -> tuple[datetime, datetime]:
+    """The two instants of an evaluation (docs/rules.md, Time), each defaulting to the
+    same reading of now."""
+    at = instant(as_of) if as_of is not None else None
+    known = instant(known_at) if known_at is not None else None
+    return instants_of(at, known)
 
 
 def period(text: str) -> timedelta:
@@ -96,12 +106,15 @@ def versions(store: Store, project: str, workspace: Workspace) -> dict[str, int 
 
 # -- evaluating --------------------------------------------------------------------------
 def evaluation(store: Store, project: str, workspace: Workspace,
-               as_of: datetime | None = None, only: list[str] | None = None) -> Evaluation:
-    """Every segment (or `only` these) at as_of, in one pass over the events."""
+               as_of: str | datetime | None = None, only: list[str] | None = None,
+               known_at: str | datetime | None = None) -> Evaluation:
+    """Every segment (or `only` these) at as_of as known at known_at (each default now),
+    in one pass over the events."""
     for name in only or []:
         check_segment(workspace, name)
-    return evaluate(store, project, workspace.rules(), instant(as_of), only=only,
-                    vocabulary=workspace)
+    at, known = pair(as_of, known_at)
+    return evaluate(store, project, workspace.rules(), at, only=only,
+                    vocabulary=workspace, known_at=known)
 
 
 def wide(ev: Evaluation) -> ir.Table:
@@ -112,18 +125,20 @@ def wide(ev: Evaluation) -> ir.Table:
 
 
 def members(store: Store, project: str, workspace: Workspace, name: str,
-            as_of: datetime | None = None) -> pa.Table:
-    """The sorted user_id of one segment's members at as_of."""
-    return evaluation(store, project, workspace, as_of, only=[name]).members(name).to_pyarrow()
+            as_of: datetime | None = None, known_at: datetime | None = None) -> pa.Table:
+    """The sorted user_id of one segment's members at as_of (as known at known_at)."""
+    return evaluation(store, project, workspace, as_of, only=[name],
+                      known_at=known_at).members(name).to_pyarrow()
 
 
 def explain_member(store: Store, project: str, workspace: Workspace, name: str,
-                   user_id: str, as_of: datetime | None = None) -> Explanation:
+                   user_id: str, as_of: datetime | None = None,
+                   known_at: datetime | None = None) -> Explanation:
     check_segment(workspace, name)
     rules = workspace.rules()
     try:
-        return explain(store, project, rules[name], user_id, instant(as_of), rules,
-                       vocabulary=workspace)
+        return explain(store, project, rules[name], user_id, as_of, rules,
+                       vocabulary=workspace, known_at=known_at)
     except LookupError as exc:
         raise UnknownNameError(str(exc)) from exc
 
@@ -138,10 +153,10 @@ def plain(value: Any) -> Any:
 
 
 def profile(store: Store, project: str, workspace: Workspace, user_id: str,
-            as_of: datetime | None = None) -> dict[str, Any]:
+            as_of: datetime | None = None, known_at: datetime | None = None) -> dict[str, Any]:
     """One user's metrics (profile.build_profiles), features used and milestones reached."""
     as_of = instant(as_of)
-    built = build_profiles(store, project, workspace, as_of)
+    built = build_profiles(store, project, workspace, as_of, known_at=known_at)
     users = built.users
     rows = users.filter(users.user_id == user_id).to_pyarrow().to_pylist()
     if not rows:
@@ -158,24 +173,26 @@ def profile(store: Store, project: str, workspace: Workspace, user_id: str,
 
 
 def user_segments(store: Store, project: str, workspace: Workspace, user_id: str,
-                  as_of: datetime | None = None) -> dict[str, Explanation]:
-    """The segments the user is in at as_of, each with its explanation."""
+                  as_of: datetime | None = None,
+                  known_at: datetime | None = None) -> dict[str, Explanation]:
+    """The segments the user is in at as_of (as known at known_at), each explained."""
     as_of = instant(as_of)
     if not workspace.segments:
         return {}
-    ev = evaluation(store, project, workspace, as_of)
+    ev = evaluation(store, project, workspace, as_of, known_at=known_at)
     t = ev.table
     row = t.filter(t.user_id == user_id).to_pyarrow().to_pylist()
     if not row:
         return {}
     inside = [name for name, col in ev.columns.items() if row[0][col]]
-    return {name: explain_member(store, project, workspace, name, user_id, as_of)
+    return {name: explain_member(store, project, workspace, name, user_id, as_of, known_at)
             for name in inside}
 
 
 # -- snapshots ---------------------------------------------------------------------------
 def refresh(store: Store, project: str, workspace: Workspace,
-            as_of: datetime | None = None) -> list[RefreshResult]:
+            as_of: datetime | None = None,
+            known_at: datetime | None = None) -> list[RefreshResult]:
     """Evaluate every segment once at as_of and store each one's snapshot and the
     transitions since its previous snapshot (idempotent for an instant already stored).
 
@@ -186,7 +203,8 @@ def refresh(store: Store, project: str, workspace: Workspace,
     if not workspace.segments:
         return []
     version = definitions.sync_workspace(store, project, workspace).versions
-    return refreshing.refresh(store, project, workspace.rules(), version, as_of, workspace)
+    return refreshing.refresh(store, project, workspace.rules(), version, as_of, workspace,
+                              known_at=known_at)
 
 
 def instants(start: datetime, end: datetime, every: timedelta) -> Iterator[datetime]:
@@ -203,11 +221,13 @@ def instants(start: datetime, end: datetime, every: timedelta) -> Iterator[datet
 
 def backfill(store: Store, project: str, workspace: Workspace, start: datetime,
              end: datetime | None = None, every: timedelta = timedelta(days=1),
-             ) -> list[RefreshResult]:
-    """Refresh at every instant from start to end (default now), oldest first."""
+             known_at: datetime | None = None) -> list[RefreshResult]:
+    """Refresh at every instant from start to end (default now), oldest first, all as
+    known at one instant (default now): imported history fills the past snapshots."""
+    known = instant(known_at)
     out: list[RefreshResult] = []
     for at in instants(instant(start), instant(end), every):
-        out.extend(refresh(store, project, workspace, at))
+        out.extend(refresh(store, project, workspace, at, known))
     return out
 
 

@@ -38,7 +38,8 @@ SNAPSHOTS_SCHEMA = ibis.schema({
     "size": dt.Int64(nullable=False),
     "computed_at": dt.Timestamp(nullable=False),
     "data_through": dt.timestamp,  # latest event time that counted
-})
+    "known_at": dt.timestamp,  # what had been received (NULL in snapshots from before:
+})                             # then as_of, the only instant those were evaluated at)
 TRANSITIONS_SCHEMA = ibis.schema({
     "project_id": dt.String(nullable=False),
     "segment": dt.String(nullable=False),
@@ -72,6 +73,7 @@ class RefreshResult:
 
 def ensure_tables(store: Store) -> None:
     store.ensure_tables(TABLES)
+    store.ensure_columns(SNAPSHOTS, SNAPSHOTS_SCHEMA)
 
 
 def snapshots(store: Store, project_id: str, segment: str | None = None) -> ir.Table:
@@ -163,11 +165,12 @@ def _members_at_each(store: Store, project_id: str, instants: dict[str, datetime
 
 
 def _snapshot_row(project_id: str, segment: str, version: int, as_of: datetime, size: int,
-                  data_through: datetime | None) -> pa.Table:
+                  data_through: datetime | None, known_at: datetime | None) -> pa.Table:
     return pa.Table.from_pydict({
         "project_id": [project_id], "segment": [segment], "version": [version],
         "as_of": [as_of], "size": [size], "computed_at": [utcnow()],
-        "data_through": [data_through]}, schema=_ARROW[SNAPSHOTS])
+        "data_through": [data_through], "known_at": [known_at or as_of]},
+        schema=_ARROW[SNAPSHOTS])
 
 
 def record_all(
@@ -179,11 +182,13 @@ def record_all(
     versions: dict[str, int] | None = None,
     data_through: datetime | None = None,
     errors: dict[str, str] | None = None,
+    known_at: datetime | None = None,
 ) -> list[RefreshResult]:
     """Store the memberships of several segments evaluated at `as_of`: a few queries and
     one transaction for all of them (a refresh records every segment at once). `errors`
     are the segments that could not be evaluated (name -> why), recorded in the same
-    transaction."""
+    transaction. `known_at` is what had been received (default as_of), kept with each
+    snapshot so its membership can be recomputed exactly."""
     ensure_tables(store)
     versions = versions or {}
     errors = errors or {}
@@ -203,7 +208,7 @@ def record_all(
             was = before.get(name, _NONE)
             entered, exited = _minus(members, was), _minus(was, members)
             snaps.append(_snapshot_row(project_id, name, versions.get(name, 1), as_of,
-                                       len(members), data_through))
+                                       len(members), data_through, known_at))
             moves.append(_transition_rows(project_id, name, as_of, entered, exited))
             if name in after:  # a backfill: keep the next snapshot's membership intact
                 moves.append(_transition_rows(project_id, name, after[name],

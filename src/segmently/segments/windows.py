@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from segmently.segments.errors import RuleError
+from segmently.store import utcnow
 
 
 EARLIEST = datetime(1900, 1, 1)  # instants a rule or an evaluation may name, [EARLIEST,
@@ -41,6 +42,16 @@ def to_utc(instant: datetime) -> datetime:
         raise RuleError(f"{instant.isoformat()} is outside the supported range "
                         f"{EARLIEST.date()} to {LATEST.date()} (UTC)")
     return utc
+
+
+def instants(as_of: datetime | None, known_at: datetime | None) -> tuple[datetime, datetime]:
+    """The two instants of an evaluation in naive UTC: what had happened (`as_of`) and
+    what had been received (`known_at`); each defaults to now, one clock reading for both.
+    Next: every read bounds `timestamp < as_of` and `received_at <= known_at`
+    (store/views.py, store/rollups.py)."""
+    now = utcnow()
+    return (to_utc(as_of) if as_of is not None else now,
+            to_utc(known_at) if known_at is not None else now)
 
 
 def minus_months(instant: datetime, months: int) -> datetime:

@@ -6,11 +6,12 @@ rows are written in the same transaction as the events they count (`Store.append
 `append_new_rows`), so they never lag and never need a watermark: append-only like every
 other table, a key may have several rows (sums, minimums and maximums do not mind).
 
-Keying by the receive day too is what keeps evaluation exact for any `as_of`: a rollup row
-of a day before as_of's day that arrived before as_of's day holds only events that had
-happened and were known at as_of. `daily_rows` reads those rows and, for the rest (as_of's
-own day, the days that hold a window boundary, whatever arrived on as_of's day), the raw
-events, so every event is counted once and every window boundary stays exact to the
+Keying by the receive day too is what keeps evaluation exact for any two instants `as_of`
+(what had happened) and `known_at` (what had been received): a rollup row of a day before
+as_of's day that arrived before known_at's day holds only events that had happened by
+as_of and were known at known_at. `daily_rows` reads those rows and, for the rest (as_of's
+own day, the days that hold a window boundary, whatever arrived on known_at's day), the
+raw events, so every event is counted once and every window boundary stays exact to the
 microsecond.
 """
 
@@ -90,30 +91,35 @@ DAILY_COLUMNS = ("user_id", "anonymous_id", "event", "type", "day", "n", "first_
 
 
 def daily_rows(events: ir.Table, rollups: ir.Table, project_id: str, as_of: datetime,
-               boundaries: Iterable[datetime]) -> ir.Table:
-    """Every event known at as_of, as rows of DAILY_COLUMNS: whole rollup rows where a day
-    lies entirely inside or outside every window, single raw events (n = 1) elsewhere.
+               boundaries: Iterable[datetime], known_at: datetime | None = None) -> ir.Table:
+    """Every event before as_of received by known_at (None: ever), as rows of
+    DAILY_COLUMNS: whole rollup rows where a day lies entirely inside or outside every
+    window and arrived before known_at's day, single raw events (n = 1) elsewhere.
 
     `boundaries` are the window starts and ends the reader will compare `first_ts` with;
-    the days they cut in two, and as_of's day, are read raw, so comparing a rollup row's
-    `first_ts` with a boundary decides for all of its events at once.
+    the days they cut in two, and as_of's day, are read raw, and so is whatever arrived on
+    known_at's day, so comparing a rollup row's `first_ts` with a boundary decides for all
+    of its events at once and every event is counted once, for any two instants.
     """
     today = day_number(as_of)
     raw_days = sorted({today} | {day_number(b) for b in boundaries  # midnight splits no day
                                  if b < as_of and b != day_start(day_number(b))})
     r = rollups.filter(rollups.project_id == project_id, rollups.day < today,
-                       rollups.received_day < today, ~rollups.day.isin(raw_days))
-    e = events.filter(events.project_id == project_id, events.timestamp < as_of,
-                      events.received_at <= as_of)
+                       ~rollups.day.isin(raw_days))
+    e = events.filter(events.project_id == project_id, events.timestamp < as_of)
+    if known_at is not None:
+        e = e.filter(e.received_at <= known_at)
     on_raw_day = ibis.or_(*[(e.timestamp >= day_start(d)) & (e.timestamp < day_start(d + 1))
                             for d in raw_days])
-    e = e.filter(on_raw_day | (e.received_at >= day_start(today)))
+    if known_at is not None:  # whatever arrived on known_at's day, read raw
+        r = r.filter(r.received_day < day_number(known_at))
+        on_raw_day |= e.received_at >= day_start(day_number(known_at))
+    e = e.filter(on_raw_day)
     raw = e.select(user_id=e.user_id, anonymous_id=e.anonymous_id, event=e.event, type=e.type,
                    day=day_of(e.timestamp).cast("int32"), n=ibis.literal(1, type="int64"),
                    first_ts=e.timestamp, last_ts=e.timestamp)
     r = r.select(*DAILY_COLUMNS)
     return r.union(raw.select(*DAILY_COLUMNS).cast(r.schema()))
-
 
 
 # -- compaction ----------------------------------------------------------------------------

@@ -136,6 +136,24 @@ class Store:
                 if name not in existing:
                     con.create_table(name, schema=sch)
 
+    def ensure_columns(self, name: str, sch: ibis.Schema) -> None:
+        """Add the nullable columns of `sch` that table `name` lacks (a table created by an
+        older version: old rows read NULL there). DDL built by sqlglot from our own schema,
+        never from input."""
+        con = self.backends.get()
+        missing = [c for c in sch.names if c not in con.table(name).columns]
+        if not missing or self.read_only:
+            return
+        with self._write_lock, schema_lock(con):
+            have = set(con.table(name).columns)
+            for column in missing:
+                if column in have:
+                    continue
+                kind = con.compiler.type_mapper.from_ibis(sch[column])
+                ddl = sge.Alter(this=sge.to_table(name), kind="TABLE", actions=[
+                    sge.ColumnDef(this=sge.to_identifier(column, quoted=True), kind=kind)])
+                con.con.execute(ddl.sql(dialect=con.name))
+
     def ping(self) -> None:
         """Check that the database answers; raises DatabaseUnavailableError if not (for
         `/healthz`: call it from a thread, it may wait for a connection timeout)."""

@@ -1,8 +1,11 @@
 """Read-time resolution of the append-only tables: identities, latest traits, users.
 
-All of it is Ibis, so it runs on whatever engine holds the store. `as_of` bounds what was
-known (received_at) and what had happened (timestamp) at an instant, which makes any past
-answer reproducible after late data arrives.
+All of it is Ibis, so it runs on whatever engine holds the store. Two instants bound what
+counts: `as_of`, what had happened (event time: `timestamp < as_of`), and `known_at`, what
+had been received (knowledge time: `received_at <= known_at`; None: everything received).
+Evaluating at a past as_of as known then (`known_at = as_of`) reproduces the answer given
+then, however much late data or imported history arrived since; as known now (the default
+of the evaluations above this layer), imported history counts at the instants it happened.
 """
 
 from __future__ import annotations
@@ -18,16 +21,20 @@ from segmently.store.rollups import daily_rows
 from segmently.store.store import Store
 
 
-def _known(t: ir.Table, project_id: str, as_of: datetime | None, when: str) -> ir.Table:
+def _known(t: ir.Table, project_id: str, as_of: datetime | None, when: str,
+           known_at: datetime | None) -> ir.Table:
     t = t.filter(t.project_id == project_id)
     if as_of is not None:
-        t = t.filter(t.received_at <= as_of, t[when] < as_of)
+        t = t.filter(t[when] < as_of)
+    if known_at is not None:
+        t = t.filter(t.received_at <= known_at)
     return t
 
 
-def identity_map(store: Store, project_id: str, as_of: datetime | None = None) -> ir.Table:
+def identity_map(store: Store, project_id: str, as_of: datetime | None = None,
+                 known_at: datetime | None = None) -> ir.Table:
     """alias_id -> user_id, the latest link per alias (an alias or identify merges ids)."""
-    t = _known(store.table(schema.IDENTITIES), project_id, as_of, "linked_at")
+    t = _known(store.table(schema.IDENTITIES), project_id, as_of, "linked_at", known_at)
     latest = t.mutate(
         _rank=ibis.row_number().over(group_by=t.alias_id, order_by=[t.linked_at.desc(),
                                                                       t.received_at.desc()])
@@ -36,14 +43,14 @@ def identity_map(store: Store, project_id: str, as_of: datetime | None = None) -
 
 
 def resolved_events(store: Store, project_id: str, as_of: datetime | None = None,
-                    person: str | None = None) -> ir.Table:
+                    person: str | None = None, known_at: datetime | None = None) -> ir.Table:
     """Events with `person_id`: the identified user an event belongs to (only `person`'s,
     when given).
 
     person_id = the user an id was merged into, else user_id, else anonymous_id.
     """
-    events = _known(store.table(schema.EVENTS), project_id, as_of, "timestamp")
-    return _with_person(events, identity_map(store, project_id, as_of), person)
+    events = _known(store.table(schema.EVENTS), project_id, as_of, "timestamp", known_at)
+    return _with_person(events, identity_map(store, project_id, as_of, known_at), person)
 
 
 def _with_person(t: ir.Table, ids: ir.Table, person: str | None = None) -> ir.Table:
@@ -69,22 +76,25 @@ def has_rollups(store: Store) -> bool:
 
 
 def resolved_daily_rows(store: Store, project_id: str, as_of: datetime,
-                        boundaries: Iterable[datetime], person: str | None = None) -> ir.Table:
-    """Every event known at as_of as daily rows (store/rollups.py) with person_id: what
-    counts, distinct days and first/last times are computed from without a raw scan."""
+                        boundaries: Iterable[datetime], person: str | None = None,
+                        known_at: datetime | None = None) -> ir.Table:
+    """Every event before as_of known at known_at as daily rows (store/rollups.py) with
+    person_id: what counts, distinct days and first/last times are computed from without a
+    raw scan."""
     rows = daily_rows(store.table(schema.EVENTS), store.table(schema.ROLLUPS), project_id,
-                      as_of, boundaries)
-    return _with_person(rows, identity_map(store, project_id, as_of), person)
+                      as_of, boundaries, known_at)
+    return _with_person(rows, identity_map(store, project_id, as_of, known_at), person)
 
 
 def latest_traits(
-    store: Store, project_id: str, kind: str = "user", as_of: datetime | None = None
+    store: Store, project_id: str, kind: str = "user", as_of: datetime | None = None,
+    known_at: datetime | None = None,
 ) -> ir.Table:
     """(entity_id, trait, value): the latest value of each trait, or the first for set_once."""
-    t = _known(store.table(schema.TRAITS), project_id, as_of, "set_at")
+    t = _known(store.table(schema.TRAITS), project_id, as_of, "set_at", known_at)
     t = t.filter(t.kind == kind)
     if kind == "user":
-        ids = identity_map(store, project_id, as_of)
+        ids = identity_map(store, project_id, as_of, known_at)
         t = t.left_join(ids, t.entity_id == ids.alias_id)
         t = t.mutate(entity_id=t.user_id.coalesce(t.entity_id)).drop("alias_id", "user_id")
     # A plain set beats any set_once; among sets the latest wins, among set_once the first.
@@ -95,9 +105,10 @@ def latest_traits(
     return ranked.filter(ranked._rank == 0).select("entity_id", "trait", "value")
 
 
-def users(store: Store, project_id: str, as_of: datetime | None = None) -> ir.Table:
+def users(store: Store, project_id: str, as_of: datetime | None = None,
+          known_at: datetime | None = None) -> ir.Table:
     """One row per person: first and last seen, event count, latest account."""
-    e = resolved_events(store, project_id, as_of)
+    e = resolved_events(store, project_id, as_of, known_at=known_at)
     return e.group_by(user_id=e.person_id).aggregate(
         first_seen=e.timestamp.min(),
         last_seen=e.timestamp.max(),

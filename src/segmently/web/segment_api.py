@@ -147,35 +147,43 @@ async def delete_segment(ctx: Ctx, name: str) -> dict[str, Any]:
     return {"name": name, "deleted": True, "version": version}
 
 
+AsOf = Annotated[datetime | None, Query(
+    description="What had happened: events before this instant count (default now)")]
+KnownAt = Annotated[datetime | None, Query(
+    description="What had been received: events that arrived by this instant count "
+                "(default now; as_of's value reproduces the answer given then)")]
+
+
 # -- members and explain -----------------------------------------------------------------
 @router.get("/segments/{name}/members", summary="Members, sorted by user id, paginated")
-async def segment_members(ctx: Ctx, name: str, as_of: datetime | None = None,
+async def segment_members(ctx: Ctx, name: str, as_of: AsOf = None, known_at: KnownAt = None,
                           limit: int = Query(100, ge=1, le=api_ops.MAX_PAGE),
                           cursor: str | None = None) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
     page = await _run(api_ops.members_page, state.store, project_id, name,
                       as_of=as_of, limit=limit, cursor=cursor,
-                      vocabulary=workspace_vocabulary())
+                      vocabulary=workspace_vocabulary(), known_at=known_at)
     return page.to_json()
 
 
 def _explain(state: AppState, project_id: str, name: str, user_id: str,
-             as_of: datetime | None) -> dict[str, Any]:
+             as_of: datetime | None, known_at: datetime | None) -> dict[str, Any]:
     live = defs.current(state.store, project_id)
     if name not in live:
         raise defs.not_found(state.store, project_id, name)
     tree = explain(state.store, project_id, live[name].rule, user_id, as_of,
                    segments={n: d.rule for n, d in live.items()},
-                   vocabulary=workspace_vocabulary())
+                   vocabulary=workspace_vocabulary(), known_at=known_at)
     return {"segment": name, "version": live[name].version, "user_id": user_id,
             "member": tree.truth, "explanation": tree.to_dict(), "text": tree.text()}
 
 
 @router.get("/segments/{name}/explain/{user_id}", summary="Why a user is in or out")
-async def explain_member(ctx: Ctx, name: str, user_id: str,
-                         as_of: datetime | None = None) -> dict[str, Any]:
+async def explain_member(ctx: Ctx, name: str, user_id: str, as_of: AsOf = None,
+                         known_at: KnownAt = None) -> dict[str, Any]:
     state, project_id = ctx.state, ctx.project_id
-    return await _run(_explain, state, project_id, name, path_value(user_id), as_of)
+    return await _run(_explain, state, project_id, name, path_value(user_id), as_of,
+                      known_at)
 
 
 # -- users -------------------------------------------------------------------------------
@@ -193,11 +201,11 @@ async def user_segments(ctx: Ctx, user_id: str) -> Response:
 
 
 @router.get("/users/{user_id}", summary="A user's profile metrics and segments")
-async def user_profile(ctx: Ctx, user_id: str,
-                       as_of: datetime | None = None) -> dict[str, Any]:
+async def user_profile(ctx: Ctx, user_id: str, as_of: AsOf = None,
+                       known_at: KnownAt = None) -> dict[str, Any]:
     state, project_id, user_id = ctx.state, ctx.project_id, path_value(user_id)
     out = await _run(api_ops.profile, state.store, project_id, user_id,
-                     workspace_vocabulary(), as_of)
+                     workspace_vocabulary(), as_of, known_at)
     known = state.index.get(project_id) or await _run(state.index.load, project_id)
     out["segments"] = list(known.of(user_id))
     return out
