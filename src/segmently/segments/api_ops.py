@@ -67,11 +67,11 @@ def _iso(value: datetime | None) -> str | None:
 
 def _freshness(row: dict[str, Any] | None) -> dict[str, Any]:
     if row is None:
-        return {"size": None, "last_computed": None, "as_of": None, "data_through": None,
-                "computed_version": None}
+        return {"size": None, "last_computed": None, "as_of": None, "known_at": None,
+                "data_through": None, "computed_version": None}
     return {"size": int(row["size"]), "last_computed": _iso(row["computed_at"]),
-            "as_of": _iso(row["as_of"]), "data_through": _iso(row["data_through"]),
-            "computed_version": int(row["version"])}
+            "as_of": _iso(row["as_of"]), "known_at": _iso(row["known_at"] or row["as_of"]),
+            "data_through": _iso(row["data_through"]), "computed_version": int(row["version"])}
 
 
 def error_json(row: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -107,7 +107,8 @@ def detail(store: Store, project_id: str, name: str) -> dict[str, Any]:
     error = refreshing.latest_errors(store, project_id).get(name)
     return {**d.to_json(), **_freshness(s[-1] if s else None), "error": error_json(error),
             "versions": [v.to_json() for v in defs.history(store, project_id, name)],
-            "sizes": [{"as_of": _iso(r["as_of"]), "size": int(r["size"]),
+            "sizes": [{"as_of": _iso(r["as_of"]), "known_at": _iso(r["known_at"] or r["as_of"]),
+                       "size": int(r["size"]),
                        "version": int(r["version"])} for r in s]}
 
 

@@ -236,11 +236,13 @@ def result_json(result: RefreshResult) -> dict[str, Any]:
 
 
 def size_history(store: Store, project: str, segment: str | None = None) -> ir.Table:
-    """segment, as_of, size, version, computed_at, data_through of every snapshot."""
+    """segment, as_of, known_at, size, version, computed_at, data_through of every
+    snapshot (known_at: what had been received when it was evaluated)."""
     snapshots.ensure_tables(store)
     t = snapshots.snapshots(store, project, segment)
-    return t.select("segment", "as_of", "size", "version", "computed_at", "data_through") \
-        .order_by(["segment", "as_of"])
+    return t.select("segment", "as_of", known_at=t.known_at.coalesce(t.as_of), size="size",
+                    version="version", computed_at="computed_at",
+                    data_through="data_through").order_by(["segment", "as_of"])
 
 
 def latest_snapshots(store: Store, project: str) -> dict[str, dict[str, Any]]:

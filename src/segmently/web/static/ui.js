@@ -109,7 +109,7 @@ const pages = {
     document.getElementById("description").textContent = d.description;
     document.getElementById("size").textContent = UI.num(d.size) + " members";
     document.getElementById("freshness").textContent = d.last_computed
-      ? `computed ${UI.when(d.last_computed)} (as of ${UI.when(d.as_of)}), data through ${UI.when(d.data_through)}; version ${d.version}`
+      ? `computed ${UI.when(d.last_computed)} (as of ${UI.when(d.as_of)}, as known at ${UI.when(d.known_at)}), data through ${UI.when(d.data_through)}; version ${d.version}`
       : "not computed yet: refresh from the overview";
     document.getElementById("segment-error").textContent = d.error
       ? `The latest refresh (${UI.when(d.error.at)}) could not compute this segment: ${d.error.message}` : "";
