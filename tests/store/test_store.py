@@ -132,8 +132,18 @@ def test_failed_transaction_leaves_nothing(store: Store, monkeypatch: pytest.Mon
         calls.append(name)
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(store_module, "insert_new_events", events_then_record)
-    monkeypatch.setattr(store_module, "insert_arrow", fail_derived)
+    if store.engine == "duckdb":  # one SQL append (store/fastpath.py): fail after it, in
+        append = store_module.append_new_events  # the transaction, before COMMIT
+
+        def append_then_fail(con, project_id, events, derived, oldest):  # type: ignore[no-untyped-def]
+            calls.extend(["events", *derived])
+            append(con, project_id, events, derived, oldest)
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(store_module, "append_new_events", append_then_fail)
+    else:
+        monkeypatch.setattr(store_module, "insert_new_events", events_then_record)
+        monkeypatch.setattr(store_module, "insert_arrow", fail_derived)
     with pytest.raises(RuntimeError, match="disk full"):
         store.append("p1", bad)
     monkeypatch.undo()

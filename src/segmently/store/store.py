@@ -23,7 +23,7 @@ from segmently.store.backends import (
     transaction,
 )
 from segmently.store.connections import retry_transient
-from segmently.store.fastpath import insert_arrow, insert_new_events
+from segmently.store.fastpath import append_new_events, insert_arrow, insert_new_events
 from segmently.store.rollups import ARROW_SCHEMA as ROLLUP_ARROW
 from segmently.store.rollups import compaction_rows, day_number, rollup, rollup_expr
 from segmently.store.rows import Message, RowBatch, to_rows
@@ -202,6 +202,8 @@ class Store:
                      oldest: datetime | None) -> int:
         con = self.backends.get()
         with transaction(con):
+            if con.name == "duckdb":  # all of it in SQL (store/fastpath.py)
+                return append_new_events(con, project_id, events, derived, oldest)
             new = insert_new_events(con, project_id, events, oldest)
             written = {name: _of_messages(table, new["message_id"])
                        for name, table in derived.items()}
