@@ -1,49 +1,57 @@
-"""Benchmark: `segmently import` of a Parquet file, against DuckDB's own Parquet insert.
+"""Benchmark: `segmently import` of Parquet, CSV and JSON lines beside DuckDB's own read.
 
-    .venv/bin/python bench/ingest_import.py [--rows 2000000]
+    .venv/bin/python bench/ingest_import.py [--rows 2000000] [--json-rows 500000]
+        [--formats parquet,csv,jsonl] [--src DIR] [--parts]
 
-Generates a Parquet file of N events (user id, event name, native timestamp, three
-property columns, no message ids, so every row id is a content hash), then times, in
-this same run and on the same machine:
+Generates N events (user id, event name, timestamp, three property columns, no message
+ids, so every id is `imp_<md5>:<n>`) as Parquet, CSV and JSON lines (the JSON file holds
+`--json-rows` of them: the row-by-row path is slower), then times, in this same run:
 
-- baseline: `INSERT INTO t SELECT * FROM read_parquet(...)` into a fresh DuckDB table of
-  the file's shape (DuckDB's native loader: no conversion, no dedup, no JSON);
-- `segmently --db fresh.duckdb import file.parquet` as a subprocess (CLI start-up,
-  conversion, dedup and the store's transactions included).
+- DuckDB's own read of each file: `INSERT INTO t SELECT * FROM read_parquet/read_csv/
+  read_json(...)` into a fresh DuckDB file (no conversion, no ids, no dedup, no rollups);
+- `segmently --db fresh.duckdb import FILE` as a subprocess (start-up, conversion, ids,
+  dedup, rollups, the store's transactions and its closing checkpoint), with the peak
+  resident memory of that process (`os.wait4`);
+- with `--parts`, where an import's time goes, in-process on the Parquet file: converting
+  only (no store), and a plain INSERT of the converted event rows into an empty `events`
+  table (no dedup, no rollups): the floor of any import that stores these 12 columns.
 
-Prints rows/s for both and the ratio. The target is >= 500,000 rows/s for the import.
+`--src DIR` runs the CLI from another source tree (DIR/src on PYTHONPATH), e.g. a `git
+archive` of an older commit, for before/after figures. Prints rows/s and ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
+import orjson
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-
-from segmently.store import Store
-from segmently.store.projects import create_project
 
 EVENTS = np.array(["Signed Up", "Logged In", "Report Viewed", "Invite Sent", "Payment Made"])
 PLANS = np.array(["free", "pro", "team"])
+READERS = {"parquet": "read_parquet(?)", "csv": "read_csv(?)", "jsonl": "read_json(?)"}
 
 
-def generate(path: Path, rows: int, chunk: int = 500_000) -> None:
-    """Write N events in row groups, never holding more than one chunk in memory."""
+def chunks(rows: int, chunk: int = 500_000) -> Iterator[pa.Table]:
+    """N events in chunks (never more than one chunk of them in memory at once)."""
     rng = np.random.default_rng(7)
     start = np.datetime64("2024-01-01T00:00:00", "us").astype(np.int64)
-    writer = None
     for lo in range(0, rows, chunk):
         n = min(chunk, rows - lo)
-        batch = pa.table({
+        yield pa.table({
             "user_id": pa.array(np.char.add("u", rng.integers(0, 50_000, n).astype(str))),
             "event": pa.array(EVENTS[rng.integers(0, len(EVENTS), n)]),
             "timestamp": pa.array(start + rng.integers(0, 180 * 86_400 * 10**6, n),
@@ -52,55 +60,119 @@ def generate(path: Path, rows: int, chunk: int = 500_000) -> None:
             "amount": pa.array(rng.random(n) * 100),
             "page": pa.array(np.char.add("/p/", rng.integers(0, 200, n).astype(str))),
         })
-        writer = writer or pq.ParquetWriter(path, batch.schema)
-        writer.write_table(batch)
-    assert writer is not None
-    writer.close()
 
 
-def baseline(path: Path, db: Path) -> float:
+def generate(path: Path, rows: int) -> None:
+    """The file of `rows` events in the format of its extension."""
+    kind = path.suffix.lstrip(".")
+    writer = None
+    with path.open("wb") as fh:
+        for table in chunks(rows):
+            if kind == "parquet":
+                writer = writer or pq.ParquetWriter(fh, table.schema)
+                writer.write_table(table)
+            elif kind == "csv":
+                ts = table["timestamp"].cast(pa.timestamp("us"))  # ISO text, no offset: UTC
+                pacsv.write_csv(table.set_column(2, "timestamp", ts), fh,
+                                pacsv.WriteOptions(include_header=fh.tell() == 0))
+            else:
+                for row in table.to_pylist():
+                    row["timestamp"] = row["timestamp"].isoformat()
+                    fh.write(orjson.dumps(row) + b"\n")
+        if writer is not None:
+            writer.close()
+
+
+def duckdb_read(path: Path, db: Path) -> float:
+    """DuckDB's own loader: the file into a fresh table of its shape, on disk."""
     con = duckdb.connect(str(db))
     con.execute("SET enable_progress_bar = false")
-    con.execute("CREATE TABLE t AS SELECT * FROM read_parquet(?) LIMIT 0", [str(path)])
+    reader = READERS[path.suffix.lstrip(".")]
+    con.execute(f"CREATE TABLE t AS SELECT * FROM {reader} LIMIT 0", [str(path)])
     began = time.perf_counter()
-    con.execute("INSERT INTO t SELECT * FROM read_parquet(?)", [str(path)])
-    elapsed = time.perf_counter() - began
+    con.execute(f"INSERT INTO t SELECT * FROM {reader}", [str(path)])
     con.close()
-    return elapsed
+    return time.perf_counter() - began
 
 
-def segmently_import(path: Path, db: Path) -> tuple[float, dict[str, object]]:
-    with Store(f"duckdb://{db}") as store:
-        create_project(store, "bench")
+def segmently_import(path: Path, db: Path, src: Path | None) -> tuple[float, int, dict[str, Any]]:
+    """(seconds, peak RSS bytes, report) of the CLI importing `path` into a fresh file."""
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src / "src")
+    subprocess.run([sys.executable, "-m", "segmently.cli", "--db", str(db), "projects",
+                    "create", "bench"], check=True, capture_output=True, env=env)
+    out_path, err_path = db.with_suffix(".out"), db.with_suffix(".err")
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        began = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "segmently.cli", "--db", str(db),
+                                 "--json", "import", str(path)], stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)  # reaps it: this child's own peak RSS
+        took = time.perf_counter() - began
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"segmently import failed:\n{out_path.read_text()}\n"
+                         f"{err_path.read_text()}")
+    return took, usage.ru_maxrss * 1024, json.loads(out_path.read_text())
+
+
+def parts(path: Path, tmp: Path) -> tuple[float, float]:
+    """(convert-only seconds, plain-insert seconds) for the Parquet file, in-process."""
+    from segmently.collect.importer import ImportOptions, _batches, plan
+    from segmently.store import Store, schema
+
+    options = ImportOptions()
     began = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "-m", "segmently.cli", "--db", str(db), "--json", "import", str(path)],
-        capture_output=True, text=True,
-    )
-    took = time.perf_counter() - began
-    if out.returncode != 0:
-        raise SystemExit(f"segmently import failed:\n{out.stdout}\n{out.stderr}")
-    return took, json.loads(out.stdout)
+    batches = [b.converted.rows.events for b in _batches(path, plan(path, options), "p",
+                                                          options)]
+    convert = time.perf_counter() - began
+    with Store(f"duckdb://{tmp / 'plain.duckdb'}") as store:
+        raw = store.backends.get().con
+        raw.execute("SET enable_progress_bar = false")
+        began = time.perf_counter()
+        for events in batches:
+            raw.execute("BEGIN")
+            raw.register("b", events)
+            raw.execute(f"INSERT INTO {schema.EVENTS} BY NAME SELECT * FROM b")
+            raw.unregister("b")
+            raw.execute("COMMIT")
+    return convert, time.perf_counter() - began
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--json-rows", type=int, default=500_000)
+    parser.add_argument("--formats", default="parquet,csv,jsonl")
+    parser.add_argument("--src", type=Path, default=None, help="source tree to run")
+    parser.add_argument("--parts", action="store_true", help="also time convert / insert")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "events.parquet"
-        began = time.perf_counter()
-        generate(path, args.rows)
-        print(f"generated {args.rows:,} rows ({path.stat().st_size / 1e6:.0f} MB) "
-              f"in {time.perf_counter() - began:.1f}s")
-        base = baseline(path, Path(tmp) / "baseline.duckdb")
-        took, report = segmently_import(path, Path(tmp) / "segmently.duckdb")
-    assert report["stored"] == args.rows, report
-    print(f"baseline  duckdb INSERT ... read_parquet: {base:6.2f}s  "
-          f"{args.rows / base:>12,.0f} rows/s")
-    print(f"segmently import (CLI, end to end):      {took:6.2f}s  "
-          f"{args.rows / took:>12,.0f} rows/s")
-    print(f"ratio segmently/baseline throughput: {base / took:.2f}")
+    print(f"load average at start: {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        for kind in args.formats.split(","):
+            rows = args.json_rows if kind == "jsonl" else args.rows
+            path = tmp / f"events.{kind}"
+            began = time.perf_counter()
+            generate(path, rows)
+            print(f"\n{kind}: {rows:,} rows, {path.stat().st_size / 1e6:,.0f} MB, generated in "
+                  f"{time.perf_counter() - began:.1f}s")
+            base = duckdb_read(path, tmp / f"duckdb-{kind}.duckdb")
+            took, peak, report = segmently_import(path, tmp / f"segmently-{kind}.duckdb",
+                                                  args.src)
+            assert report["stored"] == rows, report
+            print(f"  DuckDB INSERT ... {READERS[kind].split('(')[0]}: {base:7.2f}s "
+                  f"{rows / base:>12,.0f} rows/s")
+            print(f"  segmently import (CLI, end to end): {took:7.2f}s {rows / took:>12,.0f} rows/s"
+                  f"  peak RSS {peak / 2**20:,.0f} MiB  (ratio {base / took:.2f})")
+            if args.parts and kind == "parquet":
+                convert, insert = parts(path, tmp)
+                print(f"  parts: convert only {convert:.2f}s ({rows / convert:,.0f} rows/s); "
+                      f"plain INSERT of the converted rows {insert:.2f}s "
+                      f"({rows / insert:,.0f} rows/s)")
+            for name in (f"segmently-{kind}.duckdb", f"duckdb-{kind}.duckdb"):
+                (tmp / name).unlink(missing_ok=True)
+            path.unlink()
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

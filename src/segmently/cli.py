@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from segmently import commands, control
+from segmently import control  # `commands` on first use: it imports the query layers
 from segmently.store import Store, StoreLockedError, normalize_url
 
 app = typer.Typer(help="Segmently: product usage segmentation.", no_args_is_help=True)
@@ -62,6 +62,8 @@ def serving_control() -> control.ServerControl:
 
 def run(command: str, **args: Any) -> Any:
     """Run a core command here, or in the server that holds the DuckDB file."""
+    from segmently import commands
+
     try:
         store = open_store()
     except StoreLockedError:
@@ -121,6 +123,7 @@ def stats() -> None:
 def _import_target(project: str | None) -> Iterator[tuple[str, Any]]:
     """(project id, sink): this process's store, or the server holding the DuckDB file."""
     from segmently.collect import importer
+    from segmently.store.projects import list_projects
 
     try:
         store = open_store()
@@ -130,7 +133,8 @@ def _import_target(project: str | None) -> Iterator[tuple[str, Any]]:
         yield pid, importer.remote_sink(ctl, pid)
         return
     with store:
-        pid = importer.pick_project(commands.projects_list(store), project)
+        found = [{"project_id": p.project_id, "name": p.name} for p in list_projects(store)]
+        pid = importer.pick_project(found, project)
         yield pid, importer.store_sink(store, pid)
 
 
