@@ -121,12 +121,15 @@ def stats() -> None:
 
 @contextlib.contextmanager
 def _import_target(project: str | None) -> Iterator[tuple[str, Any]]:
-    """(project id, sink): this process's store, or the server holding the DuckDB file."""
+    """(project id, sink): this process's store, or the server holding the DuckDB file.
+    The store checks a file's ids against all of the project's history, not only the
+    last days' (the default for live traffic): a file re-imported a month later must
+    still store nothing twice."""
     from segmently.collect import importer
     from segmently.store.projects import list_projects
 
     try:
-        store = open_store()
+        store = Store(Ctx.db, dedup_window=None)
     except StoreLockedError:
         ctl = serving_control()
         pid = importer.pick_project(control.remote_call(ctl, "projects_list", {}), project)

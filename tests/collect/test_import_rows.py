@@ -135,3 +135,28 @@ def test_import_on_postgresql_keeps_rows_and_is_idempotent(pg_database: str,
         assert Counter(r["event"] for r in rows) == {"purchase": 2, "login": 1}
         rollups = store.table(schema.ROLLUPS).to_pyarrow().to_pylist()
         assert sum(r["n"] for r in rollups) == 3
+
+
+def test_cli_reimport_a_month_later_stores_nothing(tmp_path: Path) -> None:
+    """The store's dedup window (7 days of arrival) is for live retries; `segmently
+    import` checks a file's ids against all of the project's history."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "db.duckdb"
+    with Store(f"duckdb://{db}") as store:
+        create_project(store, "p")
+    path = csv(tmp_path / "p.csv", PURCHASE, PURCHASE)
+
+    def cli_import() -> dict[str, Any]:
+        done = subprocess.run([sys.executable, "-m", "segmently.cli", "--db", str(db), "--json",
+                               "import", str(path)], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return json.loads(done.stdout)
+
+    assert counts(cli_import()) == (2, 2, 0, 0)
+    with Store(f"duckdb://{db}") as store:  # as if the first import ran 30 days ago
+        store.con.raw_sql("UPDATE events SET received_at = received_at - INTERVAL 30 DAY")
+    assert counts(cli_import()) == (2, 0, 2, 0)
+    with Store(f"duckdb://{db}") as store:
+        assert store.table(schema.EVENTS).count().to_pyarrow().as_py() == 2
