@@ -226,3 +226,34 @@ def test_a_file_of_another_vendor_is_all_bad_rows(store: Store) -> None:
     report = run(store, SAMPLES / "mixpanel_events.jsonl", source="amplitude")
     assert report["stored"] == 0
     assert bad(report)[0] == (1, "event_time is missing")
+
+
+def test_posthog_batch_export_parquet(store: Store, tmp_path: Path) -> None:
+    """The S3 / file-download export in Parquet: JSON-encoded `properties`, native UTC
+    timestamps (docs: 'Events model')."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    utc = pa.timestamp("us", tz="UTC")
+    path = tmp_path / "events.parquet"
+    pq.write_table(pa.table({
+        "uuid": ["0190a0a0-0000-7000-8000-000000000021", None],
+        "event": ["signed up", "signed up"],
+        "distinct_id": ["u5", "u5"],
+        "person_id": ["018f0000-0000-0000-0000-00000000000d"] * 2,
+        "properties": ['{"plan": "team", "$set": {"plan": "team"}}', '{"plan": "team"}'],
+        "person_properties": ["{}", "{}"],
+        "elements_chain": ["", ""],
+        "timestamp": pa.array([at(7), at(7, 30)], utc),
+        "created_at": pa.array([at(7, 0, 1), at(7, 30, 1)], utc),
+        "_inserted_at": pa.array([at(7, 0, 2), at(7, 30, 2)], utc),
+    }), path)
+    report = run(store, path, source="posthog")
+    assert counts(report) == (2, 2, 0, 0)
+    assert events(store) == [(at(7), "track", "signed up", "u5", None, None, {"plan": "team"}),
+                             (at(7, 30), "track", "signed up", "u5", None, None,
+                              {"plan": "team"})]
+    assert traits(store) == [("u5", "plan", "team", False, at(7))]
+    ids = sorted(r["message_id"] for r in store.table(schema.EVENTS).to_pyarrow().to_pylist())
+    assert ids[0] == "0190a0a0-0000-7000-8000-000000000021" and ids[1].startswith("imp_")
+    assert counts(run(store, path, source="posthog")) == (2, 0, 2, 0)
