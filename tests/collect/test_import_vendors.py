@@ -257,3 +257,17 @@ def test_posthog_batch_export_parquet(store: Store, tmp_path: Path) -> None:
     ids = sorted(r["message_id"] for r in store.table(schema.EVENTS).to_pyarrow().to_pylist())
     assert ids[0] == "0190a0a0-0000-7000-8000-000000000021" and ids[1].startswith("imp_")
     assert counts(run(store, path, source="posthog")) == (2, 0, 2, 0)
+
+
+def test_mixpanel_who_is_who(store: Store, tmp_path: Path) -> None:
+    """Original ID Merge sends `$device_id` with an identified distinct_id and no
+    `$user_id`; an anonymous event's distinct_id is its device id."""
+    rows = [{"event": "a", "properties": {"time": 1784023200, "distinct_id": "u7",
+                                          "$device_id": "d7", "$insert_id": "1"}},
+            {"event": "b", "properties": {"time": 1784023200, "distinct_id": "d8",
+                                          "$device_id": "d8", "$insert_id": "2"}}]
+    path = tmp_path / "mp.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert run(store, path, source="mixpanel")["stored"] == 2
+    assert [e[2:5] for e in events(store)] == [("a", "u7", "d7"), ("b", None, "d8")]
+    assert links(store) == [("d7", "u7")]

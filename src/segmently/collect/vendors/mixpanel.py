@@ -8,11 +8,11 @@ Raw event export (`/api/2.0/export`, JSON lines): each row is exactly `{"event":
   `$mp_web_page_view` a page; everything else a track.
 - `properties.time` -> timestamp: epoch seconds, or milliseconds with `time_in_ms`
   (told apart by magnitude, `collect/timestamps.py`).
-- who: `properties.$user_id` (Simplified ID Merge: an identified event) -> user id, with
-  `properties.$device_id` -> anonymous id; without `$user_id`, `$device_id` -> anonymous id;
-  with neither, `distinct_id` -> user id, unless it is `$device:<id>` (an anonymous
-  distinct id) -> anonymous id `<id>`. The first event of the file carrying both a user
-  and a device id merges the device into the user (as Mixpanel's ID merge does).
+- who: `properties.$device_id` -> anonymous id; `properties.$user_id` (Simplified ID
+  Merge: an identified event) -> user id; without `$user_id`, `distinct_id` -> user id
+  unless it is the device id or `$device:<id>` (an anonymous distinct id, whose `<id>` is
+  then the anonymous id). The first event of the file carrying both a user and a device
+  id merges the device into the user (as Mixpanel's ID merge does).
 - message id: Mixpanel counts events with the same `event`, `distinct_id`, `time` and
   `$insert_id` once (its deduplication rule), so the id is `mp_` + the MD5 of those four;
   an event without `$insert_id` gets `imp_<md5>:<n>`.
@@ -108,11 +108,10 @@ class MixpanelRows:
         user = as_id(props.get("$user_id"), "properties.$user_id")
         device = as_id(props.get("$device_id"), "properties.$device_id")
         anonymous = device
-        if user is None and device is None and distinct is not None:
-            if distinct.startswith(DEVICE_PREFIX):
-                anonymous = distinct[len(DEVICE_PREFIX):] or None
-            else:
-                user = distinct
+        if distinct is not None and distinct.startswith(DEVICE_PREFIX):
+            anonymous = anonymous or distinct[len(DEVICE_PREFIX):] or None
+        elif user is None and distinct is not None and distinct != device:
+            user = distinct  # an identified distinct id (server-side, or Original ID Merge)
         typ, alias = TYPES.get(name, "track"), None
         if name == "$identify":
             user = as_id(props.get("$identified_id"), "properties.$identified_id") or user
