@@ -1,7 +1,9 @@
 """OpenAPI docs at /docs, served from an installed package: no CDN, works offline.
 
 FastAPI's default /docs page loads Swagger UI from a CDN; a self-hosted system must not
-depend on the network of whoever opens it, so the assets come from `swagger-ui-bundle`.
+depend on the network of whoever opens it, so the assets come from the installed
+`fastapi-offline` package (Swagger UI 5: FastAPI's documents are OpenAPI 3.1, which the
+Swagger UI 4 of `swagger-ui-bundle` cannot draw).
 FastAPI's page also starts Swagger UI with an inline script, which the Content-Security-
 Policy every response carries (`web/headers.py`: scripts from this server only) refuses;
 so the page is written here and Swagger UI is started by `static/docs.js`, which reads
@@ -11,13 +13,15 @@ the OpenAPI URL from its own script tag.
 from __future__ import annotations
 
 from html import escape
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from swagger_ui_bundle import swagger_ui_path
+import fastapi_offline
 
 ASSETS = "/static/swagger"
+ASSET_DIR = Path(fastapi_offline.__file__).parent / "static"
 START_SCRIPT = "/ui/static/docs.js"  # the UI's static files: public, they hold no data
 
 
@@ -30,7 +34,7 @@ def docs_html(title: str, openapi_url: str) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)}</title>
 <link rel="stylesheet" href="{ASSETS}/swagger-ui.css">
-<link rel="icon" href="{ASSETS}/favicon-32x32.png">
+<link rel="icon" href="{ASSETS}/favicon.png">
 </head>
 <body>
 <div id="swagger-ui"></div>
@@ -42,7 +46,7 @@ def docs_html(title: str, openapi_url: str) -> str:
 
 
 def mount_docs(app: FastAPI) -> None:
-    app.mount(ASSETS, StaticFiles(directory=swagger_ui_path), name="swagger")
+    app.mount(ASSETS, StaticFiles(directory=ASSET_DIR), name="swagger")
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
