@@ -108,6 +108,8 @@ async def preflight(request: Request) -> Response:
 for _path in PATHS:
     for _spelling in (_path + "/", _path):
         _shown = _spelling.endswith("/")
-        router.add_api_route(_spelling, capture, methods=["POST", "GET"],
-                             include_in_schema=_shown, summary=f"PostHog capture ({_path}/)")
+        for _method in ("POST", "GET"):  # one route each: an operation id per method
+            router.add_api_route(_spelling, capture, methods=[_method],
+                                 include_in_schema=_shown,
+                                 summary=f"PostHog capture ({_path}/)")
         router.add_api_route(_spelling, preflight, methods=["OPTIONS"], include_in_schema=False)
