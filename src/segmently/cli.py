@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -119,6 +120,9 @@ def stats() -> None:
     show(run("stats"), title="stored rows")
 
 
+IMPORT_MEMORY = "SEGMENTLY_IMPORT_MEMORY"  # DuckDB's memory limit while importing
+
+
 @contextlib.contextmanager
 def _import_target(project: str | None) -> Iterator[tuple[str, Any]]:
     """(project id, sink): this process's store, or the server holding the DuckDB file.
@@ -138,7 +142,7 @@ def _import_target(project: str | None) -> Iterator[tuple[str, Any]]:
     with store:
         found = [{"project_id": p.project_id, "name": p.name} for p in list_projects(store)]
         pid = importer.pick_project(found, project)
-        yield pid, importer.store_sink(store, pid)
+        yield pid, importer.store_sink(store, pid, os.environ.get(IMPORT_MEMORY, "512MB"))
 
 
 @app.command("import")

@@ -35,6 +35,7 @@ from segmently.store import schema
 from segmently.store.rows import ARROW_SCHEMAS, MESSAGE_TYPES, Message, RowBatch, to_rows
 
 BATCH = "segmently_import_batch"
+STAGE = "segmently_import_normalized"  # stage 1's rows, a materialized CTE of stage 2
 ROW, BAD = "__row", "__bad"
 REASONS = {
     "missing_id": "needs a user id or an anonymous id",
@@ -159,9 +160,10 @@ NORMALIZED = ibis.schema({
 
 def finish_expr(project_id: str, now: datetime, max_future: timedelta) -> ir.Table:
     """Stage 2, over stage 1's output: message ids (given or a content hash) and the
-    reason a row is bad (null when it is good). Two stages so that DuckDB computes each
-    normalized value once."""
-    n = ibis.table(NORMALIZED, name=BATCH)
+    reason a row is bad (null when it is good). Two stages (one query: stage 1 is a
+    MATERIALIZED common table expression) so that DuckDB computes each normalized value
+    once."""
+    n = ibis.table(NORMALIZED, name=STAGE)
     hashed = _content_md5([n.type, n.event, n.user_id, n.anonymous_id, n.account_id,
                            n.timestamp.cast("string"), n.properties])
     reason = ibis.cases(
@@ -223,7 +225,9 @@ class TabularConverter:
             check_columns(_with_constants(arrow_schema, self.constants), self.cols, self.rules)
             with_row = arrow_schema.append(pa.field(ROW, pa.int64()))
             expr = normalize_expr(with_row, self.cols, self.rules, self.constants)
-            sql = self._sql[arrow_schema] = str(ibis.to_sql(expr, dialect="duckdb"))
+            stage = str(ibis.to_sql(expr, dialect="duckdb"))
+            sql = self._sql[arrow_schema] = (f'WITH "{STAGE}" AS MATERIALIZED ({stage}) '
+                                             f"{self._finish_sql}")
         return sql
 
     def _run(self, sql: str, table: pa.Table) -> pa.Table:
@@ -240,7 +244,7 @@ class TabularConverter:
         sql = self._compiled(batch.schema)
         table = pa.Table.from_batches([batch]).append_column(
             ROW, pa.array(np.arange(batch.num_rows, dtype=np.int64)))
-        out = self._run(self._finish_sql, self._run(sql, table))
+        out = self._run(sql, table)
         bad_mask = pc.is_valid(out[BAD])
         bad = self._bad_rows(out.filter(bad_mask), table, lines)
         good = out.filter(pc.invert(bad_mask)) if bad else out
