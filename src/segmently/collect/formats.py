@@ -118,9 +118,18 @@ class GenericRows:
 
     def __init__(self, mapping: dict[str, str]) -> None:
         self.mapping = mapping
+        self._known: dict[tuple[str, ...], dict[str, str]] = {}  # keys -> mapping
 
     def _cols(self, row: dict[str, Any]) -> dict[str, str]:
-        return resolve_mapping(list(row), {t: s for t, s in self.mapping.items() if s in row})
+        """The mapping for this row's keys (rows of a file mostly share them: cached)."""
+        keys = tuple(row)
+        cols = self._known.get(keys)
+        if cols is None:
+            if len(self._known) > 4096:
+                self._known.clear()
+            cols = self._known[keys] = resolve_mapping(
+                list(row), {t: s for t, s in self.mapping.items() if s in row})
+        return cols
 
     def timestamp(self, row: dict[str, Any]) -> Stamp:
         return Stamp(row.get(self._cols(row).get("timestamp", "")), "timestamp")
@@ -129,7 +138,8 @@ class GenericRows:
                  ctx: RowContext) -> list[Produced]:
         assert ts is not None  # required
         cols = self._cols(row)
-        rest = {k: v for k, v in row.items() if k not in set(cols.values())}
+        used = set(cols.values())
+        rest = {k: v for k, v in row.items() if k not in used}
         properties = as_object(rest.pop("properties", None), "properties")
         context = as_object(rest.pop("context", None), "context")
         traits = as_object(rest.pop("traits", None), "traits")
