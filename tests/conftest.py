@@ -8,6 +8,7 @@ saying so, except under CI (CI=true), where a missing server fails the run.
 from __future__ import annotations
 
 import os
+import shutil
 import secrets
 import socket
 import subprocess
@@ -142,7 +143,6 @@ def server(tmp_path: Path) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def spark_backend():  # type: ignore[no-untyped-def]
     """Ibis over a PySpark session in local mode (needs Java; skipped without it, not in CI)."""
-    import shutil
 
     try:
         from pyspark.sql import SparkSession
@@ -238,3 +238,27 @@ def engine_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sto
     """A store whose reads run on each engine: DuckDB, PostgreSQL, and Spark over Parquet."""
     with open_engine_store(request, request.param, tmp_path) as s:
         yield s
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser():  # type: ignore[no-untyped-def]
+    """Debian's chromium driven by Playwright, one for the whole session: here, not in a
+    suite's helper module, because a fixture imported into two modules is two fixtures,
+    and a second sync Playwright in one thread refuses to start."""
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        message = ("Debian's chromium is not installed (`apt-get install -y chromium`; "
+                   "`make test` does it as root): the UI browser tests need it")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=20_000)  # a member table is a profile query: seconds, not ms
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield b
+        b.close()

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ui"))  # the UI suite's kit
-from uikit import WORKSPACE, browser, dataset, page  # noqa: E402,F401 - fixtures
+from uikit import WORKSPACE, dataset, page  # noqa: E402,F401 - fixtures
 
 from conftest import start_server  # noqa: E402
 from segmently.store import Store, utcnow  # noqa: E402

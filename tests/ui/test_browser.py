@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from uikit import UiServer, api, browser, page, ui_server  # noqa: F401 - fixtures
+from uikit import UiServer, api, page, ui_server  # noqa: F401 - fixtures
 
 EXPECTED_YAML = ("all:\n- kind: performed\n  event: report_viewed\n  at_least: 2\n"
                  "  window:\n    last: 30\n- kind: plan\n  is: growth\n")

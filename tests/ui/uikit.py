@@ -10,8 +10,6 @@ Failing browser tests leave a screenshot in test-artifacts/.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,9 +20,8 @@ import pytest
 
 from segmently.store import Store, utcnow
 from segmently.store.projects import create_project
-from conftest import start_server
+from conftest import start_server  # and the session's one `browser` fixture
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 WORKSPACE = """\
@@ -112,24 +109,6 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
 def api(server: UiServer, method: str, path: str, **kwargs: object) -> httpx.Response:
     return httpx.request(method, server.url + path, timeout=60,
                          headers={"Authorization": f"Bearer {server.secret_key}"}, **kwargs)
-
-
-@pytest.fixture(scope="session")
-def browser():  # type: ignore[no-untyped-def]
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        message = ("Debian's chromium is not installed (`apt-get install -y chromium`; "
-                   "`make test` does it as root): the UI browser tests need it")
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=20_000)  # a member table is a profile query: seconds, not ms
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
+from segmently.collect.errors import InputError
 from segmently.collect.limits import Limits, check_body_size
 
 T = TypeVar("T")
@@ -32,10 +33,14 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared and declared.isdigit():
         check_body_size(int(declared), limit)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        check_body_size(size, limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            check_body_size(size, limit)
+            chunks.append(chunk)
+    except ClientDisconnect:  # nobody is left to answer: a 400 no one reads, no traceback
+        raise InputError("the client disconnected before sending the whole body",
+                         code="client_disconnected") from None
     return b"".join(chunks)
 
 
