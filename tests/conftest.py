@@ -8,8 +8,8 @@ saying so, except under CI (CI=true), where a missing server fails the run.
 from __future__ import annotations
 
 import os
-import shutil
 import secrets
+import shutil
 import socket
 import subprocess
 import sys

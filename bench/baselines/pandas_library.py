@@ -143,7 +143,8 @@ def segments(p: People, plan: pd.Series) -> pd.DataFrame:
         (p.first(session) < p.as_of - timedelta(days=35))
     steps = list(reached.values())
     s["stuck_in_onboarding"] = pd.concat(
-        [(a < p.as_of - timedelta(days=7)) & b.isna() for a, b in zip(steps, steps[1:])],
+        [(a < p.as_of - timedelta(days=7)) & b.isna()
+         for a, b in zip(steps, steps[1:], strict=False)],
         axis=1).any(axis=1)
     s["activated"] = reached["first_report_created"] < p.first_seen + timedelta(days=14)
     nps = p.nps_latest()

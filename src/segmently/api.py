@@ -16,8 +16,7 @@ from segmently.profile.build import build_profiles
 from segmently.segments import service
 from segmently.segments.explain import Explanation
 from segmently.segments.workspace import DEFAULT_FILE, Workspace, load_workspace
-from segmently.store import Store, schema
-from segmently.store import views
+from segmently.store import Store, schema, views
 from segmently.store.projects import Project, get_project_by_name, list_projects
 
 

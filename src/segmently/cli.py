@@ -275,7 +275,8 @@ def serve(
     limits = Limits.from_env()
     store = open_store()
     try:
-        ctl = control.write_control(Ctx.db, f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{port}")
+        local = host if host != "0.0.0.0" else "127.0.0.1"
+        ctl = control.write_control(Ctx.db, f"http://{local}:{port}")
     except control.ControlFileError as exc:
         store.close()
         raise typer.BadParameter(str(exc)) from None

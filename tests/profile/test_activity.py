@@ -72,8 +72,9 @@ def test_activity_metrics(loaded: Store) -> None:
 
 
 def test_session_gap_is_configurable(loaded: Store) -> None:
-    s = sessions(resolved_events(loaded, "p", AS_OF, known_at=AS_OF).filter(lambda t: t.person_id == "ann"),
-                 gap_seconds=3600)
+    ann = resolved_events(loaded, "p", AS_OF, known_at=AS_OF).filter(
+        lambda t: t.person_id == "ann")
+    s = sessions(ann, gap_seconds=3600)
     spans = sorted((r["end"] - r["start"], r["events"]) for r in s.to_pyarrow().to_pylist())
     assert spans == [(0, 1), (0, 1), (4260, 4)]  # the hour gap merges the Monday sessions
 

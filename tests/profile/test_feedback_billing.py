@@ -67,7 +67,8 @@ def test_payments_and_trials(store: Store) -> None:
     ], received_at=AS_OF - 70 * D)
     got = by_user(billing(resolved_events(store, "p", AS_OF), AS_OF))
     ann, bob, cat = got["ann"], got["bob"], got["cat"]
-    assert (ann["payments_made"], ann["payments_missed"], ann["payments_missed_window"]) == (2, 2, 1)
+    assert (ann["payments_made"], ann["payments_missed"],
+            ann["payments_missed_window"]) == (2, 2, 1)
     assert ann["revenue_to_date"] == pytest.approx(98.5)
     assert ann["last_payment_at"] == AS_OF - 15 * D
     assert (ann["on_trial"], bob["on_trial"], cat["on_trial"]) == (False, True, False)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 from datetime import datetime
 
 import orjson
+import pytest
 
 from segmently.profile.jsonvalues import bool_at, int_at, is_set, number_at, string_at
 from segmently.store import Message, Store

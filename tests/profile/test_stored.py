@@ -61,7 +61,8 @@ def test_a_run_holds_each_users_metrics_features_and_milestones(filled: Store) -
     # no weights: a point an event in 30 days; ann's 4 make the scale, bob's 1 scores 25
     assert (run.as_of, run.users, run.engagement_scale) == (AS_OF, 2, 4.0)
     assert (run.people, run.events) == (2, 8)  # identify and group count as events, not activity
-    active = {r["day"]: r["users"] for r in stored.daily_active(filled, run).to_pyarrow().to_pylist()}
+    active = {r["day"]: r["users"]
+              for r in stored.daily_active(filled, run).to_pyarrow().to_pylist()}
     assert active == {(AS_OF - k * D).date(): 1 for k in (40, 20, 3, 2, 1)}
     users = {r["user_id"]: r for r in stored.users(filled, run).to_pyarrow().to_pylist()}
     ann, bob = users["ann"], users["bob"]

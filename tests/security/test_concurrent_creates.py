@@ -19,11 +19,10 @@ import httpx
 import pyarrow as pa
 import pytest
 
+from conftest import start_server
 from segmently.segments import definitions as defs
 from segmently.store import Store, utcnow
 from segmently.store.projects import create_project
-
-from conftest import start_server
 
 if TYPE_CHECKING:  # a bare `import conftest` may find another directory's conftest.py
     from conftest import Server

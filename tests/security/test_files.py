@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from conftest import free_port, start_server
 from segmently import control
 from segmently.store import Store, owner_only
 from segmently.store.projects import create_project
-from conftest import free_port, start_server
 
 if TYPE_CHECKING:
     from conftest import Server

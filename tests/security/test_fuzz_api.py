@@ -21,10 +21,9 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 
+from conftest import start_server
 from segmently.store import Store, utcnow
 from segmently.store.projects import create_project
-
-from conftest import start_server
 
 MAX_EXAMPLES = int(os.environ.get("SEGMENTLY_FUZZ_EXAMPLES", "10"))
 WORKSPACE = """\

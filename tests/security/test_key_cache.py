@@ -17,17 +17,16 @@ import time
 from pathlib import Path
 
 import httpx
-import pyarrow as pa
 import psycopg
+import pyarrow as pa
 import pytest
 
+from conftest import start_server
 from segmently.store import Store, schema, utcnow
 from segmently.store.projects import create_project, hash_secret
 from segmently.store.rows import ARROW_SCHEMAS
 from segmently.store.sessions import SESSIONS
 from segmently.web.auth import KeyCache
-
-from conftest import start_server
 
 
 class Clock:

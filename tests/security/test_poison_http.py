@@ -20,13 +20,12 @@ import orjson
 import pyarrow as pa
 import pytest
 import yaml
+from test_poison_values import GOOD, RULES, USERS, VOCAB, _events, _good
 
+from conftest import start_server
 from segmently.segments import definitions as defs
 from segmently.store import Store, utcnow
 from segmently.store.projects import create_project
-
-from conftest import start_server
-from test_poison_values import GOOD, RULES, USERS, VOCAB, _events, _good
 
 
 @dataclass

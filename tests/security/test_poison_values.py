@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
+from conftest import ENGINES, open_engine_store
 from segmently.collect.decode import parse_json
 from segmently.collect.limits import Limits
 from segmently.collect.native import parse_native
@@ -25,8 +26,6 @@ from segmently.segments import api_ops, evaluate
 from segmently.segments import definitions as defs
 from segmently.segments.rules import CONDITION_KINDS
 from segmently.store import Store
-
-from conftest import ENGINES, open_engine_store
 
 AS_OF = datetime(2026, 3, 31)
 SENT = AS_OF - timedelta(days=2)

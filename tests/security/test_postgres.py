@@ -35,11 +35,11 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from pg_cluster import PrivateCluster
 
+from conftest import PG_URL, free_port, start_server
 from segmently.store import Message, Store
 from segmently.store.projects import NewProject, create_project
-from conftest import PG_URL, free_port, start_server
-from pg_cluster import PrivateCluster
 
 pytestmark = pytest.mark.postgres
 

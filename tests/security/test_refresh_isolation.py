@@ -19,13 +19,12 @@ from pathlib import Path
 
 import httpx
 
+from conftest import start_server
 from segmently.demo import DemoOptions, run_demo
 from segmently.demo.workspace import demo_workspace, write_workspace
 from segmently.segments import definitions as defs
 from segmently.store import Message, Store, utcnow
 from segmently.store.projects import create_project
-
-from conftest import start_server
 
 MIN_OVERTAKEN = 2
 

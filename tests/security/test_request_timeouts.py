@@ -19,10 +19,9 @@ import httpx
 import pytest
 from requestkit import Answer, closed_by_server, connect, head, read_answer
 
+from conftest import start_server
 from segmently.store import Store
 from segmently.store.projects import create_project
-
-from conftest import start_server
 
 DEADLINE = 3.0
 STALLED_BODIES = 400

@@ -20,8 +20,16 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from requestkit import (Answer, basic, closed_by_server, connect, exchange, head,
-                        read_answer, rss_bytes)
+from requestkit import (
+    Answer,
+    basic,
+    closed_by_server,
+    connect,
+    exchange,
+    head,
+    read_answer,
+    rss_bytes,
+)
 
 from segmently import control
 from segmently.collect.limits import Limits

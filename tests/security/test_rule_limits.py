@@ -14,12 +14,11 @@ from typing import Any
 
 import pytest
 
+from conftest import ENGINES, open_engine_store
 from segmently.segments import evaluate, parse_rule
 from segmently.segments.errors import RuleError
 from segmently.segments.rules import MAX_CONDITIONS, MAX_DEPTH
 from segmently.store import Message, Store
-
-from conftest import ENGINES, open_engine_store
 
 AS_OF = datetime(2026, 3, 31)
 STRINGS = ["abc", "ABC", "a.c", "a-c", "foo@bar.com", "x1y22z333", "hello world", "tab\there",

@@ -15,11 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import ENGINES, open_engine_store
 from segmently.segments import evaluate
 from segmently.store import Message, Store
 from segmently.store.rows import to_rows
-
-from conftest import ENGINES, open_engine_store
 
 AS_OF = datetime(2026, 3, 31, 15, 0)  # mid-afternoon: as_of's day is partly in the past
 H = timedelta(hours=1)

@@ -6,8 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from segmently.store import Message, Store
-from segmently.store import views
+from segmently.store import Message, Store, views
 from segmently.store.projects import (
     ProjectError,
     create_project,
@@ -172,5 +171,6 @@ def test_duckdb_memory_limit_from_the_environment(monkeypatch: pytest.MonkeyPatc
         assert s.con.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0] == \
             "244.1 MiB"
     monkeypatch.setenv("SEGMENTLY_DUCKDB_MEMORY_LIMIT", "lots")
-    with pytest.raises(ValueError, match="SEGMENTLY_DUCKDB_MEMORY_LIMIT: .*Memory must have a number"):
+    with pytest.raises(ValueError,
+                       match="SEGMENTLY_DUCKDB_MEMORY_LIMIT: .*Memory must have a number"):
         Store("duckdb://")

@@ -9,9 +9,9 @@ import sys
 
 import httpx
 import pytest
-from conftest import Server, start_server
 from uikit import UiServer, ui_server  # noqa: F401 - fixture
 
+from conftest import Server, start_server
 from segmently.store import Store
 from segmently.store.sessions import SESSIONS
 from segmently.web.pages import router as pages_router

@@ -212,7 +212,8 @@ def test_a_segment_that_cannot_refresh_says_why(page: Page, ui_server: UiServer)
     assert api(ui_server, "POST", "/api/segments", json={"name": "inviters", "rule": rule}) \
         .status_code == 201
     try:
-        workspace.write_text(original.replace("- name: invites\n  events: [{event: teammate_invited}]\n", ""))
+        workspace.write_text(original.replace(
+            "- name: invites\n  events: [{event: teammate_invited}]\n", ""))
         results = api(ui_server, "POST", "/api/refresh").json()["segments"]
         failed = {r["name"]: r["error"] for r in results if r["error"]}
         assert list(failed) == ["inviters"] and "unknown feature 'invites'" in failed["inviters"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
-from urllib.parse import quote
 from datetime import date, datetime, timedelta
+from urllib.parse import quote
 
 import httpx
 import pytest

@@ -1,6 +1,6 @@
 """Fixtures of the UI tests (imported by them: one conftest.py per suite keeps pytest's
-module names unique). The UI under test: a real `segmently serve` over a small hand-made product, and Debian's
-Chromium driven headless by Playwright.
+module names unique). The UI under test: a real `segmently serve` over a small hand-made
+product, and Debian's Chromium driven headless by Playwright.
 
 The dataset (PEOPLE below) is small enough to check every expectation by hand. Chromium
 comes from the Debian package (`make test` installs it when missing, as root); without it
@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conftest import start_server  # and the session's one `browser` fixture
 from segmently.store import Store, utcnow
 from segmently.store.projects import create_project
-from conftest import start_server  # and the session's one `browser` fixture
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 

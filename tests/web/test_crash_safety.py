@@ -25,9 +25,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conftest import start_server
 from segmently.store import Store
 from segmently.store.projects import create_project
-from conftest import start_server
 
 BATCH = 40
 THREADS = 4

@@ -11,7 +11,7 @@ import base64
 import gzip
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import httpx
@@ -102,11 +102,11 @@ def _rows(db: str, table: str) -> pd.DataFrame:
 
 
 def _utc(ts: datetime) -> datetime:
-    return ts.astimezone(timezone.utc).replace(tzinfo=None)
+    return ts.astimezone(UTC).replace(tzinfo=None)
 
 
 def test_official_posthog_python_client(server) -> None:  # type: ignore[no-untyped-def]
-    sent = datetime(2026, 1, 5, 9, 30, tzinfo=timezone.utc)
+    sent = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
     ids = {k: str(uuid.uuid4()) for k in ("capture", "identify", "set", "once", "alias", "group")}
     client = Posthog(server.write_key, host=server.url, sync_mode=True)
     client.capture("report_viewed", distinct_id="user-1", properties={"report": "weekly", "n": 3},
@@ -201,7 +201,7 @@ def test_raw_requests_every_spelling_and_encoding(server) -> None:  # type: igno
         assert r.status_code == 200, r.text
         expected[get["uuid"]] = "get data"
 
-        batch = {"api_key": key, "sent_at": datetime.now(timezone.utc).isoformat(),
+        batch = {"api_key": key, "sent_at": datetime.now(UTC).isoformat(),
                  "batch": [_event("in batch 1", None), _event("in batch 2", None)]}
         assert http.post("/batch", json=batch).status_code == 200
         expected.update({e["uuid"]: e["event"] for e in batch["batch"]})

@@ -11,7 +11,7 @@ segment sees them) and as rows in the DuckDB file once the server has stopped.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -25,7 +25,7 @@ rudder_request = pytest.importorskip("rudderstack.analytics.request")
 if TYPE_CHECKING:
     from conftest import Server
 
-T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 
 
 def stored(server: Server) -> dict[str, list[dict[str, Any]]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -22,12 +22,12 @@ from segmently.store import Store
 if TYPE_CHECKING:  # a bare `import conftest` may find another directory's conftest.py
     from conftest import Server
 
-T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 SKEW = timedelta(seconds=5)  # the client runs on this machine: sentAt ~ receivedAt
 
 
 def naive(ts: datetime) -> datetime:
-    return ts.astimezone(timezone.utc).replace(tzinfo=None)
+    return ts.astimezone(UTC).replace(tzinfo=None)
 
 
 def stored(server: Server) -> dict[str, list[dict[str, Any]]]:
@@ -69,7 +69,7 @@ def test_official_python_sdk_round_trip(server: Server) -> None:
     with pytest.raises(APIError) as bad_key:
         Client("wk_nope", host=server.url, sync_mode=True).track("u1", "x")
     assert (bad_key.value.status, bad_key.value.message) == (401, "unknown write key")
-    future = datetime.now(timezone.utc) + timedelta(days=3)
+    future = datetime.now(UTC) + timedelta(days=3)
     with pytest.raises(APIError) as bad_call:
         sdk.track("u1", "x", timestamp=future, message_id="m-future")
     assert (bad_call.value.status, bad_call.value.code) == (400, "timestamp_in_future")
@@ -139,7 +139,7 @@ def test_raw_http_auth_gzip_retries_limits_and_errors(server: Server) -> None:
     assert (r.status_code, r.json()) == (200, ok)
 
     # A device whose clock is 3 h fast sends, gzipped, calls made 10 s before sentAt.
-    device_now = datetime.now(timezone.utc) + timedelta(hours=3)
+    device_now = datetime.now(UTC) + timedelta(hours=3)
     skewed = {"sentAt": iso(device_now), "batch": [
         {"type": "track", "event": "skewed", "anonymousId": "a1", "messageId": f"r-skew-{i}",
          "timestamp": iso(device_now - timedelta(seconds=10))} for i in range(2)]}

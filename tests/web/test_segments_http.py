@@ -22,8 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import start_server
 
+from conftest import start_server
 from segmently.segments import definitions as defs
 from segmently.store import Store
 from segmently.store.projects import create_project

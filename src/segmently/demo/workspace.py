@@ -15,8 +15,7 @@ from typing import Any
 import yaml
 
 from segmently.demo import vocabulary as v
-from segmently.profile.config import EngagementScore, Feature, HealthScore, Milestone, \
-    Vocabulary
+from segmently.profile.config import EngagementScore, Feature, HealthScore, Milestone, Vocabulary
 from segmently.profile.matchers import EventMatcher
 from segmently.segments.workspace import DEFAULT_FILE, Workspace
 from segmently.store.backends import duckdb_path

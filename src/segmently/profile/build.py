@@ -25,7 +25,6 @@ from segmently.store.views import (
     resolved_events,
 )
 
-
 ACTIVITY_TYPES = ("track", "page", "screen")
 
 

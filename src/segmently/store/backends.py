@@ -1,7 +1,8 @@
 """Opening an Ibis backend from a URL, and the little each engine needs that Ibis leaves out.
 
-Accepted URLs: `duckdb:///abs/path.duckdb` (or `duckdb://relative.duckdb`), `duckdb://:memory:`, a bare path (DuckDB),
-`postgres://user@host:port/db` / `postgresql://...`. Everything else is passed to
+Accepted URLs: `duckdb:///abs/path.duckdb` (or `duckdb://relative.duckdb`),
+`duckdb://:memory:`, a bare path (DuckDB), `postgres://user@host:port/db` /
+`postgresql://...`. Everything else is passed to
 `ibis.connect`, so any Ibis backend can be named.
 """
 

@@ -1,13 +1,13 @@
 """The write path's per-commit operations, with a direct route on DuckDB.
 
 Every group commit (and every chunk of a file import) inserts the events whose message
-ids are new, then a few derived Arrow tables. Through Ibis each costs a schema lookup (DESCRIBE), an expression compile and a
-memtable registration: ~15 ms per call, more than the work itself for a 4,000-event group
-(see bench/RESULTS.md). On DuckDB the same two operations go through DuckDB's own
-relational API: typed expressions and Arrow in, nothing glued from user input, columns
-matched by name. PostgreSQL has its own route (`store/postgres.py`: COPY, then INSERT ... ON CONFLICT DO
-NOTHING against a unique index, so several writing processes still store an id once).
-Other engines keep the Ibis path.
+ids are new, then a few derived Arrow tables. Through Ibis each costs a schema lookup
+(DESCRIBE), an expression compile and a memtable registration: ~15 ms per call, more than
+the work itself for a 4,000-event group (see bench/RESULTS.md). On DuckDB the same two
+operations go through DuckDB's own relational API: typed expressions and Arrow in, nothing
+glued from user input, columns matched by name. PostgreSQL has its own route
+(`store/postgres.py`: COPY, then INSERT ... ON CONFLICT DO NOTHING against a unique index,
+so several writing processes still store an id once). Other engines keep the Ibis path.
 
 On DuckDB a whole append is set-based SQL in the transaction (`append_new_events`): the
 staged Arrow batch's new rows (its ids looked up among the project's recent ids, first

@@ -6,21 +6,26 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from starlette.requests import ClientDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from segmently import __version__
 from segmently.collect.errors import InputError
 from segmently.collect.limits import Limits
 from segmently.store import Store
-from segmently.web import internal_routes, native_routes
-from segmently.web import posthog_routes
-from segmently.web import segment_api, segment_routes, ui_api
+from segmently.web import (
+    internal_routes,
+    native_routes,
+    posthog_routes,
+    segment_api,
+    segment_routes,
+    ui_api,
+)
 from segmently.web.docs import mount_docs
-from segmently.web.health import mount_health
 from segmently.web.guard import RequestGuard
 from segmently.web.headers import SecurityHeaders
+from segmently.web.health import mount_health
 from segmently.web.pages import mount_ui
 from segmently.web.state import AppState
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+import fastapi_offline
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-import fastapi_offline
 
 ASSETS = "/static/swagger"
 ASSET_DIR = Path(fastapi_offline.__file__).parent / "static"

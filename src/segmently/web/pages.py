@@ -2,8 +2,8 @@
 
 Pages hold no data of their own: each one is a shell naming what it shows (a segment, a
 user) and `static/ui.js` fetches the JSON the API answers, so what a person sees is what
-an API client gets. Signing in exchanges the secret key (or a project name and the UI password set with
-`segmently projects password`) for a session cookie
+an API client gets. Signing in exchanges the secret key (or a project name and the UI
+password set with `segmently projects password`) for a session cookie
 (`web/session.py`); every page without a valid session redirects to the sign-in form.
 Scripts and styles come from this package, plotly.js from the installed plotly package:
 nothing is fetched from a CDN.

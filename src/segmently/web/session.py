@@ -2,8 +2,8 @@
 
 The cookie holds a random token (never the key); the store keeps its hash and project
 (store/sessions.py), so a session ends when it expires or on sign-out, not when the
-server restarts. SameSite=Strict keeps other sites from riding the session (no cross-site request ever
-carries the cookie), which is why the JSON routes can accept it alongside the key.
+server restarts. SameSite=Strict keeps other sites from riding the session (no cross-site
+request ever carries the cookie), which is why the JSON routes can accept it alongside the key.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from datetime import datetime
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from segmently.collect.limits import Limits
 from segmently.profile import stored
@@ -16,7 +16,6 @@ from segmently.store import Message, Store
 from segmently.store.writer import GroupCommitWriter
 from segmently.web.auth import KeyCache
 from segmently.web.session import Sessions, SignInThrottle
-
 
 WORKSPACE_ENV = "SEGMENTLY_WORKSPACE"
 
