@@ -1,6 +1,8 @@
 """What the segment builder needs to draw a form for each condition kind, derived from
-the rule language's own pydantic models so a new kind or field appears in the builder
-without touching the browser code.
+the registry (registry.py): each kind's pydantic model gives the fields, its `widgets`
+hints override what a field's name and type suggest, so a new kind or field appears in the
+builder without touching the browser code (web/static/builder.js draws; /api/catalog
+serves `condition_forms()`).
 
 Each field gets a widget: a picker fed by what the project has seen (event, trait,
 feature, milestone, segment, metric), a select for a closed set of values, a number,
@@ -13,20 +15,21 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Mapping
 from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from segmently.profile.matchers import FilterOp
-from segmently.segments import conditions as c
-from segmently.segments.rules import _CLASSES, CONDITION_KINDS
+from segmently.segments import registry
 
-# field name -> picker over the project's vocabulary or what it has seen
-PICKERS = {"event": "event", "feature": "feature", "features": "features",
-           "milestone": "milestone", "stage": "milestone", "segment": "segment",
-           "question": "text", "is": "plan", "in": "plans"}
-LIMIT_UNITS = ["minutes", "hours", "days"]  # a sequence step's within_<unit>
+# field name -> widget, for any kind (a kind's own hints come first)
+BY_NAME: dict[str, dict[str, Any]] = {
+    "window": {"widget": "window"}, "rule": {"widget": "rule"},
+    "where": {"widget": "filters", "options": list(get_args(FilterOp))},  # property/op/value
+    "event": {"widget": "event"}, "property": {"widget": "trait"},
+}
 
 
 def _literal_options(annotation: Any) -> list[Any] | None:
@@ -53,28 +56,16 @@ def _number_widget(annotation: Any) -> str | None:
     return None
 
 
-def _widget(kind: str, name: str, info: FieldInfo) -> dict[str, Any]:
-    annotation = info.annotation
-    if name == "window":
-        return {"widget": "window"}
-    if name == "rule":
-        return {"widget": "rule"}
-    if name == "where":  # rows of property / op / value
-        return {"widget": "filters", "options": list(get_args(FilterOp))}
-    if name == "steps":  # rows of event, filters, within_<unit> of the previous step
-        return {"widget": "steps", "options": list(get_args(FilterOp)), "units": LIMIT_UNITS}
-    if name == "percentile":
-        return {"widget": "percentile", "options": list(c.Percentile.model_fields)}
-    if name == "metric":
-        return {"widget": "select", "options": [*c.NUMERIC_METRICS, *c.TEXT_METRICS]}
-    if name == "property":
-        return {"widget": "event_property" if kind == "aggregate" else "trait"}
-    if name in PICKERS:
-        return {"widget": PICKERS[name]}
-    options = _literal_options(annotation)
+def _widget(name: str, info: FieldInfo, hints: Mapping[str, Mapping[str, Any]]
+            ) -> dict[str, Any]:
+    if name in hints:
+        return dict(hints[name])
+    if name in BY_NAME:
+        return dict(BY_NAME[name])
+    options = _literal_options(info.annotation)
     if options is not None:
         return {"widget": "select", "options": options}
-    number = _number_widget(annotation)
+    number = _number_widget(info.annotation)
     if number is not None:
         return {"widget": number}
     if name == "value":
@@ -82,7 +73,8 @@ def _widget(kind: str, name: str, info: FieldInfo) -> dict[str, Any]:
     return {"widget": "text"}
 
 
-def _fields(kind: str, model: type[BaseModel]) -> list[dict[str, Any]]:
+def _fields(model: type[BaseModel], hints: Mapping[str, Mapping[str, Any]]
+            ) -> list[dict[str, Any]]:
     out = []
     for name, info in model.model_fields.items():
         key = info.alias or name
@@ -91,16 +83,12 @@ def _fields(kind: str, model: type[BaseModel]) -> list[dict[str, Any]]:
         default = None if info.is_required() else info.get_default(call_default_factory=True)
         out.append({"name": key, "required": info.is_required(),
                     "default": default if isinstance(default, (str, int, float)) else None,
-                    **_widget(kind, key, info)})
+                    **_widget(key, info, hints)})
     return out
 
 
 def condition_forms() -> list[dict[str, Any]]:
-    """[{kind, help, fields: [{name, widget, required, default, options?}]}]."""
-    forms = []
-    for kind in CONDITION_KINDS:
-        model = _CLASSES[kind]
-        doc = (model.__doc__ or "").strip().split("\n\n")[0]
-        forms.append({"kind": kind, "help": " ".join(doc.split()),
-                      "fields": _fields(kind, model)})
-    return forms
+    """[{kind, help, fields: [{name, widget, required, default, options?}]}], in the
+    registry's order."""
+    return [{"kind": k.kind, "help": k.help, "fields": _fields(k.model, k.widgets)}
+            for k in registry.kinds().values()]

@@ -1,4 +1,8 @@
-"""The lowered form of a rule: `Node`s, and the words explain builds its sentences from."""
+"""The lowered form of a rule: `Node`s, and the words explain builds its sentences from.
+
+Every condition kind's lowering (segments/kinds/) returns a Node; evaluate.py selects its
+`truth`, explain.py its `observed` values and `sentence`.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from segmently.segments import rules as r
+from segmently.segments.conditions import EventCondition
 
 Observed = Callable[[ir.Table], dict[str, ir.Value]]
 Sentence = Callable[[dict[str, Any]], str]
@@ -44,7 +48,7 @@ def _times(n: Any) -> str:
     return "once" if n == 1 else f"{n} times"
 
 
-def _event_label(c: r._Events) -> str:
+def _event_label(c: EventCondition) -> str:
     where = " and ".join(f"{f.property} {f.op} {json.dumps(f.value)}" if f.value is not None
                          else f"{f.property} {f.op}" for f in c.where)
     return f"{c.event}" + (f" (where {where})" if where else "")
