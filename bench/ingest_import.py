@@ -103,16 +103,29 @@ def segmently_import(path: Path, db: Path, src: Path | None) -> tuple[float, int
     subprocess.run([sys.executable, "-m", "segmently.cli", "--db", str(db), "projects",
                     "create", "bench"], check=True, capture_output=True, env=env)
     out_path, err_path = db.with_suffix(".out"), db.with_suffix(".err")
+    peak_path = db.with_suffix(".peak")
+    command = [sys.executable, "-m", "segmently.cli", "--db", str(db), "--json", "import",
+               str(path)]
     with out_path.open("wb") as out, err_path.open("wb") as err:
         began = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "segmently.cli", "--db", str(db),
-                                 "--json", "import", str(path)], stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)  # reaps it: this child's own peak RSS
+        # A small process starts the import and reads its peak RSS: a child forked from
+        # this (big) process would count our pages in its own high-water mark.
+        done = subprocess.run([sys.executable, "-c", _PEAK, str(peak_path), *command],
+                              stdout=out, stderr=err, env=env)
         took = time.perf_counter() - began
-    if os.waitstatus_to_exitcode(status) != 0:
+    if done.returncode != 0:
         raise SystemExit(f"segmently import failed:\n{out_path.read_text()}\n"
                          f"{err_path.read_text()}")
-    return took, usage.ru_maxrss * 1024, json.loads(out_path.read_text())
+    return took, int(peak_path.read_text()), json.loads(out_path.read_text())
+
+
+_PEAK = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss * 1024))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
 
 
 def parts(path: Path, tmp: Path) -> tuple[float, float]:
