@@ -78,12 +78,16 @@ def _login_error(request: Request, target: str, error: str, status: int,
 
 @router.post("/login")
 async def login(request: Request) -> Response:
+    state = _state(request)
+    client = request.client.host if request.client else ""
+    wait = math.ceil(state.sign_ins.wait("", client))  # an address past its limit: unread
+    if wait > 0:
+        return _login_error(request, "/ui/", f"Too many failed sign-ins; try again in {wait}"
+                            " seconds.", 429, {"Retry-After": str(wait)})
     body = (await request.body())[:MAX_FORM].decode("utf-8", "replace")
     form = {k: v[0] for k, v in parse_qs(body).items()}
-    state = _state(request)
     target = _safe_next(form.get("next", "/ui/"))
     name = form.get("project", "").strip()
-    client = request.client.host if request.client else ""
     wait = math.ceil(state.sign_ins.wait(name, client))
     if wait > 0:
         return _login_error(request, target, f"Too many failed sign-ins; try again in {wait}"
