@@ -61,7 +61,7 @@ def projects_list(store: Store) -> list[dict[str, str]]:
 @command
 def stats(store: Store) -> list[dict[str, Any]]:
     """Row counts per project and table."""
-    out = []
+    out: list[dict[str, Any]] = []
     for name in (schema.EVENTS, schema.TRAITS, schema.IDENTITIES, schema.ACCOUNT_LINKS):
         t = store.table(name)
         counts = t.group_by("project_id").aggregate(rows=t.count()).to_pyarrow().to_pylist()

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeAlias
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -101,7 +102,7 @@ def members_at(store: Store, project_id: str, segment: str, as_of: datetime) -> 
     return ranked.filter((ranked._r == 0) & (ranked.kind == "entered")).select("user_id")
 
 
-Members = pa.Array | Iterable[str]  # user ids (a refresh hands over Arrow arrays)
+Members: TypeAlias = pa.Array | Iterable[str]  # user ids (a refresh hands over Arrow arrays)
 _NONE = pa.array([], pa.string())
 
 
@@ -197,8 +198,8 @@ def record_all(
         around = _neighbours(store, project_id, list(memberships), as_of)
         new = {n: m for n, m in memberships.items() if not around.get(n, {}).get("same")}
         before = _members_at_each(store, project_id, {
-            n: around[n]["before"] for n in new if around.get(n, {}).get("before")})
-        after = {n: around[n]["after"] for n in new if around.get(n, {}).get("after")}
+            n: b for n in new if (b := around.get(n, {}).get("before")) is not None})
+        after = {n: a for n in new if (a := around.get(n, {}).get("after")) is not None}
         truth = _members_at_each(store, project_id, after)
         snaps, moves, results = [], [], []
         for name, members in memberships.items():

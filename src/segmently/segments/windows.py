@@ -131,8 +131,9 @@ def _window_tag(value: Any) -> str | None:
     if isinstance(value, dict):
         found = [k for k in WINDOW_TAGS if k in value]
         return found[0] if len(found) == 1 else None
-    return {LastWindow: "last", BetweenWindow: "between",
-            FirstSeenWindow: "within_days_of_first_seen"}.get(type(value))
+    tags: dict[type, str] = {LastWindow: "last", BetweenWindow: "between",
+                             FirstSeenWindow: "within_days_of_first_seen"}
+    return tags.get(type(value))
 
 
 Window = Annotated[

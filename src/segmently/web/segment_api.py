@@ -206,7 +206,9 @@ async def user_profile(ctx: Ctx, user_id: str, as_of: AsOf = None,
     state, project_id, user_id = ctx.state, ctx.project_id, path_value(user_id)
     out = await _run(api_ops.profile, state.store, project_id, user_id,
                      workspace_vocabulary(), as_of, known_at)
-    known = state.index.get(project_id) or await _run(state.index.load, project_id)
+    known = state.index.get(project_id)
+    if known is None:
+        known = await _run(state.index.load, project_id)
     out["segments"] = list(known.of(user_id))
     return out
 

@@ -161,7 +161,9 @@ async def user_at_refresh(ctx: Ctx, user_id: str) -> dict[str, Any]:
     base = await run(_basis, ctx)
     out = await run(api_ops.profile, store, project_id, user_id, vocabulary(),
                     base.as_of if base.run else None)
-    known = ctx.state.index.get(project_id) or await run(ctx.state.index.load, project_id)
+    known = ctx.state.index.get(project_id)
+    if known is None:
+        known = await run(ctx.state.index.load, project_id)
     out["segments"] = list(known.of(user_id))
     return out
 
