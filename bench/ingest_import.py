@@ -83,20 +83,24 @@ def generate(path: Path, rows: int) -> None:
             writer.close()
 
 
-def duckdb_read(path: Path, db: Path) -> float:
-    """DuckDB's own loader: the file into a fresh table of its shape, on disk."""
+def duckdb_read(path: Path, db: Path) -> tuple[float, float]:
+    """(seconds, CPU seconds) of DuckDB's own loader: the file into a fresh table of its
+    shape, on disk."""
     con = duckdb.connect(str(db))
     con.execute("SET enable_progress_bar = false")
     reader = READERS[path.suffix.lstrip(".")]
     con.execute(f"CREATE TABLE t AS SELECT * FROM {reader} LIMIT 0", [str(path)])
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     con.execute(f"INSERT INTO t SELECT * FROM {reader}", [str(path)])
     con.close()
-    return time.perf_counter() - began
+    return time.perf_counter() - began, time.process_time() - cpu
 
 
-def segmently_import(path: Path, db: Path, src: Path | None) -> tuple[float, int, dict[str, Any]]:
-    """(seconds, peak RSS bytes, report) of the CLI importing `path` into a fresh file."""
+def segmently_import(path: Path, db: Path, src: Path | None) -> tuple[
+        float, int, float, dict[str, Any]]:
+    """(seconds, peak RSS bytes, CPU seconds, report) of the CLI importing `path` into a
+    fresh file. CPU seconds (user + system, all threads) depend far less on what else
+    the machine runs than seconds do."""
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = str(src / "src")
@@ -116,14 +120,15 @@ def segmently_import(path: Path, db: Path, src: Path | None) -> tuple[float, int
     if done.returncode != 0:
         raise SystemExit(f"segmently import failed:\n{out_path.read_text()}\n"
                          f"{err_path.read_text()}")
-    return took, int(peak_path.read_text()), json.loads(out_path.read_text())
+    peak, cpu = peak_path.read_text().split()
+    return took, int(peak), float(cpu), json.loads(out_path.read_text())
 
 
 _PEAK = """
 import os, subprocess, sys
 child = subprocess.Popen(sys.argv[2:])
 _, status, usage = os.wait4(child.pid, 0)
-open(sys.argv[1], "w").write(str(usage.ru_maxrss * 1024))
+open(sys.argv[1], "w").write(f"{usage.ru_maxrss * 1024} {usage.ru_utime + usage.ru_stime}")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
@@ -169,14 +174,15 @@ def main() -> None:
             generate(path, rows)
             print(f"\n{kind}: {rows:,} rows, {path.stat().st_size / 1e6:,.0f} MB, generated in "
                   f"{time.perf_counter() - began:.1f}s")
-            base = duckdb_read(path, tmp / f"duckdb-{kind}.duckdb")
-            took, peak, report = segmently_import(path, tmp / f"segmently-{kind}.duckdb",
-                                                  args.src)
+            base, base_cpu = duckdb_read(path, tmp / f"duckdb-{kind}.duckdb")
+            took, peak, cpu, report = segmently_import(
+                path, tmp / f"segmently-{kind}.duckdb", args.src)
             assert report["stored"] == rows, report
             print(f"  DuckDB INSERT ... {READERS[kind].split('(')[0]}: {base:7.2f}s "
-                  f"{rows / base:>12,.0f} rows/s")
+                  f"{rows / base:>12,.0f} rows/s  CPU {base_cpu:.1f}s")
             print(f"  segmently import (CLI, end to end): {took:7.2f}s {rows / took:>12,.0f} rows/s"
-                  f"  peak RSS {peak / 2**20:,.0f} MiB  (ratio {base / took:.2f})")
+                  f"  CPU {cpu:.1f}s ({rows / cpu:,.0f} rows per CPU-second)  peak RSS "
+                  f"{peak / 2**20:,.0f} MiB  (ratio {base / took:.2f})")
             if args.parts and kind == "parquet":
                 convert, insert = parts(path, tmp)
                 print(f"  parts: convert only {convert:.2f}s ({rows / convert:,.0f} rows/s); "
