@@ -134,6 +134,12 @@ def holds(rule: dict[str, Any], user: str, world: World) -> bool:
     kind, evs, as_of = rule["kind"], world.by_user[user], world.as_of
     if kind in PRODUCT_KINDS:
         return _product(rule, user, world)
+    if kind == "restarted":  # an event in the window >= gap_days after the one before it
+        times = sorted(e["ts"] for e in _matching(evs, rule, None))
+        since = _start(rule.get("window", {"last": 30}), as_of)
+        gap = timedelta(days=rule["gap_days"])
+        return any(later >= since and later - earlier >= gap  # type: ignore[operator]
+                   for earlier, later in zip(times, times[1:], strict=False))
     start = _start(rule.get("window"), as_of)
     if kind == "performed":
         n = len(_matching(evs, rule, start))

@@ -88,6 +88,9 @@ leaf_st = st.one_of(
     st.builds(lambda key, n: {"kind": "last_seen", key: n},
               st.sampled_from(["more_than_days_ago", "within_last_days"]),
               st.sampled_from([0, 1, 7, 30])),
+    st.builds(lambda e, w, gap, win: _cond("restarted", event=e, where=w, gap_days=gap,
+                                           window=win),
+              st.sampled_from(EVENTS), where_st, st.sampled_from([1, 7, 23]), window_st),
 )
 rule_st = st.recursive(leaf_st, lambda inner: st.one_of(
     st.builds(lambda rs: {"all": rs}, st.lists(inner, max_size=3)),
