@@ -127,4 +127,8 @@ register(Restarted, lower_restarted, family="events",
                    "instant as the previous, is no return). PostHog's \"restarted performing "
                    "event\", with the gap measured between events rather than fixed periods",
          example={"kind": "restarted", "event": "purchase", "gap_days": 1,
-                  "where": [{"property": "amount", "op": "ge", "value": 1}]})
+                  "where": [{"property": "amount", "op": "ge", "value": 1}]},
+         # a new condition in the builder starts with its window written out: no window
+         # here means the last 30 days, where the builder's editor would say "all history"
+         widgets={"window": {"widget": "window", "required": True,
+                             "default": {"last": 30, "unit": "days"}}})
