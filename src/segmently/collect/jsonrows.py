@@ -96,6 +96,8 @@ def content_digest(content: Any) -> bytes:
 
 def decode_text_fields(row: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     """CSV and Parquet exports hold objects as JSON text (PostHog's `properties`)."""
+    if not any(isinstance(row.get(name), str) for name in names):
+        return row
     out = dict(row)
     for name in names:
         value = out.get(name)
@@ -141,7 +143,8 @@ class RowConverter:
             if self.constants:
                 item.row = {**item.row, **self.constants}
             try:
-                item.row = decode_text_fields(item.row, self.fmt.json_text_fields)
+                if self.fmt.json_text_fields:
+                    item.row = decode_text_fields(item.row, self.fmt.json_text_fields)
                 pending.append((item, self.fmt.timestamp(item.row)))
             except InputError as exc:
                 bad.append(BadRow(item.line, exc.message))
