@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
+from conftest import ENGINES, open_engine_store
 from segmently.segments import evaluate
 from segmently.store import Message, Store
-
-from conftest import ENGINES, open_engine_store
 
 AS_OF = datetime(2026, 3, 31)
 DAY = timedelta(days=1)
@@ -294,4 +293,5 @@ def test_past_as_of_is_reproducible_after_late_data(loaded: Store) -> None:
                   received_at=AS_OF + 3 * DAY)
     assert before == {"ann"}
     assert members(loaded, rule, project="q") == {"ann"}  # the past answer does not move
-    assert members(loaded, rule, AS_OF + 3 * DAY, project="q") == {"ann", "cat"}  # the present one does
+    # the present one does
+    assert members(loaded, rule, AS_OF + 3 * DAY, project="q") == {"ann", "cat"}

@@ -21,12 +21,11 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from conftest import ENGINES, open_engine_store
 from segmently.profile.config import Feature, Milestone, Vocabulary
 from segmently.profile.matchers import EventMatcher, PropertyFilter
 from segmently.segments import RuleError, evaluate, explain, parse_rule
 from segmently.store import Message, Store
-
-from conftest import ENGINES, open_engine_store
 
 AS_OF = datetime(2026, 3, 31)
 KNOWN = datetime(2026, 1, 1)  # received long before as_of

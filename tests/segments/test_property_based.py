@@ -15,6 +15,7 @@ from itertools import count
 from typing import Any
 
 import pytest
+import reference  # tests/segments/reference.py (pytest puts this directory on sys.path)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,6 @@ from segmently.profile.config import Feature, Vocabulary
 from segmently.profile.matchers import EventMatcher, PropertyFilter
 from segmently.segments import evaluate
 from segmently.store import Message, Store
-import reference  # tests/segments/reference.py (pytest puts this directory on sys.path)
 
 AS_OF = datetime(2026, 3, 31)
 USERS = ["u1", "u2", "u3", "u4"]

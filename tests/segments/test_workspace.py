@@ -54,5 +54,6 @@ def test_errors_name_line_and_field(text: str, expected: str) -> None:
 
 def test_json_schema_describes_the_file() -> None:
     schema = json_schema()
-    assert {"features", "milestones", "engagement", "health", "segments"} <= set(schema["properties"])
+    assert {"features", "milestones", "engagement", "health", "segments"} <= \
+        set(schema["properties"])
     assert "Feature" in schema["$defs"]

@@ -19,8 +19,8 @@ import ibis
 import ibis.expr.types as ir
 
 from segmently.profile.config import Vocabulary
-from segmently.profile.matchers import EventMatcher, any_of
 from segmently.profile.jsonvalues import number_at, string_at
+from segmently.profile.matchers import EventMatcher, any_of
 from segmently.segments.windows import Span
 from segmently.store import Store
 from segmently.store.rollups import day_of

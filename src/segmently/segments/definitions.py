@@ -42,8 +42,8 @@ from segmently.segments.errors import RuleError, SegmentReferenceError
 from segmently.segments.rules import Rule, parse_rule, rule_json
 from segmently.segments.workspace import Workspace
 from segmently.store import Store, utcnow
-from segmently.store.store import schema_lock
 from segmently.store.rows import arrow_schema
+from segmently.store.store import schema_lock
 
 VERSIONS = "segment_versions"
 VERSIONS_SCHEMA = ibis.schema({

@@ -38,8 +38,9 @@ def segment_examples(store: Store, project_id: str,
     rules = as_rules(segments)
     ev = evaluate(store, project_id, rules, as_of)
     t = ev.table
-    row = t.aggregate(**{f"n{c}": ibis.cases((t[c], 1), else_=0).sum() for c in ev.columns.values()},
-                      **{f"m{c}": t.user_id.min(where=t[c]) for c in ev.columns.values()}
+    cols = ev.columns.values()
+    row = t.aggregate(**{f"n{c}": ibis.cases((t[c], 1), else_=0).sum() for c in cols},
+                      **{f"m{c}": t.user_id.min(where=t[c]) for c in cols}
                       ).to_pyarrow().to_pylist()[0]
     out = []
     for name, col in ev.columns.items():

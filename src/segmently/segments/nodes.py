@@ -39,7 +39,8 @@ def _and(values: list[ir.BooleanValue], empty: bool) -> ir.BooleanValue:
     if not values:
         return ibis.literal(empty)
     while len(values) > 1:
-        pairs = [(a & b) if empty else (a | b) for a, b in zip(values[::2], values[1::2])]
+        pairs = [(a & b) if empty else (a | b)
+                 for a, b in zip(values[::2], values[1::2], strict=False)]
         values = pairs + values[len(pairs) * 2:]
     return values[0]
 

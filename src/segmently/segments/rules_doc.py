@@ -38,7 +38,7 @@ def with_tables(text: str) -> str:
         if not pattern.search(text):
             raise ValueError(f"docs/rules.md has no <!-- kinds:{family} --> block")
         rows = table(family)
-        text = pattern.sub(lambda m: m.group(1) + rows + m.group(3), text)
+        text = pattern.sub(lambda m, rows=rows: m.group(1) + rows + m.group(3), text)
     return text
 
 

@@ -25,7 +25,6 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 from segmently.segments.errors import RuleError
 from segmently.store import utcnow
 
-
 EARLIEST = datetime(1900, 1, 1)  # instants a rule or an evaluation may name, [EARLIEST,
 LATEST = datetime(2200, 1, 1)  # LATEST) in UTC: every window start stays a valid datetime
 

@@ -51,7 +51,8 @@ class Workspace(Vocabulary):
         for s in self.segments:
             if s.name == name:
                 return s
-        raise KeyError(f"no segment named {name!r}; known: {', '.join(s.name for s in self.segments)}")
+        known = ", ".join(s.name for s in self.segments)
+        raise KeyError(f"no segment named {name!r}; known: {known}")
 
 
 def parse_workspace(text: str, source: str = DEFAULT_FILE) -> Workspace:
@@ -111,7 +112,8 @@ def _check_references(workspace: Workspace, lines: dict[Any, int], source: str) 
 def load_workspace(path: str | Path = DEFAULT_FILE) -> Workspace:
     path = Path(path)
     if not path.exists():
-        raise WorkspaceError(f"{path}: no such workspace file (create one, or run `segmently demo`)")
+        raise WorkspaceError(f"{path}: no such workspace file (create one, or run "
+                             "`segmently demo`)")
     return parse_workspace(path.read_text(), str(path))
 
 
