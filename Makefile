@@ -21,6 +21,11 @@ install: $(VENV)/.base
 
 demo: $(VENV)/.base
 	$(VENV)/bin/segmently --db $(DB) demo --users $(USERS) --days $(DAYS)
+	$(VENV)/bin/segmently --db $(DB) --json segments refresh --every 7d \
+		--backfill-from $$(date -u -d '$(DAYS) days ago' +%F) > /dev/null
+	@echo "Weekly snapshots of the last $(DAYS) days stored (sizes over time, entries, exits)."
+	@echo "Open the UI: SEGMENTLY_WORKSPACE=segmently.yaml $(VENV)/bin/segmently --db $(DB) serve"
+	@echo "then http://127.0.0.1:8000/ and sign in with the secret key printed above."
 
 test: $(VENV)/.test chromium
 	$(PY) -m pytest -q
