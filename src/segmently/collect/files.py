@@ -65,7 +65,8 @@ def detect(path: Path, fmt: str | None, delimiter: str | None = None) -> FileKin
         suffixes = suffixes[:-1]
     else:
         compression = _sniff(path)
-    vendor = None
+    vendor: str | None = None
+    kind: str | None
     if fmt is not None:
         if fmt not in FORMATS:
             raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}",

@@ -72,13 +72,13 @@ class ImportOptions(BaseModel):
     delimiter: str | None = None  # CSV: one character, or "tab"
     timestamp_format: str | None = None  # strptime format for timestamps
     strict: bool = False
-    batch_rows: int = Field(250_000, gt=0)  # rows per batch (and transaction), tables
-    json_batch_rows: int = Field(20_000, gt=0)  # rows per batch, JSON lines and vendors
+    batch_rows: int = Field(default=250_000, gt=0)  # rows per batch (and transaction), tables
+    json_batch_rows: int = Field(default=20_000, gt=0)  # rows per batch, JSON lines and vendors
     # events per transaction: small batches (JSON lines) are written together. Bigger
     # writes save CPU (1M-event transactions: 17 s instead of 21 s for 2M rows) but hold
     # more at once (a 6M-row import peaked at 2.2 GB instead of 1.4 GB): see bench/RESULTS.md
-    write_rows: int = Field(250_000, gt=0)
-    max_bad_reported: int = Field(20, ge=0)
+    write_rows: int = Field(default=250_000, gt=0)
+    max_bad_reported: int = Field(default=20, ge=0)
     limits: Limits = Field(default_factory=Limits.from_env)
 
 
@@ -337,7 +337,7 @@ def _row_items(path: Path, how: _Plan, options: ImportOptions) -> Iterator[
     stream, reader = _csv(path, how.kind, skips, max(1 << 20, options.json_batch_rows * 256))
     done = 0
     try:
-        for batch in _csv_read(reader, path, lambda: done):
+        for batch in _csv_read(reader, path):
             lines = skips.line_numbers(done, batch.num_rows)
             done += batch.num_rows
             batch, lines = _drop_blank(batch, lines)
@@ -413,15 +413,20 @@ def _csv(path: Path, kind: FileKind, skips: _CsvSkips, block_size: int) -> tuple
                          f"{str(exc).splitlines()[0]}", code="bad_file") from None
 
 
-def _csv_read(reader: Any, path: Path, done: Callable[[], int]) -> Iterator[pa.RecordBatch]:
+def _csv_read(reader: Any, path: Path) -> Iterator[pa.RecordBatch]:
+    """The reader's batches; a file that breaks off (a truncated gzip, bytes that are not
+    text) is one clear error naming the data rows read before it."""
+    rows = 0
     while True:
         try:
-            yield reader.read_next_batch()
+            batch = reader.read_next_batch()
         except StopIteration:
             return
         except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(f"{path.name}: cannot be read after line {done() + 1}: "
+            raise InputError(f"{path.name}: cannot be read after {rows:,} data rows: "
                              f"{str(exc).splitlines()[0]}", code="bad_file") from None
+        rows += batch.num_rows
+        yield batch
 
 
 def _csv_batches(path: Path, how: _Plan, project_id: str,
@@ -431,7 +436,7 @@ def _csv_batches(path: Path, how: _Plan, project_id: str,
     total, done = path.stat().st_size, 0
     converter, cols = _converter(reader.schema.names, how, project_id, options)
     try:
-        for batch in _csv_read(reader, path, lambda: done):
+        for batch in _csv_read(reader, path):
             lines = skips.line_numbers(done, batch.num_rows)
             done += batch.num_rows
             batch, lines = _drop_blank(batch, lines)

@@ -108,7 +108,8 @@ def decode_text_fields(row: dict[str, Any], names: tuple[str, ...]) -> dict[str,
             try:
                 out[name] = orjson.loads(value)
             except orjson.JSONDecodeError as exc:
-                raise InputError(f"{name} is not valid JSON: {exc}", code="malformed_json") from None
+                raise InputError(f"{name} is not valid JSON: {exc}",
+                                 code="malformed_json") from None
     return out
 
 

@@ -61,9 +61,9 @@ _PENDING = "imp_pending"
 
 
 class AmplitudeRows:
-    name = "amplitude"
-    json_text_fields = ("event_properties", "user_properties", "groups", "group_properties",
-                        "data")
+    name: str = "amplitude"
+    json_text_fields: tuple[str, ...] = (
+        "event_properties", "user_properties", "groups", "group_properties", "data")
 
     def __init__(self) -> None:
         self.account_group = os.environ.get(ACCOUNT_GROUP_ENV) or None

@@ -74,8 +74,8 @@ def _profile_stamp(props: Any) -> Stamp:
 
 
 class MixpanelRows:
-    name = "mixpanel"
-    json_text_fields = ("properties", "$properties")
+    name: str = "mixpanel"
+    json_text_fields: tuple[str, ...] = ("properties", "$properties")
 
     def __init__(self) -> None:
         self.account_property = os.environ.get(ACCOUNT_PROPERTY_ENV) or None
@@ -147,7 +147,8 @@ class MixpanelRows:
         if distinct is None:
             raise InputError(f"{where}$distinct_id is missing", code="missing_field")
         traits = as_object(row.get("$properties"), f"{where}$properties")
-        user, anonymous = distinct, None
+        user: str | None = distinct
+        anonymous: str | None = None
         if distinct.startswith(DEVICE_PREFIX):
             user, anonymous = None, distinct[len(DEVICE_PREFIX):] or None
         msg = Message(message_id=_PENDING, type="identify", event="$identify", timestamp=ts,

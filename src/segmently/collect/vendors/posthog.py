@@ -64,9 +64,9 @@ def _is_person(row: dict[str, Any]) -> bool:
 
 
 class PostHogRows:
-    name = "posthog"
-    json_text_fields = ("properties", "person_properties", "set", "set_once", "$set",
-                        "$set_once", "distinct_ids")
+    name: str = "posthog"
+    json_text_fields: tuple[str, ...] = (
+        "properties", "person_properties", "set", "set_once", "$set", "$set_once", "distinct_ids")
 
     def __init__(self) -> None:
         self.account_group = posthog.account_group_from_env()

@@ -23,8 +23,8 @@ _PENDING = "imp_pending"  # replaced by the content id (jsonrows) before anythin
 
 
 class SegmentRows:
-    name = "segment"
-    json_text_fields = ("properties", "traits", "context")
+    name: str = "segment"
+    json_text_fields: tuple[str, ...] = ("properties", "traits", "context")
 
     def timestamp(self, row: dict[str, Any]) -> Stamp:
         if row.get("timestamp") is not None:
