@@ -269,10 +269,11 @@ class TabularConverter:
     def _bad_rows(self, bad: pa.Table, source: pa.Table, lines: pa.Array) -> list[BadRow]:
         rows, codes = bad[ROW].to_pylist(), bad[BAD].to_pylist()
         ts_rows = [r for r, c in zip(rows, codes, strict=True) if c == "bad_timestamp"]
-        ts_raw = source[self.cols["timestamp"]].take(pa.array(ts_rows, pa.int64())) \
-            if ts_rows else None
-        why = dict(zip(ts_rows, self._timestamps.run(ts_raw.combine_chunks(), "reason"),
-                       strict=True)) if ts_rows else {}
+        why: dict[int, str] = {}
+        if ts_rows:  # why each timestamp was refused, by the same rules (timestamps.py)
+            raw = source[self.cols["timestamp"]].take(pa.array(ts_rows, pa.int64()))
+            why = dict(zip(ts_rows, self._timestamps.run(raw.combine_chunks(), "reason"),
+                           strict=True))
         out = []
         for row, code in zip(rows, codes, strict=True):
             reason = REASONS[code]

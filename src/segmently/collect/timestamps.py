@@ -266,7 +266,8 @@ class TimestampParser:
         key = (typ, what)
         if key not in self._sql:
             t = ibis.table(ibis.Schema.from_pyarrow(pa.schema([(_VALUE, typ)])), name=_TABLE)
-            expr = parse(t[_VALUE], self.rules) if what == "parse" else reason(t[_VALUE], self.rules)
+            column = t[_VALUE]
+            expr = parse(column, self.rules) if what == "parse" else reason(column, self.rules)
             self._sql[key] = str(ibis.to_sql(t.select(out=expr), dialect="duckdb"))
         return self._sql[key]
 
