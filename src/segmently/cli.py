@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from segmently import control  # `commands` on first use: it imports the query layers
+from segmently.errors import SegmentlyError
 from segmently.store import Store, StoreLockedError, normalize_url
 
 app = typer.Typer(help="Segmently: product usage segmentation.", no_args_is_help=True)
@@ -459,5 +460,21 @@ def user(user_id: str, as_of: str = AS_OF, known_at: str = KNOWN_AT,
         typer.echo(f"\nin {seg['segment']}:\n{seg['text']}")
 
 
+
+def entry() -> None:
+    """`segmently`: the app under the one CLI handler of the error root (errors.py). An
+    error a user caused that no command turned into a message itself is still one line
+    (`error: ...`, or `{"error": ...}` with --json) and its documented exit code, never a
+    traceback."""
+    try:
+        app(standalone_mode=True)
+    except SegmentlyError as exc:
+        if Ctx.json:
+            typer.echo(json.dumps({"error": exc.message, "code": exc.code}))
+        else:
+            typer.echo(f"error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+
+
 if __name__ == "__main__":
-    app()
+    entry()

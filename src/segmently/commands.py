@@ -10,6 +10,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from segmently.errors import SegmentlyError
 from segmently.profile import stored
 from segmently.segments import service
 from segmently.segments.rules import rule_json
@@ -70,8 +71,10 @@ def stats(store: Store) -> list[dict[str, Any]]:
 
 
 # -- segments: the CLI sends the workspace file's text, so the server parses the same file --
-class CommandError(ValueError):
+class CommandError(SegmentlyError, ValueError):
     """A named thing (project, segment, user) was not found; shown as is."""
+
+    code = "invalid_command"
 
 
 def _segments(fn: Command) -> Command:

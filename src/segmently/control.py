@@ -33,14 +33,17 @@ from typing import Any
 
 import httpx
 
+from segmently.errors import UnavailableError
 from segmently.store.backends import duckdb_path
 
 MAX_CONTROL_BYTES = 4096  # a real control file is ~150 bytes
 PROBE_TIMEOUT = 2.0  # seconds to wait for the server a control file names
 
 
-class ControlFileError(RuntimeError):
+class ControlFileError(UnavailableError):
     """The control file cannot be used or replaced; the message says why and what to do."""
+
+    code = "control_file"
 
 
 @dataclass(frozen=True)

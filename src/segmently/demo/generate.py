@@ -23,6 +23,7 @@ from segmently.demo import parts as k
 from segmently.demo import population as P
 from segmently.demo import vocabulary as v
 from segmently.demo.parts import KINDS, EventPart
+from segmently.errors import SegmentlyError
 from segmently.store import RowBatch, Store
 from segmently.store.projects import create_project, get_project_by_name
 
@@ -30,8 +31,10 @@ EPOCH = datetime(1970, 1, 1)
 CHUNK_USERS = 10_000
 
 
-class DemoError(ValueError):
+class DemoError(SegmentlyError, ValueError):
     """The demo cannot run with these options or into this project."""
+
+    code = "invalid_demo"
 
 
 def default_end(now: datetime | None = None) -> datetime:

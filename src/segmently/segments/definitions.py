@@ -37,6 +37,7 @@ import ibis.expr.datatypes as dt
 import pyarrow as pa
 from pydantic import BaseModel
 
+from segmently.errors import ConflictError, NotFoundError
 from segmently.segments import rules as r
 from segmently.segments.errors import RuleError, SegmentReferenceError
 from segmently.segments.rules import Rule, parse_rule, rule_json
@@ -65,16 +66,22 @@ _indexed: weakref.WeakSet[Store] = weakref.WeakSet()
 log = logging.getLogger(__name__)
 
 
-class UnknownSegmentError(LookupError):
+class UnknownSegmentError(NotFoundError):
     """No live definition of that name in the project."""
 
+    code = "unknown_segment"
 
-class SegmentExistsError(ValueError):
+
+class SegmentExistsError(ConflictError, ValueError):
     """`create` of a name that has a live definition."""
 
+    code = "segment_exists"
 
-class ConcurrentChangeError(RuntimeError):
+
+class ConcurrentChangeError(ConflictError):
     """Another process stored a version of the segment between our read and our write."""
+
+    code = "concurrent_change"
 
 
 @dataclass(frozen=True)

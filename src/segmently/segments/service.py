@@ -17,6 +17,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from segmently.errors import NotFoundError
 from segmently.profile.build import build_profiles
 from segmently.segments import definitions, refreshing, snapshots
 from segmently.segments.evaluate import Evaluation, evaluate
@@ -32,7 +33,7 @@ from segmently.store.projects import list_projects
 MAX_BACKFILL_STEPS = 10_000
 
 
-class UnknownNameError(LookupError):
+class UnknownNameError(NotFoundError):
     """A project, segment or user the caller named does not exist."""
 
 

@@ -11,11 +11,15 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from segmently.errors import SegmentlyError
+
 Path = tuple[str | int, ...]
 
 
-class WorkspaceError(ValueError):
+class WorkspaceError(SegmentlyError, ValueError):
     """A workspace file problem, with the file, line and field at fault in the message."""
+
+    code = "invalid_workspace"
 
 
 def _walk(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:

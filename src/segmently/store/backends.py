@@ -18,13 +18,16 @@ from typing import Any
 import ibis
 from ibis.backends import BaseBackend
 
+from segmently.errors import UnavailableError
 from segmently.store.connections import DEPTH, Reconnector, connect_postgres, lost, ping
 
 DEFAULT_DB = "segmently.duckdb"
 
 
-class StoreLockedError(RuntimeError):
+class StoreLockedError(UnavailableError):
     """The DuckDB file is held by another process (usually `segmently serve`)."""
+
+    code = "store_locked"
 
 
 def normalize_url(url: str | None) -> str:

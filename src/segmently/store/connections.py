@@ -34,6 +34,8 @@ from typing import Any, TypeVar
 import ibis
 from ibis.backends import BaseBackend
 
+from segmently.errors import UnavailableError
+
 CONNECT_TIMEOUT = 3  # seconds for a new connection (libpq's minimum is 2)
 RECONNECT_PAUSE = 0.5  # seconds between attempts once one failed
 T = TypeVar("T")
@@ -44,9 +46,11 @@ DEPTH = "_segmently_transactions"  # attribute on a backend: our open transactio
 _GONE = ("57P01", "57P02", "57P03")
 
 
-class DatabaseUnavailableError(RuntimeError):
+class DatabaseUnavailableError(UnavailableError):
     """The database cannot be reached right now (down, restarting, connection lost).
     Retrying later is the remedy: answered 503 over HTTP."""
+
+    code = "database_unavailable"
 
 
 def is_disconnect(exc: BaseException) -> bool:

@@ -16,6 +16,7 @@ from datetime import datetime
 import ibis
 import pyarrow as pa
 
+from segmently.errors import SegmentlyError
 from segmently.store import schema
 from segmently.store.rows import ARROW_SCHEMAS
 from segmently.store.store import Store, utcnow
@@ -23,8 +24,10 @@ from segmently.store.store import Store, utcnow
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
 
 
-class ProjectError(ValueError):
-    pass
+class ProjectError(SegmentlyError, ValueError):
+    """A project that cannot be created or named so (a name taken, an invalid name)."""
+
+    code = "invalid_project"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 from segmently import __version__
-from segmently.collect.errors import InputError
 from segmently.collect.limits import Limits
+from segmently.errors import SegmentlyError
 from segmently.store import Store
 from segmently.web import (
     internal_routes,
@@ -58,8 +58,10 @@ def create_app(
     app.add_middleware(SecurityHeaders)  # CSP and friends on every response (outermost)
     mount_docs(app)
 
-    @app.exception_handler(InputError)
-    async def input_error(request: Request, exc: InputError) -> JSONResponse:
+    @app.exception_handler(SegmentlyError)
+    async def user_error(request: Request, exc: SegmentlyError) -> JSONResponse:
+        """The one handler of the error root (errors.py): every error a user can cause
+        carries its code and status, so none is ever a 500."""
         return JSONResponse({"code": exc.code, "message": exc.message}, status_code=exc.status)
 
     @app.exception_handler(ClientDisconnect)

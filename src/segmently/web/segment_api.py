@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from segmently.collect.errors import InputError
 from segmently.segments import api_ops
 from segmently.segments import definitions as defs
-from segmently.segments.errors import RuleError, UnknownUserError
 from segmently.segments.explain import explain
 from segmently.web.auth import authenticated_route
 from segmently.web.guard import path_value
@@ -79,17 +78,9 @@ router = APIRouter(prefix="/api", tags=["segments"], route_class=SecretKeyRoute)
 
 
 async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a store operation in a thread, turning the engine's errors into 4xx answers."""
-    try:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-    except defs.UnknownSegmentError as exc:
-        raise InputError(str(exc), code="unknown_segment", status=404) from exc
-    except UnknownUserError as exc:
-        raise InputError(str(exc), code="unknown_user", status=404) from exc
-    except defs.ConcurrentChangeError as exc:
-        raise InputError(str(exc), code="concurrent_change", status=409) from exc
-    except RuleError as exc:
-        raise InputError(str(exc), code="invalid_segment", status=400) from exc
+    """Run a store operation in a thread. Its errors carry their own code and status
+    (segmently/errors.py), answered by the app's one handler."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 # -- definitions -------------------------------------------------------------------------
