@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -29,7 +29,7 @@ def parse_timestamp(value: Any, where: str) -> datetime:
     elif isinstance(value, int | float):
         seconds = value / 1000 if abs(value) > 1e11 else value
         try:
-            ts = datetime.fromtimestamp(seconds, tz=timezone.utc)
+            ts = datetime.fromtimestamp(seconds, tz=UTC)
         except (OverflowError, OSError, ValueError) as exc:
             raise InputError(f"{where} is out of range: {value}", code="bad_timestamp") from exc
     else:
@@ -37,7 +37,7 @@ def parse_timestamp(value: Any, where: str) -> datetime:
             f"{where} must be an ISO 8601 timestamp, got {type(value).__name__}", code="bad_type"
         )
     if ts.tzinfo is not None:
-        ts = ts.astimezone(timezone.utc).replace(tzinfo=None)
+        ts = ts.astimezone(UTC).replace(tzinfo=None)
     return ts
 
 

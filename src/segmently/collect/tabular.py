@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 
 import duckdb
 import ibis
-import numpy as np
 import ibis.expr.types as ir
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc

@@ -34,7 +34,6 @@ from typing import Any
 import orjson
 
 from segmently.collect.common import as_id, as_name, as_object, check_message
-from segmently.collect.errors import InputError
 from segmently.collect.formats import SOURCE
 from segmently.collect.jsonrows import Produced, RowContext, Stamp
 from segmently.collect.vendors.fields import first_link, only_known
