@@ -1,0 +1,15 @@
+"""The command line (typer). It composes core functions; none of the logic lives here.
+
+One module per group of commands; importing them registers their commands on `app`
+(order: the order of `segmently --help`). The console script is `segmently.cli:entry`.
+"""
+
+# ruff: noqa: I001 (the order of these imports is the order of `segmently --help`)
+from __future__ import annotations
+
+from segmently.cli.app import app, entry
+
+# each module registers its commands on `app` when imported
+from segmently.cli import projects, stats, importing, demo, serve, segments, users  # noqa: F401
+
+__all__ = ["app", "entry"]

@@ -1,0 +1,59 @@
+"""What every command shares: the global options' values (`Ctx`), the store, and running a
+core command here or in the `segmently serve` that holds the DuckDB file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from segmently import control  # `commands` on first use: it imports the query layers
+from segmently.store import Store, StoreLockedError, normalize_url
+
+
+class Ctx:
+    db: str = normalize_url(None)
+    json: bool = False
+    config: str = "segmently.yaml"
+
+
+def open_store() -> Store:
+    return Store(Ctx.db)
+
+
+def serving_control() -> control.ServerControl:
+    """The server that holds the locked DuckDB file, or a clear error."""
+    try:
+        ctl = control.read_control(Ctx.db)
+    except control.ControlFileError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if ctl is None:
+        raise typer.BadParameter(f"{Ctx.db} is locked by another process and no running "
+                                 "`segmently serve` owns it")
+    return ctl
+
+
+def run(command: str, **args: Any) -> Any:
+    """Run a core command here, or in the server that holds the DuckDB file."""
+    from segmently import commands
+
+    try:
+        store = open_store()
+    except StoreLockedError:
+        return control.remote_call(serving_control(), command, args)
+    with store:
+        return commands.REGISTRY[command](store, **args)
+
+
+def run_segments(command: str, **args: Any) -> Any:
+    """Run a segment command with the workspace file's text (parsed where it runs)."""
+    from segmently.cli.output import fail
+
+    path = Path(Ctx.config)
+    if not path.is_file():
+        fail(f"{path}: no such workspace file (pass --config, or run `segmently demo`)")
+    try:
+        return run(command, workspace=path.read_text(), source=str(path), **args)
+    except (ValueError, LookupError, RuntimeError) as exc:
+        fail(str(exc))

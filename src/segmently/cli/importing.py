@@ -1,0 +1,105 @@
+"""`segmently import FILE`: events from a file, into this process's store or the server's."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from segmently import control
+from segmently.cli.app import app
+from segmently.cli.context import Ctx, serving_control
+from segmently.cli.output import console, show
+from segmently.store import Store, StoreLockedError
+
+IMPORT_MEMORY = "SEGMENTLY_IMPORT_MEMORY"  # DuckDB's memory limit while importing
+
+
+@contextlib.contextmanager
+def _import_target(project: str | None) -> Iterator[tuple[str, Any]]:
+    """(project id, sink): this process's store, or the server holding the DuckDB file.
+    The store checks a file's ids against all of the project's history, not only the
+    last days' (the default for live traffic): a file re-imported a month later must
+    still store nothing twice."""
+    from segmently.collect import importer
+    from segmently.store.projects import list_projects
+
+    try:
+        store = Store(Ctx.db, dedup_window=None)
+    except StoreLockedError:
+        ctl = serving_control()
+        pid = importer.pick_project(control.remote_call(ctl, "projects_list", {}), project)
+        yield pid, importer.remote_sink(ctl, pid)
+        return
+    with store:
+        found = [{"project_id": p.project_id, "name": p.name} for p in list_projects(store)]
+        pid = importer.pick_project(found, project)
+        yield pid, importer.store_sink(store, pid, os.environ.get(IMPORT_MEMORY, "512MB"))
+
+
+@app.command("import")
+def import_file(
+    file: Path = typer.Argument(..., help="A .jsonl/.ndjson/.json, .csv, .tsv or .parquet "
+                                "file, optionally .gz or .zst compressed (docs/import.md)."),
+    project: str = typer.Option(None, "--project", help="Project name or id (default: the"
+                                " only project)."),
+    source: str = typer.Option(None, "--from", help="A vendor's export: mixpanel, amplitude,"
+                               " posthog or segment (each mapped field by field)."),
+    fmt: str = typer.Option(None, "--format", help="jsonl, csv, tsv or parquet (default: from"
+                            " the extension)."),
+    mapping: str = typer.Option(None, "--map", help="Columns to fields, e.g. user_id=customer,"
+                                "event=action,timestamp=ts; other columns become properties."),
+    event: str = typer.Option(None, "--event", help="Every row is this event."),
+    constants: list[str] = typer.Option(None, "--set", help="column=value added to every row"
+                                        " (repeatable; replaces the file's column)."),
+    delimiter: str = typer.Option(None, "--delimiter", help="CSV delimiter: one character or"
+                                  " 'tab' (.tsv files: tab)."),
+    timestamp_format: str = typer.Option(None, "--timestamp-format", help="strptime format"
+                                         " of the timestamps, e.g. '%d/%m/%Y %H:%M'."),
+    strict: bool = typer.Option(False, "--strict", help="Store nothing if any row is bad."),
+    show_bad: int = typer.Option(20, "--show-bad", help="How many bad rows to list."),
+) -> None:
+    """Import events from a file, streaming; every row is kept (identical rows too), a
+    re-import stores nothing twice, bad rows are listed with their line numbers."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from segmently.collect.errors import InputError
+    from segmently.collect.formats import parse_constants, parse_mapping
+    from segmently.collect.importer import import_file as run_import
+    from segmently.collect.importer import import_options
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                   TextColumn("{task.fields[rows]:>12,} rows  {task.fields[rate]:>10,.0f} rows/s"),
+                   TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+                   disable=Ctx.json)
+    try:
+        options = import_options(format=fmt, source=source, mapping=parse_mapping(mapping),
+                                 constants=parse_constants(constants), event=event,
+                                 delimiter=delimiter, timestamp_format=timestamp_format,
+                                 strict=strict, max_bad_reported=show_bad)
+        with _import_target(project) as (project_id, sink), bar:
+            task = bar.add_task(file.name, total=None, rows=0, rate=0.0)
+
+            def progress(rows: int, position: int, total: int) -> None:
+                elapsed = bar.tasks[0].elapsed or 1e-9
+                bar.update(task, completed=position, total=total, rows=rows, rate=rows / elapsed)
+
+            report = run_import(file, project_id, sink, options, progress)
+    except (InputError, RuntimeError) as exc:  # RuntimeError: the server refused a batch
+        from rich.markup import escape  # the message may quote the file: [ ] are text
+
+        console.print(f"[red]error:[/red] {escape(str(getattr(exc, 'message', exc)))}",
+                      soft_wrap=True, highlight=False)
+        raise typer.Exit(1) from None
+    result = report.as_dict()
+    if Ctx.json:
+        show(result)
+        return
+    show({k: v for k, v in result.items() if k != "bad"}, title="import")
+    if report.bad:
+        show([b.as_dict() for b in report.bad], title=f"bad rows (first {len(report.bad)})")

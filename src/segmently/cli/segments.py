@@ -1,0 +1,133 @@
+"""`segmently segments list|show|eval|members|explain|refresh` and `segmently schema`: the
+segments of the workspace file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from segmently.cli.app import app
+from segmently.cli.context import Ctx, run_segments
+from segmently.cli.options import AS_OF, KNOWN_AT, PROJECT
+from segmently.cli.output import console, fail, show
+
+segments_app = typer.Typer(help="Segments of the workspace file: evaluate, explain, refresh.",
+                           no_args_is_help=True)
+app.add_typer(segments_app, name="segments")
+
+
+@app.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of the workspace file (for editor autocompletion)."""
+    from segmently.segments.workspace import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
+@segments_app.command("list")
+def segments_list(project: str = PROJECT) -> None:
+    """Each segment with its size and freshness from its latest snapshot."""
+    show(run_segments("segments_list", project=project), title="segments")
+
+
+@segments_app.command("show")
+def segments_show(name: str, project: str = PROJECT) -> None:
+    """A segment's definition and its size over time (snapshots)."""
+    found = run_segments("segments_show", project=project, name=name)
+    if Ctx.json:
+        show(found)
+        return
+    console.print(f"[bold]{found['name']}[/bold] (version {found['version']})  "
+                  f"{found['description']}")
+    console.print_json(json.dumps(found["rule"]))
+    show(found["snapshots"], title="size over time")
+
+
+@segments_app.command("eval")
+def segments_eval(as_of: str = AS_OF, known_at: str = KNOWN_AT,
+                  project: str = PROJECT) -> None:
+    """Evaluate every segment at one instant (one pass) and print the sizes."""
+    found = run_segments("segments_eval", project=project, as_of=as_of, known_at=known_at)
+    if Ctx.json:
+        show(found)
+        return
+    show(found["segments"], title=f"segment sizes as of {found['as_of']}, "
+                                  f"known at {found['known_at']}")
+
+
+@segments_app.command("members")
+def segments_members(
+    name: str,
+    as_of: str = AS_OF,
+    known_at: str = KNOWN_AT,
+    project: str = PROJECT,
+    fmt: str = typer.Option(None, "--format", help="csv, json or parquet (default: a table,"
+                            " or JSON with --json)."),
+    out: Path = typer.Option(None, "--out", help="Write to this file instead of stdout"
+                             " (needed for parquet)."),
+) -> None:
+    """The members of one segment at an instant."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if fmt not in (None, "csv", "json", "parquet"):
+        fail(f"--format: {fmt!r} is not one of csv, json, parquet")
+    if fmt == "parquet" and out is None:
+        fail("--format parquet needs --out FILE")
+    found = run_segments("segments_members", project=project, name=name, as_of=as_of,
+                         known_at=known_at)
+    table = pa.table({"user_id": pa.array(found["user_ids"], pa.string())})
+    if fmt == "parquet":
+        pq.write_table(table, out)
+        return
+    if fmt is None and not Ctx.json and out is None:
+        show([{"user_id": u} for u in found["user_ids"]],
+             title=f"{name}: {found['size']} members as of {found['as_of']}")
+        return
+    if fmt == "csv":
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(table, sink)
+        text = sink.getvalue().to_pybytes().decode()
+    else:
+        text = json.dumps(found, indent=2) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+
+
+@segments_app.command("explain")
+def segments_explain(name: str, user_id: str, as_of: str = AS_OF, known_at: str = KNOWN_AT,
+                     project: str = PROJECT) -> None:
+    """Why a user is in or out of a segment: each rule node, true or false, and what was
+    observed."""
+    found = run_segments("segments_explain", project=project, name=name, user_id=user_id,
+                         as_of=as_of, known_at=known_at)
+    if Ctx.json:
+        show(found)
+        return
+    verdict = "in" if found["member"] else "not in"
+    typer.echo(f"{user_id} is {verdict} {name} as of {found['as_of']}\n{found['text']}")
+
+
+@segments_app.command("refresh")
+def segments_refresh(
+    as_of: str = AS_OF,
+    known_at: str = KNOWN_AT,
+    project: str = PROJECT,
+    backfill_from: str = typer.Option(None, "--backfill-from", help="Also store snapshots at"
+                                      " every --every from this instant up to --as-of."),
+    every: str = typer.Option("1d", "--every", help="Backfill step: 30m, 12h, 1d, 1w."),
+    profiles: bool = typer.Option(True, "--profiles/--no-profiles", help="Also store every "
+                                  "user's metrics at the latest instant, which the UI's "
+                                  "member tables, breakdowns and insights read."),
+) -> None:
+    """Evaluate every segment once and store snapshots and enter/exit transitions."""
+    found = run_segments("segments_refresh", project=project, as_of=as_of,
+                         backfill_from=backfill_from, every=every, profiles=profiles,
+                         known_at=known_at)
+    show(found, title="refreshed")
+
