@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +147,7 @@ def test_parquet_native_types_and_identify_rows(store: Store, tmp_path: Path) ->
         "anon": ["a7", None, "a9", None],
         "action": pa.array(["Opened", None, "Opened", "Opened"]).dictionary_encode(),
         "kind": ["track", "identify", "track", "track"],
-        "at": pa.array([datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)] * 4, paris),
+        "at": pa.array([datetime(2024, 6, 1, 12, 0, tzinfo=UTC)] * 4, paris),
         "seats": pa.array([3, 5, None, 1], pa.int32()),
         "vip": [True, False, None, True],
     })
@@ -286,7 +286,7 @@ def test_file_level_errors_name_the_problem(tmp_path: Path) -> None:
 
 
 def test_future_timestamps_are_bad_rows(tmp_path: Path) -> None:
-    soon = (datetime.now(timezone.utc) + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    soon = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
     with Store(f"duckdb://{tmp_path / 'db.duckdb'}") as store:
         path = write(tmp_path / "e.csv", f"user_id,event,timestamp\nu,e,{soon}\nu,e,2024-01-01\n")
         report = run_import(store, path)

@@ -78,7 +78,8 @@ def as_object(value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise InputError(f"{where} must be a JSON object, got {type(value).__name__}", code="bad_type")
+        raise InputError(f"{where} must be a JSON object, got {type(value).__name__}",
+                         code="bad_type")
     return value
 
 
