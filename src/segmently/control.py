@@ -168,7 +168,9 @@ def _read(path: Path) -> ServerControl:
             raise ControlFileError(f"{path} is not a regular file.")
         raw = fh.read(MAX_CONTROL_BYTES + 1)
     try:
-        data = json.loads(raw) if len(raw) <= MAX_CONTROL_BYTES else None
+        if len(raw) > MAX_CONTROL_BYTES:
+            raise ValueError(f"over {MAX_CONTROL_BYTES} bytes")
+        data = json.loads(raw)
         control = ServerControl(url=data["url"], token=data["token"], pid=data["pid"])
         if not (isinstance(control.url, str) and isinstance(control.token, str)
                 and type(control.pid) is int):

@@ -17,6 +17,7 @@ at most 2 at a time, so a big batch never stalls the event loop.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -71,6 +72,7 @@ def check_depth(value: Any, max_depth: int, where: str) -> None:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        children: Iterable[Any]
         if isinstance(item, dict):
             children = item.values()
         elif isinstance(item, list):

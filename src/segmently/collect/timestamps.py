@@ -85,12 +85,12 @@ class TimestampRules(BaseModel):
 
 
 @ibis.udf.scalar.builtin(name="try_strptime")
-def _strptime_naive(text: str, fmt: str) -> dt.Timestamp():  # type: ignore[empty-body,valid-type]
+def _strptime_naive(text: str, fmt: str) -> dt.Timestamp():  # type: ignore[valid-type]
     """DuckDB: text read with a strptime format, NULL when it does not match."""
 
 
 @ibis.udf.scalar.builtin(name="try_strptime")
-def _strptime_zoned(text: str, fmt: str) -> dt.Timestamp(timezone="UTC"):  # type: ignore[empty-body,valid-type]
+def _strptime_zoned(text: str, fmt: str) -> dt.Timestamp(timezone="UTC"):  # type: ignore[valid-type]
     """DuckDB: the same with `%z` in the format, which makes a TIMESTAMPTZ."""
 
 

@@ -35,21 +35,23 @@ TRIAL_STARTED, TRIAL_CONVERTED, PAYMENT_SUCCEEDED, PAYMENT_FAILED, CANCELLED = r
 IDENTIFY_SIGNUP, IDENTIFY_PLAN, GROUP_CREATE, GROUP_JOIN, GROUP_PLAN = range(19, 24)
 
 
-@dataclass
+@dataclass(init=False)
 class EventPart:
     """Events of one origin: chunk-local user, time (s since window start), kind, an
-    integer argument (the new plan code for plan changes) and properties JSON."""
+    integer argument (the new plan code for plan changes; zeros when not given) and
+    properties JSON."""
 
     user: np.ndarray
     ts: np.ndarray
     kind: np.ndarray
     properties: pa.Array
-    arg: np.ndarray | None = None
+    arg: np.ndarray
 
-    def __post_init__(self) -> None:
-        n = len(self.user)
-        if self.arg is None:
-            self.arg = np.zeros(n, np.int64)
+    def __init__(self, user: np.ndarray, ts: np.ndarray, kind: np.ndarray,
+                 properties: pa.Array, arg: np.ndarray | None = None) -> None:
+        n = len(user)
+        self.user, self.ts, self.kind, self.properties = user, ts, kind, properties
+        self.arg = np.zeros(n, np.int64) if arg is None else arg
         if not (len(self.ts) == len(self.kind) == len(self.properties) == len(self.arg) == n):
             raise ValueError("EventPart columns differ in length")
 

@@ -110,7 +110,7 @@ class Population:
 def draw(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     """One categorical draw per row of probs (n, k): inverse CDF on one uniform each."""
     cum = np.cumsum(probs, axis=-1)
-    u = rng.random(cum.shape[0])[:, None]
+    u = rng.random(len(cum))[:, None]
     return np.minimum((u > cum).sum(axis=1), probs.shape[-1] - 1)
 
 

@@ -10,12 +10,13 @@ backslashes, so quoting is concatenation.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeAlias, overload
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-Piece = pa.Array | str
+Piece: TypeAlias = pa.Array | str
 
 
 def const(value: str, n: int) -> pa.Array:
@@ -47,6 +48,10 @@ def ident(prefix: str, numbers: np.ndarray, width: int = 0) -> pa.Array:
     return concat(prefix, text)
 
 
+@overload
+def quoted(text: str) -> str: ...
+@overload
+def quoted(text: pa.Array) -> pa.Array: ...
 def quoted(text: Piece) -> Piece:
     return f'"{text}"' if isinstance(text, str) else concat('"', text, '"')
 

@@ -7,7 +7,9 @@ aggregation over the matching events, whatever the number of features or milesto
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeAlias
 
 import ibis
 import ibis.expr.types as ir
@@ -15,13 +17,16 @@ import ibis.expr.types as ir
 from segmently.profile.config import Feature, Milestone
 from segmently.profile.matchers import EventMatcher, any_of
 
+# (the matching events, their flag for one item) -> that item's metric
+Aggregate: TypeAlias = Callable[[ir.Table, ir.BooleanColumn], ir.Value]
+
 
 def _union(parts: list[ir.Table]) -> ir.Table | None:
     return ibis.union(*parts) if len(parts) > 1 else (parts[0] if parts else None)
 
 
 def _per_item(events: ir.Table, items: list[tuple[str, list[EventMatcher]]],
-              aggregates: dict[str, callable]) -> ir.Table | None:  # type: ignore[valid-type]
+              aggregates: dict[str, Aggregate]) -> ir.Table | None:
     """One aggregation with `_<i>_<metric>` columns, unpivoted to (person_id, name, metric...)."""
     if not items:
         return None

@@ -54,7 +54,7 @@ def _pg_extract(json: dt.JSON, key: str) -> str:  # type: ignore[empty-body]
 
 
 @ibis.udf.scalar.builtin(name="from_json")
-def _spark_from_json(json: str, schema: str) -> dt.Map(dt.string, dt.string):  # type: ignore[empty-body,valid-type]
+def _spark_from_json(json: str, schema: str) -> dt.Map(dt.string, dt.string):  # type: ignore[valid-type]
     """Spark: a JSON object parsed into a string -> string map."""
 
 

@@ -6,6 +6,7 @@ numerically for a number, as text for a string (profile/jsonvalues.py has the ru
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 import ibis
@@ -125,7 +126,7 @@ class EventMatcher(BaseModel):
         return cond
 
 
-def any_of(matchers: list[EventMatcher], events: ir.Table) -> ir.BooleanValue:
+def any_of(matchers: Iterable[EventMatcher], events: ir.Table) -> ir.BooleanValue:
     cond: ir.BooleanValue = ibis.literal(False)
     for m in matchers:
         cond |= m.expr(events)

@@ -24,15 +24,13 @@ The search is unanchored (`contains`-like) unless the pattern says `^`/`$`.
 from __future__ import annotations
 
 import re
+
+# The regex parser (Python 3.11+, as requires-python says) is private: its shapes are
+# stable within a minor version, and typeshed has no stubs for it.
+import re._constants as sre  # type: ignore[import-not-found]
+import re._parser as sre_parse  # type: ignore[import-not-found]
 import string
 from typing import Any
-
-try:  # Python 3.11+: the parser is private; its shapes are stable within a minor version
-    import re._constants as sre  # type: ignore[import-not-found]
-    import re._parser as sre_parse  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover
-    import sre_constants as sre  # type: ignore[no-redef]
-    import sre_parse  # type: ignore[no-redef]
 
 MAX_PATTERN = 512
 MAX_REPEAT = 255

@@ -91,7 +91,7 @@ class Lowerer:
         once as one side table), made by `factory` on first use."""
         if key not in self._state:
             self._state[key] = factory()
-        return self._state[key]  # type: ignore[no-any-return]
+        return self._state[key]
 
     def sub_lowerer(self) -> Lowerer:
         """A Lowerer of its own (its rule runs over every user), sharing the reference

@@ -112,8 +112,8 @@ def _where(loc: tuple[Any, ...]) -> str:
         if expect_window and item in WINDOW_TAGS and parts and parts[-1] == ".window":
             expect_window = False
             continue
-        expect_rule = item in ("not", "rule") or (isinstance(item, int) and parts
-                                        and parts[-1] in (".all", ".any"))
+        expect_rule = item in ("not", "rule") or (isinstance(item, int) and bool(parts)
+                                                  and parts[-1] in (".all", ".any"))
         expect_window = item == "window"
         parts.append(f"[{item}]" if isinstance(item, int) else f".{item}")
     return "".join(parts).lstrip(".")

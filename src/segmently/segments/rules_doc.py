@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from segmently.segments import registry
@@ -30,6 +31,10 @@ def _block(family: str) -> re.Pattern[str]:
     return re.compile(rf"(<!-- kinds:{family} -->\n)(.*?)(<!-- /kinds:{family} -->)", re.S)
 
 
+def _between_markers(rows: str) -> Callable[[re.Match[str]], str]:
+    return lambda m: m.group(1) + rows + m.group(3)
+
+
 def with_tables(text: str) -> str:
     """`text` (docs/rules.md) with every family's table rewritten; a family whose markers
     are missing is an error (its kinds would be documented nowhere)."""
@@ -37,8 +42,7 @@ def with_tables(text: str) -> str:
         pattern = _block(family)
         if not pattern.search(text):
             raise ValueError(f"docs/rules.md has no <!-- kinds:{family} --> block")
-        rows = table(family)
-        text = pattern.sub(lambda m, rows=rows: m.group(1) + rows + m.group(3), text)
+        text = pattern.sub(_between_markers(table(family)), text)
     return text
 
 

@@ -193,16 +193,16 @@ def record_all(
     ensure_tables(store)
     versions = versions or {}
     errors = errors or {}
-    memberships = {name: _ids(m) for name, m in memberships.items()}
+    ids = {name: _ids(m) for name, m in memberships.items()}
     with store.write_lock:
-        around = _neighbours(store, project_id, list(memberships), as_of)
-        new = {n: m for n, m in memberships.items() if not around.get(n, {}).get("same")}
+        around = _neighbours(store, project_id, list(ids), as_of)
+        new = {n: m for n, m in ids.items() if not around.get(n, {}).get("same")}
         before = _members_at_each(store, project_id, {
             n: b for n in new if (b := around.get(n, {}).get("before")) is not None})
         after = {n: a for n in new if (a := around.get(n, {}).get("after")) is not None}
         truth = _members_at_each(store, project_id, after)
         snaps, moves, results = [], [], []
-        for name, members in memberships.items():
+        for name, members in ids.items():
             if name not in new:
                 results.append(RefreshResult(name, as_of, len(members), 0, 0, skipped=True))
                 continue

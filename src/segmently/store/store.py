@@ -253,7 +253,7 @@ class Store:
         that keep only their latest few instants (stored profiles). The DELETE is a
         sqlglot expression with literal values, compiled for the engine, never text
         joined from input."""
-        where = sge.column("project_id").eq(sge.convert(project_id))
+        where: sge.Condition = sge.column("project_id").eq(sge.convert(project_id))
         if keep:
             kept = [sge.cast(sge.convert(t.isoformat(sep=" ")), "timestamp") for t in keep]
             where = where.and_(sge.not_(sge.column(column).isin(*kept)))

@@ -8,6 +8,7 @@ input (400), a bad key (401) and a body too large (413) are never resent.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -55,7 +56,7 @@ async def _ingest(request: Request, kind: str) -> dict[str, bool]:
     return {"success": True}
 
 
-def _endpoint(kind: str):  # type: ignore[no-untyped-def]
+def _endpoint(kind: str) -> Callable[[Request], Awaitable[dict[str, bool]]]:
     async def endpoint(request: Request) -> dict[str, bool]:
         return await _ingest(request, kind)
 

@@ -36,7 +36,7 @@ def bounded_head(timeout: float) -> type[asyncio.Protocol] | None:
     if HttpToolsProtocol is None:
         return None
 
-    class BoundedHead(HttpToolsProtocol):  # type: ignore[misc,valid-type]
+    class BoundedHead(HttpToolsProtocol):
         _head_timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
