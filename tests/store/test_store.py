@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from segmently.settings import Settings
 from segmently.store import Message, Store, views
 from segmently.store.projects import (
     ProjectError,
@@ -165,12 +166,19 @@ def test_projects_keys_and_isolation(store: Store) -> None:
     assert "events" in store.con.list_tables()
 
 
-def test_duckdb_memory_limit_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SEGMENTLY_DUCKDB_MEMORY_LIMIT", "256MB")
+def memory_limit(store: Store) -> str:
+    return store.con.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0]
+
+
+def test_duckdb_memory_limit_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    with Store("duckdb://", settings=Settings(duckdb_memory_limit="128MiB")) as s:
+        assert memory_limit(s) == "128.0 MiB"
+    monkeypatch.setenv("SEGMENTLY_DUCKDB_MEMORY_LIMIT", "256MB")  # no settings: the env's
     with Store("duckdb://") as s:  # DuckDB reports MiB: 256 MB = 244.1 MiB
-        assert s.con.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0] == \
-            "244.1 MiB"
+        assert memory_limit(s) == "244.1 MiB"
     monkeypatch.setenv("SEGMENTLY_DUCKDB_MEMORY_LIMIT", "lots")
-    with pytest.raises(ValueError,
-                       match="SEGMENTLY_DUCKDB_MEMORY_LIMIT: .*Memory must have a number"):
+    with pytest.raises(ValueError, match="SEGMENTLY_DUCKDB_MEMORY_LIMIT: 'lots' is not a memory"):
         Store("duckdb://")
+    with pytest.raises(ValueError,  # what only DuckDB refuses is named too
+                       match="SEGMENTLY_DUCKDB_MEMORY_LIMIT: 'NONE': .*Memory must have a number"):
+        Store("duckdb://", settings=Settings(duckdb_memory_limit="NONE"))

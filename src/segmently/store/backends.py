@@ -9,7 +9,6 @@ Accepted URLs: `duckdb:///abs/path.duckdb` (or `duckdb://relative.duckdb`),
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import ibis
 from ibis.backends import BaseBackend
 
 from segmently.errors import UnavailableError
+from segmently.settings import SettingError, declared
 from segmently.store.connections import DEPTH, Reconnector, connect_postgres, lost, ping
 
 DEFAULT_DB = "segmently.duckdb"
@@ -56,17 +56,11 @@ def is_duckdb(url: str) -> bool:
     return normalize_url(url).startswith("duckdb://")
 
 
-MEMORY_LIMIT_ENV = "SEGMENTLY_DUCKDB_MEMORY_LIMIT"
-
-
-def _duckdb_config() -> dict[str, str]:
-    """DuckDB keeps up to 80% of RAM of blocks it has read by default; on a machine shared
-    with other services, `SEGMENTLY_DUCKDB_MEMORY_LIMIT=4GB` caps it (it spills instead)."""
-    limit = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
-    return {"memory_limit": limit} if limit else {}
-
-
-def connect(url: str, *, read_only: bool = False) -> BaseBackend:
+def connect(url: str, *, read_only: bool = False, memory_limit: str | None = None
+            ) -> BaseBackend:
+    """`memory_limit`: DuckDB's (e.g. "4GB"; the `duckdb_memory_limit` setting). DuckDB
+    keeps up to 80% of RAM of blocks it has read by default; on a machine shared with other
+    services a limit caps it (it spills instead)."""
     url = normalize_url(url)
     if url.startswith("duckdb://"):
         import duckdb
@@ -75,13 +69,14 @@ def connect(url: str, *, read_only: bool = False) -> BaseBackend:
 
         try:
             return connect_duckdb(duckdb_path(url), read_only=read_only,
-                                  config=_duckdb_config())
+                                  config={"memory_limit": memory_limit} if memory_limit else {})
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise StoreLockedError(str(exc)) from exc
             raise
         except (duckdb.InvalidInputException, duckdb.ParserException) as exc:
-            raise ValueError(f"{MEMORY_LIMIT_ENV}: {exc}") from exc
+            raise SettingError(f"{declared('duckdb_memory_limit').env}: {memory_limit!r}: {exc}"
+                               ) from exc
     return ibis.connect(url)
 
 
@@ -93,13 +88,14 @@ class ThreadLocalBackends:
     in place when it is found dead (store/connections.py).
     """
 
-    def __init__(self, url: str, *, read_only: bool = False) -> None:
+    def __init__(self, url: str, *, read_only: bool = False,
+                 memory_limit: str | None = None) -> None:
         self.url = normalize_url(url)
         self.read_only = read_only
         self._postgres = self.url.startswith("postgres://")
         self._reconnector = Reconnector()
         self.root = connect_postgres(self.url) if self._postgres else connect(
-            self.url, read_only=read_only)
+            self.url, read_only=read_only, memory_limit=memory_limit)
         self._local = threading.local()
         self._all: list[BaseBackend] = [self.root]
         self._lock = threading.Lock()

@@ -15,6 +15,8 @@ import pyarrow.compute as pc
 import sqlglot.expressions as sge
 from ibis.backends import BaseBackend
 
+from segmently.settings import Settings
+from segmently.settings import load as load_settings
 from segmently.store import schema
 from segmently.store.backends import (
     FixedBackend,
@@ -52,7 +54,8 @@ class Store:
     Writes go through `append`, which is safe to call from several threads (a lock makes
     this process the single writer that DuckDB requires). A message id already stored
     for the project within `dedup_window` of arrival time is skipped, so client retries
-    and re-imports store nothing twice; `dedup_window=None` checks all history.
+    and re-imports store nothing twice; `dedup_window=None` checks all history. `settings`
+    (DuckDB's memory limit): the caller's, else the environment's (`settings.load()`).
     """
 
     def __init__(
@@ -61,9 +64,12 @@ class Store:
         *,
         read_only: bool = False,
         dedup_window: timedelta | None = DEFAULT_DEDUP_WINDOW,
+        settings: Settings | None = None,
     ) -> None:
         self.url = normalize_url(url)
-        self.backends = ThreadLocalBackends(self.url, read_only=read_only)
+        settings = settings if settings is not None else load_settings()  # else the env's
+        self.backends = ThreadLocalBackends(self.url, read_only=read_only,
+                                            memory_limit=settings.duckdb_memory_limit)
         self.read_only = read_only
         self.dedup_window = dedup_window
         self._write_lock = threading.RLock()
