@@ -16,7 +16,6 @@ at most 2 at a time, so a big batch never stalls the event loop.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -24,38 +23,38 @@ from typing import Any
 from pydantic import BaseModel
 
 from segmently.collect.errors import InputError
+from segmently.settings import Settings
+from segmently.settings import load as load_settings
+
+_DEFAULT = Settings()  # the defaults are declared once, in segmently/settings.py
 
 
 class Limits(BaseModel):
-    max_single_body: int = 2 * 1024 * 1024
-    max_batch_body: int = 20 * 1024 * 1024
-    max_event_bytes: int = 1024 * 1024
-    max_depth: int = 32
-    max_future: timedelta = timedelta(days=1)
-    max_batch_events: int = 100_000
-    max_api_body: int = 1024 * 1024  # segment API, rule preview, /internal/v1/call
-    max_form_body: int = 16 * 1024  # the UI's sign-in form
-    max_import_body: int = 1 << 30  # converted rows the CLI streams (control token only)
-    body_timeout: float = 10.0  # seconds from a request's headers to the end of its body
-    head_timeout: float = 10.0  # seconds for a request line and headers (web/serving.py)
-    max_parse_threads: int = 2  # big ingestion bodies decoded at once, off the event loop
+    """The request and event limits, from the settings of the same names."""
+
+    max_single_body: int = _DEFAULT.max_single_body
+    max_batch_body: int = _DEFAULT.max_batch_body
+    max_event_bytes: int = _DEFAULT.max_event_bytes
+    max_depth: int = _DEFAULT.max_depth
+    max_future: timedelta = _DEFAULT.max_future
+    max_batch_events: int = _DEFAULT.max_batch_events
+    max_api_body: int = _DEFAULT.max_api_body  # segment API, rule preview, /internal/v1/call
+    max_form_body: int = _DEFAULT.max_form_body  # the UI's sign-in form
+    max_import_body: int = _DEFAULT.max_import_body  # rows the CLI streams (control token)
+    body_timeout: float = _DEFAULT.body_timeout  # from a request's headers to its body's end
+    head_timeout: float = _DEFAULT.head_timeout  # a request line and headers (web/serving.py)
+    max_parse_threads: int = _DEFAULT.max_parse_threads  # big bodies decoded at once, off loop
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(**{name: getattr(settings, name) for name in cls.model_fields})
 
     @classmethod
     def from_env(cls) -> Limits:
-        """SEGMENTLY_MAX_BATCH_BODY=... style overrides, in bytes / seconds / counts
-        (SEGMENTLY_BODY_TIMEOUT in seconds)."""
-        values: dict[str, Any] = {}
-        for name, info in cls.model_fields.items():
-            raw = os.environ.get(f"SEGMENTLY_{name.upper()}")
-            if raw is None:
-                continue
-            if info.annotation is timedelta:
-                values[name] = timedelta(seconds=float(raw))
-            elif info.annotation is float:
-                values[name] = float(raw)
-            else:
-                values[name] = int(raw)
-        return cls(**values)
+        """The limits of the environment's settings (SEGMENTLY_MAX_BATCH_BODY=... in bytes,
+        seconds, counts). For callers that have no `Settings` yet (cli.py's serve): prefer
+        `from_settings` with the settings loaded once."""
+        return cls.from_settings(load_settings())
 
 
 def check_body_size(size: int, limit: int) -> None:

@@ -15,7 +15,6 @@ small one's.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,26 +24,12 @@ from segmently.profile.config import Vocabulary
 from segmently.segments import api_ops
 from segmently.segments import definitions as defs
 from segmently.segments import snapshots as snap
+from segmently.settings import Settings
 from segmently.store import Store
 from segmently.store.projects import list_projects
 
 log = logging.getLogger(__name__)
-DEFAULT_INTERVAL = 300.0
-INTERVAL_ENV = "SEGMENTLY_REFRESH_SECONDS"
-
-
-def interval_from_env() -> float:
-    """Seconds between scheduled refreshes (`SEGMENTLY_REFRESH_SECONDS`; 0 disables)."""
-    raw = os.environ.get(INTERVAL_ENV, "").strip()
-    if not raw:
-        return DEFAULT_INTERVAL
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{INTERVAL_ENV}: {raw!r} is not a number of seconds") from exc
-    if value < 0:
-        raise ValueError(f"{INTERVAL_ENV}: must be 0 (off) or a positive number of seconds")
-    return value
+DEFAULT_INTERVAL = Settings().refresh_seconds  # the `refresh_seconds` setting's
 
 
 @dataclass(frozen=True)

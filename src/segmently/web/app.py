@@ -13,6 +13,8 @@ from starlette.requests import ClientDisconnect
 from segmently import __version__
 from segmently.collect.limits import Limits
 from segmently.errors import SegmentlyError
+from segmently.settings import Settings
+from segmently.settings import load as load_settings
 from segmently.store import Store
 from segmently.web import (
     internal_routes,
@@ -31,9 +33,14 @@ from segmently.web.state import AppState
 
 
 def create_app(
-    store: Store, limits: Limits | None = None, *, control_token: str | None = None
+    store: Store, limits: Limits | None = None, *, control_token: str | None = None,
+    settings: Settings | None = None,
 ) -> FastAPI:
-    state = AppState(store, limits or Limits.from_env(), control_token=control_token)
+    """The app over `store`, with the settings loaded once by the caller (`settings.load()`
+    when none are given: the environment's); `limits` default to the settings'."""
+    settings = settings if settings is not None else load_settings()
+    state = AppState(store, limits or Limits.from_settings(settings),
+                     control_token=control_token, settings=settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,4 +1,4 @@
-"""What the running app holds: the store, the writer, key lookups and limits."""
+"""What the running app holds: the store, the writer, key lookups, limits and settings."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from datetime import datetime
 from segmently.collect.limits import Limits
 from segmently.profile import stored
 from segmently.profile.config import Vocabulary
-from segmently.segments.live import MembershipIndex, Refresher, interval_from_env
+from segmently.segments.live import MembershipIndex, Refresher
 from segmently.segments.workspace import load_workspace
+from segmently.settings import Settings
+from segmently.settings import load as load_settings
 from segmently.store import Message, Store
 from segmently.store.writer import GroupCommitWriter
 from segmently.web.auth import KeyCache
@@ -33,6 +35,7 @@ class AppState:
     store: Store
     limits: Limits = field(default_factory=Limits)
     control_token: str | None = None  # lets the local CLI run commands here
+    settings: Settings = field(default_factory=load_settings)  # create_app passes its own
     writer: GroupCommitWriter = field(init=False)
     keys: KeyCache = field(init=False)
     index: MembershipIndex = field(init=False)  # current memberships, for targeting
@@ -46,7 +49,7 @@ class AppState:
         self.keys = KeyCache(self.store)
         self.sessions = Sessions(self.store)
         self.index = MembershipIndex(self.store)
-        self.refresher = Refresher(self.store, self.index, interval_from_env(),
+        self.refresher = Refresher(self.store, self.index, self.settings.refresh_seconds,
                                    workspace_vocabulary, self._refreshed)
 
     def _refreshed(self, project_id: str, as_of: datetime) -> None:
