@@ -109,3 +109,61 @@ def test_describe_says_each_value_and_where_it_came_from() -> None:
     assert (by["refresh_seconds"]["value"], by["refresh_seconds"]["source"]) == ("0", "override")
     assert (by["workspace"]["value"], by["workspace"]["source"]) == (None, "default")
     assert by["max_future"]["value"] == "86400"
+
+
+# -- the loaded settings are passed in -------------------------------------------------------
+def test_the_app_takes_its_settings_and_its_limits_follow() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # starlette: httpx is deprecated there
+        from fastapi.testclient import TestClient
+
+    from segmently.store import Store
+    from segmently.store.projects import create_project
+    from segmently.web.app import create_app
+
+    chosen = load({"refresh_seconds": 0, "max_depth": 3, "posthog_account_group": "company"},
+                  env={"SEGMENTLY_POSTHOG_ACCOUNT_GROUP": "team"})
+    with Store("duckdb://", settings=chosen) as store:
+        key = create_project(store, "p").project.write_key
+        app = create_app(store, settings=chosen)
+        state = app.state.segmently
+        assert state.settings is chosen and state.refresher.interval == 0.0
+        assert state.limits.max_depth == 3
+        body = {"api_key": key, "event": "x", "distinct_id": "u1",
+                "properties": {"$groups": {"team": "t1", "company": "acme"}}}
+        with TestClient(app) as client:
+            assert client.post("/capture/", json=body).status_code == 200
+        accounts = store.con.raw_sql("SELECT account_id FROM events").fetchall()
+    assert accounts == [("acme",)]  # the override, not the environment's "team"
+
+
+def test_an_import_reads_the_settings_it_is_given(tmp_path: Path) -> None:
+    from segmently.collect.importer import ImportOptions, import_file, store_sink
+    from segmently.collect.limits import Limits
+    from segmently.store import Store
+    from segmently.store.projects import create_project
+
+    path = tmp_path / "mixpanel.jsonl"
+    path.write_text('{"event": "Paid", "properties": {"time": 1700000000, "distinct_id": "u1",'
+                    ' "$insert_id": "i1", "company_id": "acme", "org": "o1"}}\n')
+    chosen = Settings(mixpanel_account_property="org", max_future=timedelta(seconds=60))
+    options = ImportOptions(source="mixpanel", settings=chosen)
+    assert options.limits == Limits.from_settings(chosen)
+    assert options.limits.max_future == timedelta(seconds=60)
+    assert ImportOptions(limits=Limits(max_depth=2), settings=chosen).limits.max_depth == 2
+    with Store("duckdb://") as store:
+        pid = create_project(store, "p").project.project_id
+        report = import_file(path, pid, store_sink(store, pid), options)
+        accounts = store.con.raw_sql("SELECT account_id FROM events").fetchall()
+    assert (report.stored, accounts) == (1, [("o1",)])
+
+
+def test_limits_are_the_settings_of_the_same_names() -> None:
+    from segmently.collect.limits import Limits
+
+    assert set(Limits.model_fields) <= {s.name for s in settings.DECLARED}
+    assert Limits() == Limits.from_settings(Settings())
+    assert Limits.from_settings(load(env={"SEGMENTLY_MAX_BATCH_EVENTS": "50"})) == \
+        Limits(max_batch_events=50)

@@ -39,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, InstanceOf, ValidationError, model_validator
 
 from segmently import control
 from segmently.collect import arrow_ipc, files, timestamps
@@ -52,6 +52,8 @@ from segmently.collect.limits import Limits
 from segmently.collect.tabular import TabularConverter
 from segmently.collect.timestamps import TimestampRules
 from segmently.collect.vendors import VENDORS, row_format
+from segmently.settings import Settings
+from segmently.settings import load as load_settings
 from segmently.store import AppendResult, RowBatch, Store, utcnow
 
 Sink = Callable[[RowBatch], AppendResult]
@@ -79,7 +81,16 @@ class ImportOptions(BaseModel):
     # more at once (a 6M-row import peaked at 2.2 GB instead of 1.4 GB): see bench/RESULTS.md
     write_rows: int = Field(default=250_000, gt=0)
     max_bad_reported: int = Field(default=20, ge=0)
-    limits: Limits = Field(default_factory=Limits.from_env)
+    # the vendors' account keys, and the limits unless given: the caller's settings, else
+    # the environment's
+    settings: InstanceOf[Settings] = Field(default_factory=load_settings)
+    limits: Limits = Field(default_factory=Limits)
+
+    @model_validator(mode="after")
+    def _limits_of_the_settings(self) -> ImportOptions:
+        if "limits" not in self.model_fields_set:
+            self.limits = Limits.from_settings(self.settings)
+        return self
 
 
 def import_options(**values: Any) -> ImportOptions:
@@ -296,7 +307,8 @@ def _batches(path: Path, how: _Plan, project_id: str, options: ImportOptions) ->
         if how.kind.container == "csv":
             return _csv_batches(path, how, project_id, options)
         return _parquet_batches(path, how, project_id, options)
-    fmt: RowFormat = row_format(how.vendor) if how.vendor else GenericRows(how.mapping)
+    fmt: RowFormat = (row_format(how.vendor, options.settings) if how.vendor
+                      else GenericRows(how.mapping))
     return _row_batches(path, how, fmt, project_id, options)
 
 

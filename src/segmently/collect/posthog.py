@@ -44,7 +44,6 @@ Mapping of one event to a `Message`:
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,14 +53,9 @@ from segmently.collect.errors import InputError
 from segmently.collect.limits import Limits
 from segmently.store.rows import Message
 
-ACCOUNT_GROUP_ENV = "SEGMENTLY_POSTHOG_ACCOUNT_GROUP"
 TYPES = {"$identify": "identify", "$set": "identify", "$set_once": "identify",
          "$create_alias": "alias", "$pageview": "page", "$screen": "screen"}
 TOKEN_FIELDS = ("api_key", "token", "$token")
-
-
-def account_group_from_env() -> str | None:
-    return os.environ.get(ACCOUNT_GROUP_ENV) or None
 
 
 def _at(where: str, name: str) -> str:

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from segmently.collect.errors import InputError
 from segmently.collect.limits import Limits, check_body_size
-from segmently.collect.posthog import account_group_from_env, find_token, parse_posthog
+from segmently.collect.posthog import find_token, parse_posthog
 from segmently.collect.posthog_decode import Decoded, decode_query, decode_request
 from segmently.store import Message, utcnow
 from segmently.store.projects import Project
@@ -70,9 +70,10 @@ def _decoded(body: bytes | None, headers: Any, params: dict[str, str],
     return decoded
 
 
-def _messages(decoded: Decoded, limits: Limits, now: datetime) -> list[Message]:
+def _messages(decoded: Decoded, limits: Limits, now: datetime,
+              account_group: str | None) -> list[Message]:
     return parse_posthog(decoded.payload, now, limits, fields=decoded.fields,
-                         account_group=account_group_from_env())
+                         account_group=account_group)
 
 
 async def _capture(request: Request) -> JSONResponse:
@@ -87,7 +88,8 @@ async def _capture(request: Request) -> JSONResponse:
     decoded = await decode(request, body, limits, _decoded, None if get else body,
                            request.headers, params, limits)
     project = await _project(state.keys, find_token(decoded.payload, decoded.fields))
-    messages = await decode(request, body, limits, _messages, decoded, limits, utcnow())
+    messages = await decode(request, body, limits, _messages, decoded, limits, utcnow(),
+                            state.settings.posthog_account_group)
     await state.write(project.project_id, messages)
     return JSONResponse({"status": 1}, headers=_cors(request))
 

@@ -27,7 +27,6 @@ field by field:
 from __future__ import annotations
 
 import hashlib
-import os
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +38,6 @@ from segmently.collect.jsonrows import Produced, RowContext, Stamp
 from segmently.collect.vendors.fields import first_link, only_known
 from segmently.store.rows import Message
 
-ACCOUNT_GROUP_ENV = "SEGMENTLY_AMPLITUDE_ACCOUNT_GROUP"
 MAPPED = frozenset({"event_type", "event_time", "time", "user_id", "device_id", "$insert_id",
                     "insert_id", "uuid", "event_properties", "user_properties", "groups"})
 CONTEXT_FIELDS = frozenset({
@@ -64,8 +62,8 @@ class AmplitudeRows:
     json_text_fields: tuple[str, ...] = (
         "event_properties", "user_properties", "groups", "group_properties", "data")
 
-    def __init__(self) -> None:
-        self.account_group = os.environ.get(ACCOUNT_GROUP_ENV) or None
+    def __init__(self, account_group: str | None = None) -> None:
+        self.account_group = account_group  # settings.amplitude_account_group
 
     def timestamp(self, row: dict[str, Any]) -> Stamp:
         if row.get("event_time") is None and row.get("time") is not None:

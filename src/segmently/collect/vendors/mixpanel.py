@@ -32,7 +32,6 @@ page (`{"results": [...], "page": ...}`) holds many profiles, all on that line.
 from __future__ import annotations
 
 import hashlib
-import os
 from datetime import datetime
 from typing import Any
 
@@ -46,7 +45,6 @@ from segmently.collect.timestamps import describe
 from segmently.collect.vendors.fields import first_link, only_known, required_object
 from segmently.store.rows import Message
 
-ACCOUNT_PROPERTY_ENV = "SEGMENTLY_MIXPANEL_ACCOUNT_PROPERTY"
 EVENT_FIELDS = frozenset({"event", "properties"})
 PROFILE_FIELDS = frozenset({"$distinct_id", "$properties"})
 PAGE_FIELDS = frozenset({"results", "page", "page_size", "session_id", "status", "total",
@@ -77,8 +75,8 @@ class MixpanelRows:
     name: str = "mixpanel"
     json_text_fields: tuple[str, ...] = ("properties", "$properties")
 
-    def __init__(self) -> None:
-        self.account_property = os.environ.get(ACCOUNT_PROPERTY_ENV) or None
+    def __init__(self, account_property: str | None = None) -> None:
+        self.account_property = account_property  # settings.mixpanel_account_property
 
     def timestamp(self, row: dict[str, Any]) -> Stamp:
         kind = _kind(row)

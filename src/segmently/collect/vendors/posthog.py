@@ -68,8 +68,8 @@ class PostHogRows:
     json_text_fields: tuple[str, ...] = (
         "properties", "person_properties", "set", "set_once", "$set", "$set_once", "distinct_ids")
 
-    def __init__(self) -> None:
-        self.account_group = posthog.account_group_from_env()
+    def __init__(self, account_group: str | None = None) -> None:
+        self.account_group = account_group  # settings.posthog_account_group
 
     def timestamp(self, row: dict[str, Any]) -> Stamp:
         if _is_person(row):
