@@ -4,28 +4,56 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from segmently.cli.context import Ctx
+from segmently.cli.options import CONFIG_HELP, DB_HELP, JSON_HELP, PROJECT_HELP, global_params
 from segmently.errors import SegmentlyError
 from segmently.store import normalize_url
 
-app = typer.Typer(help="Segmently: product usage segmentation.", no_args_is_help=True)
+
+def _add_global_options(command: Any) -> None:
+    """Give a command (and, in a group, each of its commands) the global options, except
+    those it declares itself (`--project` of the commands that act on one project)."""
+    own = {name for p in command.params for name in (*p.opts, *p.secondary_opts)}
+    command.params.extend(p for p in global_params() if not own & set(p.opts))
+    for sub in getattr(command, "commands", {}).values():
+        _add_global_options(sub)
+
+
+class GlobalOptionsGroup(TyperGroup):
+    """The root group: `--db`, `--json`, `--config` and `--project` are accepted after the
+    command as well as before it (`segmently segments list --json`); given after, they win.
+    Every command, also one a new module registers, gets them here."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for command in self.commands.values():
+            _add_global_options(command)
+
+
+app = typer.Typer(help="Segmently: product usage segmentation. The global options (--db, "
+                  "--json, --config, --project) go before the command or after it; given "
+                  "after it, they win.", no_args_is_help=True,
+                  cls=GlobalOptionsGroup,
+                  epilog="Example: segmently --db shop.duckdb segments list --json")
 
 
 @app.callback()
 def main(
-    db: str = typer.Option(None, "--db", envvar="SEGMENTLY_DB",
-                           help="Database URL: duckdb:///file.duckdb, postgres://user@host/db,"
-                                " or a path. Default ./segmently.duckdb."),
-    json_output: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    db: str = typer.Option(None, "--db", envvar="SEGMENTLY_DB", help=DB_HELP),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
     config: str = typer.Option("segmently.yaml", "--config", envvar="SEGMENTLY_CONFIG",
-                               help="The workspace file (features, scores, segments)."),
+                               help=CONFIG_HELP),
+    project: str = typer.Option(None, "--project", help=PROJECT_HELP),
 ) -> None:
     Ctx.db = normalize_url(db)
     Ctx.json = json_output
     Ctx.config = config
+    Ctx.project = project
 
 
 def entry() -> None:

@@ -16,6 +16,7 @@ class Ctx:
     db: str = normalize_url(None)
     json: bool = False
     config: str = "segmently.yaml"
+    project: str | None = None  # --project before the command: the default of those after
 
 
 def open_store() -> Store:

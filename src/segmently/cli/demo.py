@@ -9,6 +9,7 @@ import typer
 
 from segmently.cli.app import app
 from segmently.cli.context import Ctx, open_store
+from segmently.cli.options import project_or_global
 from segmently.cli.output import console, show
 from segmently.store import StoreLockedError
 
@@ -18,8 +19,10 @@ def demo(
     users: int = typer.Option(2000, "--users", help="How many users (accounts follow)."),
     days: int = typer.Option(90, "--days", help="Days of history, ending at --end."),
     seed: int = typer.Option(42, "--seed", help="Same seed and options, same rows."),
-    project: str = typer.Option("demo", "--project", help="Project to fill (created when"
-                                " absent; must hold no events)."),
+    project: str = typer.Option(None, "--project", callback=project_or_global,
+                                show_default="demo", help="Project to fill (default: "
+                                "--project before the command, else demo; created when "
+                                "absent; must hold no events)."),
     end: datetime = typer.Option(None, "--end", formats=["%Y-%m-%d"],
                                  help="Exclusive end of the window, UTC (default: today"
                                  " 00:00 UTC; pass it for identical rows on any day)."),
@@ -34,6 +37,7 @@ def demo(
     from segmently.segments.examples import segment_examples
     from segmently.segments.workspace import DEFAULT_FILE, load_workspace
 
+    project = project or "demo"
     try:
         options = DemoOptions(users=users, days=days, seed=seed, end=end)
         store = open_store()

@@ -14,6 +14,7 @@ from rich.console import Console
 from segmently import control
 from segmently.cli.app import app
 from segmently.cli.context import Ctx, serving_control
+from segmently.cli.options import project_or_global
 from segmently.cli.output import console, show
 from segmently.store import Store, StoreLockedError
 
@@ -46,8 +47,9 @@ def _import_target(project: str | None) -> Iterator[tuple[str, Any]]:
 def import_file(
     file: Path = typer.Argument(..., help="A .jsonl/.ndjson/.json, .csv, .tsv or .parquet "
                                 "file, optionally .gz or .zst compressed (docs/import.md)."),
-    project: str = typer.Option(None, "--project", help="Project name or id (default: the"
-                                " only project)."),
+    project: str = typer.Option(None, "--project", callback=project_or_global,
+                                help="Project name or id (default: --project before the "
+                                "command, else the only project)."),
     source: str = typer.Option(None, "--from", help="A vendor's export: mixpanel, amplitude,"
                                " posthog or segment (each mapped field by field)."),
     fmt: str = typer.Option(None, "--format", help="jsonl, csv, tsv or parquet (default: from"
