@@ -167,3 +167,25 @@ def test_limits_are_the_settings_of_the_same_names() -> None:
     assert Limits() == Limits.from_settings(Settings())
     assert Limits.from_settings(load(env={"SEGMENTLY_MAX_BATCH_EVENTS": "50"})) == \
         Limits(max_batch_events=50)
+
+
+def test_segmently_config_says_where_each_value_came_from(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from segmently.cli import app
+
+    db = str(tmp_path / "x.duckdb")
+    result = CliRunner().invoke(app, ["--db", db, "--json", "config"], env={
+        "SEGMENTLY_REFRESH_SECONDS": "5", "SEGMENTLY_CONFIG": "ws.yaml", "SEGMENTLY_DB": "y"})
+    assert result.exit_code == 0, result.output
+    by = {row["name"]: row for row in json.loads(result.stdout)}
+    assert (by["db"]["value"], by["db"]["source"]) == (db, "override")
+    assert (by["config"]["value"], by["config"]["source"]) == ("ws.yaml", "environment")
+    assert (by["refresh_seconds"]["value"], by["refresh_seconds"]["source"]) == \
+        ("5", "environment")
+    assert by["max_depth"]["source"] == "default"
+    bad = CliRunner().invoke(app, ["config"], env={"SEGMENTLY_MAX_DEPTH": "deep"})
+    assert isinstance(bad.exception, SettingError)
+    assert str(bad.exception) == "SEGMENTLY_MAX_DEPTH: 'deep' is not a whole number of levels"
