@@ -29,7 +29,10 @@ def loaded(ctx: typer.Context) -> settings.Settings:
 def config(ctx: typer.Context) -> None:
     """Every setting: its environment variable, value and source (default, environment,
     or override: a command-line option); --json adds its default and meaning (README,
-    "Settings")."""
+    "Settings").
+
+    Example: segmently config --db shop.duckdb
+    """
     rows = settings.describe(loaded(ctx))
     if not Ctx.json:
         rows = [{key: row[key] for key in ("env", "value", "source")} for row in rows]

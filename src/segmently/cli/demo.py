@@ -30,7 +30,10 @@ def demo(
     """Generate a realistic B2B SaaS product's usage: accounts, personas, onboarding,
     features, NPS, trials and payments (see docs/events.md); write the example workspace
     (--config, else segmently.yaml next to the database) and show the built-in segment
-    library evaluated on it."""
+    library evaluated on it.
+
+    Example: segmently demo --users 500 --end 2026-03-01 --db demo.duckdb
+    """
     from segmently.demo import DemoError, DemoOptions, run_demo
     from segmently.demo.report import segment_rows, summary_tables, why_text
     from segmently.demo.workspace import workspace_path, write_workspace

@@ -67,7 +67,10 @@ def import_file(
     show_bad: int = typer.Option(20, "--show-bad", help="How many bad rows to list."),
 ) -> None:
     """Import events from a file, streaming; every row is kept (identical rows too), a
-    re-import stores nothing twice, bad rows are listed with their line numbers."""
+    re-import stores nothing twice, bad rows are listed with their line numbers.
+
+    Example: segmently import events.csv --map user_id=customer,timestamp=ts
+    """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from segmently.collect.errors import InputError

@@ -20,7 +20,10 @@ app.add_typer(segments_app, name="segments")
 
 @app.command("schema")
 def schema_command() -> None:
-    """Print the JSON Schema of the workspace file (for editor autocompletion)."""
+    """Print the JSON Schema of the workspace file (for editor autocompletion).
+
+    Example: segmently schema > segmently.schema.json
+    """
     from segmently.segments.workspace import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
@@ -28,13 +31,19 @@ def schema_command() -> None:
 
 @segments_app.command("list")
 def segments_list(project: str = PROJECT) -> None:
-    """Each segment with its size and freshness from its latest snapshot."""
+    """Each segment with its size and freshness from its latest snapshot.
+
+    Example: segmently segments list --project demo
+    """
     show(run_segments("segments_list", project=project), title="segments")
 
 
 @segments_app.command("show")
 def segments_show(name: str, project: str = PROJECT) -> None:
-    """A segment's definition and its size over time (snapshots)."""
+    """A segment's definition and its size over time (snapshots).
+
+    Example: segmently segments show champions
+    """
     found = run_segments("segments_show", project=project, name=name)
     if Ctx.json:
         show(found)
@@ -48,7 +57,10 @@ def segments_show(name: str, project: str = PROJECT) -> None:
 @segments_app.command("eval")
 def segments_eval(as_of: str = AS_OF, known_at: str = KNOWN_AT,
                   project: str = PROJECT) -> None:
-    """Evaluate every segment at one instant (one pass) and print the sizes."""
+    """Evaluate every segment at one instant (one pass) and print the sizes.
+
+    Example: segmently segments eval --as-of 2026-03-01
+    """
     found = run_segments("segments_eval", project=project, as_of=as_of, known_at=known_at)
     if Ctx.json:
         show(found)
@@ -68,7 +80,10 @@ def segments_members(
     out: Path = typer.Option(None, "--out", help="Write to this file instead of stdout"
                              " (needed for parquet)."),
 ) -> None:
-    """The members of one segment at an instant."""
+    """The members of one segment at an instant.
+
+    Example: segmently segments members dormant --format csv --out dormant.csv
+    """
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -103,7 +118,10 @@ def segments_members(
 def segments_explain(name: str, user_id: str, as_of: str = AS_OF, known_at: str = KNOWN_AT,
                      project: str = PROJECT) -> None:
     """Why a user is in or out of a segment: each rule node, true or false, and what was
-    observed."""
+    observed.
+
+    Example: segmently segments explain champions usr_0000000 --as-of 2026-03-01
+    """
     found = run_segments("segments_explain", project=project, name=name, user_id=user_id,
                          as_of=as_of, known_at=known_at)
     if Ctx.json:
@@ -125,7 +143,10 @@ def segments_refresh(
                                   "user's metrics at the latest instant, which the UI's "
                                   "member tables, breakdowns and insights read."),
 ) -> None:
-    """Evaluate every segment once and store snapshots and enter/exit transitions."""
+    """Evaluate every segment once and store snapshots and enter/exit transitions.
+
+    Example: segmently segments refresh --backfill-from 2026-01-01 --every 1d
+    """
     found = run_segments("segments_refresh", project=project, as_of=as_of,
                          backfill_from=backfill_from, every=every, profiles=profiles,
                          known_at=known_at)

@@ -17,7 +17,10 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(8000, help="Port to listen on."),
 ) -> None:
-    """Run the HTTP server: ingestion APIs, the segment API and the UI."""
+    """Run the HTTP server: ingestion APIs, the segment API and the UI.
+
+    Example: segmently serve --port 8000 --db shop.duckdb
+    """
     import uvicorn
 
     from segmently.collect.limits import Limits

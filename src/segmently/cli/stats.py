@@ -9,5 +9,8 @@ from segmently.cli.output import show
 
 @app.command()
 def stats() -> None:
-    """Row counts per project and table."""
+    """Row counts per project and table.
+
+    Example: segmently stats --db shop.duckdb
+    """
     show(run("stats"), title="stored rows")

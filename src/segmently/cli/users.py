@@ -13,7 +13,10 @@ from segmently.cli.output import show
 @app.command("user")
 def user(user_id: str, as_of: str = AS_OF, known_at: str = KNOWN_AT,
          project: str = PROJECT) -> None:
-    """A user's profile (metrics, features, milestones) and the segments they are in."""
+    """A user's profile (metrics, features, milestones) and the segments they are in.
+
+    Example: segmently user usr_0000000 --as-of 2026-03-01
+    """
     found = run_segments("user_profile", project=project, user_id=user_id, as_of=as_of,
                          known_at=known_at)
     if Ctx.json:
