@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,14 +18,13 @@ from segmently.store.writer import GroupCommitWriter
 from segmently.web.auth import KeyCache
 from segmently.web.session import Sessions, SignInThrottle
 
-WORKSPACE_ENV = "SEGMENTLY_WORKSPACE"
 
-
-def workspace_vocabulary() -> Vocabulary:
+def workspace_vocabulary(settings: Settings | None = None) -> Vocabulary:
     """The product vocabulary (features, milestones, scores) of the workspace file named by
-    SEGMENTLY_WORKSPACE, else none (activity metrics only). Read when needed, so an
-    edited file counts from the next request."""
-    path = os.environ.get(WORKSPACE_ENV)
+    the `workspace` setting (SEGMENTLY_WORKSPACE) of `settings` (none given: the
+    environment's, through settings.load()), else none (activity metrics only). The file
+    is read when needed, so an edited file counts from the next request."""
+    path = (settings if settings is not None else load_settings()).workspace
     return load_workspace(path) if path else Vocabulary()
 
 
@@ -50,13 +48,17 @@ class AppState:
         self.sessions = Sessions(self.store)
         self.index = MembershipIndex(self.store)
         self.refresher = Refresher(self.store, self.index, self.settings.refresh_seconds,
-                                   workspace_vocabulary, self._refreshed)
+                                   self.vocabulary, self._refreshed)
 
     def _refreshed(self, project_id: str, as_of: datetime) -> None:
         """Store the new instant's profiles in the background: a refresh answers without
         them."""
-        self.profiles.later(self.store, project_id, workspace_vocabulary(), as_of,
+        self.profiles.later(self.store, project_id, self.vocabulary(), as_of,
                             only_if_used=True)
+
+    def vocabulary(self) -> Vocabulary:
+        """The workspace vocabulary of this app's settings (the file read at each call)."""
+        return workspace_vocabulary(self.settings)
 
     async def write(self, project_id: str, messages: list[Message]) -> int:
         """Resolve once the messages are committed: only then may the client hear 200."""
