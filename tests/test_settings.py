@@ -181,11 +181,15 @@ def test_segmently_config_says_where_each_value_came_from(tmp_path: Path) -> Non
         "SEGMENTLY_REFRESH_SECONDS": "5", "SEGMENTLY_CONFIG": "ws.yaml", "SEGMENTLY_DB": "y"})
     assert result.exit_code == 0, result.output
     by = {row["name"]: row for row in json.loads(result.stdout)}
-    assert (by["db"]["value"], by["db"]["source"]) == (db, "override")
+    assert (by["db"]["value"], by["db"]["source"]) == (f"duckdb://{db}", "override")
     assert (by["config"]["value"], by["config"]["source"]) == ("ws.yaml", "environment")
     assert (by["refresh_seconds"]["value"], by["refresh_seconds"]["source"]) == \
         ("5", "environment")
     assert by["max_depth"]["source"] == "default"
+    after = CliRunner().invoke(app, ["config", "--json", "--config", "mine.yaml"],
+                               env={"SEGMENTLY_CONFIG": "ws.yaml"})  # after the command
+    by = {row["name"]: row for row in json.loads(after.stdout)}
+    assert (by["config"]["value"], by["config"]["source"]) == ("mine.yaml", "override")
     bad = CliRunner().invoke(app, ["config"], env={"SEGMENTLY_MAX_DEPTH": "deep"})
     assert isinstance(bad.exception, SettingError)
     assert str(bad.exception) == "SEGMENTLY_MAX_DEPTH: 'deep' is not a whole number of levels"

@@ -14,14 +14,20 @@ GLOBAL_OPTIONS = ("db", "config")  # the root options that are settings (same na
 
 def loaded(ctx: typer.Context) -> settings.Settings:
     """The settings this command line runs with: `Ctx.settings` once the root callback
-    loads them, else loaded here with the root options given on the command line as
-    overrides (an option typer filled from its variable counts as the environment's)."""
+    loads them, else loaded here, with the global options given on the command line
+    (before the command or after it) as overrides, at the values the CLI uses (`Ctx`); an
+    option typer filled from its variable counts as the environment's."""
     current = getattr(Ctx, "settings", None)
     if isinstance(current, settings.Settings):
         return current
-    root = ctx.find_root()
-    given = {name: root.params.get(name) for name in GLOBAL_OPTIONS
-             if getattr(root.get_parameter_source(name), "name", None) == "COMMANDLINE"}
+    chain = []
+    level: typer.Context | None = ctx
+    while level is not None:
+        chain.append(level)
+        level = level.parent  # type: ignore[assignment]
+    given = {name: getattr(Ctx, name) for name in GLOBAL_OPTIONS
+             if any(getattr(c.get_parameter_source(name), "name", None) == "COMMANDLINE"
+                    for c in chain)}
     return settings.load(given)
 
 
