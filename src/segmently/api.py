@@ -12,33 +12,24 @@ import pyarrow as pa
 
 from segmently.collect import importer
 from segmently.collect.importer import ImportReport
+from segmently.core.instants import pair, period
+from segmently.core.project import Project
 from segmently.profile.build import build_profiles
-from segmently.segments import service
+from segmently.segments.apply import Plan
 from segmently.segments.explain import Explanation
 from segmently.segments.workspace import DEFAULT_FILE, Workspace, load_workspace
 from segmently.store import Store, schema, views
-from segmently.store.projects import Project, get_project_by_name, list_projects
+from segmently.store.projects import Project as ProjectRecord
+from segmently.store.projects import get_project_by_name, list_projects
 
 
 class Segmently:
-    """A Segmently database. Tables are Ibis expressions; `df`/`arrow` materialize them."""
+    """A Segmently database. Tables are Ibis expressions; `df`/`arrow` materialize them.
+    The segment verbs are those of `core.Project` (the CLI's and the HTTP API's), over the
+    definitions stored in the database; `apply` writes a workspace file's."""
 
-    def __init__(self, url: str | None = None, *, read_only: bool = False,
-                 workspace: Workspace | str | Path | None = None) -> None:
+    def __init__(self, url: str | None = None, *, read_only: bool = False) -> None:
         self.store = Store(url, read_only=read_only)
-        self._workspace = workspace
-
-    @property
-    def workspace(self) -> Workspace:
-        """The workspace (features, scores, segments): given, or loaded once from the
-        file named (default `segmently.yaml`), validated with errors naming the line."""
-        if not isinstance(self._workspace, Workspace):
-            self._workspace = load_workspace(self._workspace or DEFAULT_FILE)
-        return self._workspace
-
-    def use_workspace(self, workspace: Workspace | str | Path) -> Segmently:
-        self._workspace = workspace
-        return self
 
     def close(self) -> None:
         self.store.close()
@@ -49,20 +40,15 @@ class Segmently:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def projects(self) -> list[Project]:
+    def projects(self) -> list[ProjectRecord]:
         return list_projects(self.store)
 
+    def project(self, project: str | None = None) -> Project:
+        """The application core of one project (by name or id; the only one if None)."""
+        return Project.open(self.store, project)
+
     def project_id(self, project: str | None = None) -> str:
-        """Resolve a project name (or id); with one project, it is the default."""
-        known = self.projects()
-        if project is None:
-            if len(known) != 1:
-                raise ValueError(f"name a project; this database has {len(known)}")
-            return known[0].project_id
-        for p in known:
-            if project in (p.name, p.project_id):
-                return p.project_id
-        raise ValueError(f"no project named {project!r}")
+        return self.project(project).id
 
     def import_file(self, path: str | Path, project: str | None = None,
                     **options: Any) -> ImportReport:
@@ -90,36 +76,42 @@ class Segmently:
             raise ValueError(f"unknown table {name!r}; tables: {', '.join(schema.TABLES)}")
         return self.store.table(name)
 
+    # -- definitions ---------------------------------------------------------------------
+    def apply(self, workspace: Workspace | str | Path = DEFAULT_FILE,
+              project: str | None = None, prune: bool = False, force: bool = False,
+              dry_run: bool = False) -> Plan:
+        """Write a workspace (or the file at a path) to its project, as `segmently apply`:
+        the plan says what was added, changed, removed, and what drifted."""
+        ws = workspace if isinstance(workspace, Workspace) else load_workspace(workspace)
+        return self.project(project or ws.project).apply(ws, prune=prune, force=force,
+                                                         dry_run=dry_run)
+
+    def export(self, project: str | None = None) -> str:
+        """The stored definitions as workspace YAML."""
+        return self.project(project).export()
+
     # -- segments (the verbs of `segmently segments ...`) ----------------------------------
-    def _pid(self, project: str | None) -> str:
-        return service.project_id(self.store, project, self.workspace)
 
     def evaluate(self, as_of: datetime | str | None = None, project: str | None = None,
                  segments: list[str] | None = None,
                  known_at: datetime | str | None = None) -> pd.DataFrame:
         """user_id and one boolean column per segment (all, or `segments`), at as_of as
         known at known_at (each default now; docs/rules.md, Time)."""
-        at, known = service.pair(as_of, known_at)
-        ev = service.evaluation(self.store, self._pid(project), self.workspace, at,
-                                only=segments, known_at=known)
-        return service.wide(ev).to_pandas()
+        ev = self.project(project).evaluation(as_of, known_at, only=segments)
+        return Project.wide(ev).to_pandas()
 
     def members(self, segment: str, as_of: datetime | str | None = None,
                 project: str | None = None,
                 known_at: datetime | str | None = None) -> pd.DataFrame:
         """The user_id of the segment's members at as_of (as known at known_at), sorted."""
-        at, known = service.pair(as_of, known_at)
-        return service.members(self.store, self._pid(project), self.workspace, segment,
-                               at, known).to_pandas()
+        return self.project(project).evaluated_members(segment, as_of, known_at).to_pandas()
 
     def explain(self, segment: str, user_id: str, as_of: datetime | str | None = None,
                 project: str | None = None,
                 known_at: datetime | str | None = None) -> pd.DataFrame:
         """The rule tree, one row per node in pre-order: depth, kind, truth, sentence,
         observed values (the root row says whether the user is in)."""
-        at, known = service.pair(as_of, known_at)
-        why = service.explain_member(self.store, self._pid(project), self.workspace, segment,
-                                     user_id, at, known)
+        why = self.project(project).explain(segment, user_id, as_of, known_at)
         rows: list[dict[str, Any]] = []
 
         def walk(node: Explanation, depth: int) -> None:
@@ -136,9 +128,9 @@ class Segmently:
                 project: str | None = None,
                 known_at: datetime | str | None = None) -> pd.DataFrame:
         """Per-user metrics (profile.build_profiles): every user, or one row for user_id."""
-        at, known = service.pair(as_of, known_at)
-        users = build_profiles(self.store, self._pid(project), self.workspace, at,
-                               known_at=known).users
+        at, known = pair(as_of, known_at)
+        p = self.project(project)
+        users = build_profiles(self.store, p.id, p.vocabulary(), at, known_at=known).users
         if user_id is not None:
             users = users.filter(users.user_id == user_id)
         return users.order_by("user_id").to_pandas()
@@ -149,13 +141,12 @@ class Segmently:
         """Store a snapshot (and transitions) of every segment at as_of, or at each step
         from backfill_from up to as_of, as known at known_at (default now); one row per
         segment and instant."""
-        pid, ws = self._pid(project), self.workspace
-        at, known = service.pair(as_of, known_at)
+        p = self.project(project)
+        at, known = pair(as_of, known_at)
         if backfill_from is not None:
-            done = service.backfill(self.store, pid, ws, service.instant(backfill_from),
-                                    at, service.period(every), known)
+            done = p.backfill(backfill_from, at, period(every), known)
         else:
-            done = service.refresh(self.store, pid, ws, at, known)
+            done = p.refresh(at, known)
         columns = ["segment", "as_of", "size", "entered", "exited", "skipped", "error"]
         return pd.DataFrame([{c: getattr(r, c) for c in columns} for r in done],
                             columns=columns)
@@ -163,7 +154,7 @@ class Segmently:
     def segment_sizes_over_time(self, segment: str | None = None,
                                 project: str | None = None) -> pd.DataFrame:
         """segment, as_of, size, version, computed_at, data_through of every snapshot."""
-        return service.size_history(self.store, self._pid(project), segment).to_pandas()
+        return self.project(project).size_history(segment).to_pandas()
 
     @staticmethod
     def df(expr: ir.Table) -> pd.DataFrame:
@@ -174,9 +165,8 @@ class Segmently:
         return expr.to_pyarrow()
 
 
-def connect(url: str | None = None, *, read_only: bool = False,
-            workspace: Workspace | str | Path | None = None) -> Segmently:
-    return Segmently(url, read_only=read_only, workspace=workspace)
+def connect(url: str | None = None, *, read_only: bool = False) -> Segmently:
+    return Segmently(url, read_only=read_only)
 
 
 __all__ = ["Segmently", "connect", "get_project_by_name"]

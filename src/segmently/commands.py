@@ -6,15 +6,14 @@ can run it in-process or ship it to `segmently serve` (see control.py) unchanged
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
-from segmently.errors import SegmentlyError
-from segmently.profile import stored
-from segmently.segments import service
+from segmently.core.instants import instant, pair, period
+from segmently.core.project import Project, plain, result_json
+from segmently.segments.apply import version_diffs
 from segmently.segments.rules import rule_json
-from segmently.segments.workspace import Workspace, parse_workspace
+from segmently.segments.workspace import parse_workspace
 from segmently.store import Store, schema
 from segmently.store.passwords import set_password
 from segmently.store.projects import create_project, list_projects
@@ -42,11 +41,9 @@ def projects_create(store: Store, name: str) -> dict[str, str]:
 @command
 def projects_password(store: Store, name: str, password: str) -> dict[str, str]:
     """Set the UI password of a project (by name or id)."""
-    found = [p for p in list_projects(store) if name in (p.name, p.project_id)]
-    if not found:
-        raise ValueError(f"no project named {name!r}")
-    set_password(store, found[0].project_id, password)
-    return {"project": found[0].name, "password": "set: sign in to the UI with the project"
+    p = _project(store, name)
+    set_password(store, p.id, password)
+    return {"project": name, "password": "set: sign in to the UI with the project"
             " name and this password"}
 
 
@@ -70,97 +67,119 @@ def stats(store: Store) -> list[dict[str, Any]]:
     return out
 
 
-# -- segments: the CLI sends the workspace file's text, so the server parses the same file --
-class CommandError(SegmentlyError, ValueError):
-    """A named thing (project, segment, user) was not found; shown as is."""
-
-    code = "invalid_command"
+# -- segments: definitions from the database, the workspace file only through apply ----
+def _project(store: Store, project: str | None) -> Project:
+    return Project.open(store, project)
 
 
-def _segments(fn: Command) -> Command:
-    """Register a segment command: (store, workspace text, source, project, ...) ->
-    fn(store, project id, Workspace, ...); lookups that fail become a plain message."""
-    @functools.wraps(fn)
-    def run(store: Store, workspace: str, source: str = "segmently.yaml",
-            project: str | None = None, **args: Any) -> Any:
-        ws = parse_workspace(workspace, source)
-        try:
-            return fn(store, service.project_id(store, project, ws), ws, **args)
-        except LookupError as exc:
-            raise CommandError(str(exc.args[0] if exc.args else exc)) from exc
-
-    return command(run)
+@command
+def apply(store: Store, workspace: str, source: str = "segmently.yaml",
+          project: str | None = None, prune: bool = False, force: bool = False,
+          dry_run: bool = False) -> dict[str, Any]:
+    """The workspace file's text applied to its project (`segments/apply.py`); parsed
+    here, where it runs, so the server validates what it writes."""
+    ws = parse_workspace(workspace, source)
+    p = _project(store, project or ws.project)
+    return p.apply(ws, prune=prune, force=force, dry_run=dry_run).to_json()
 
 
-@_segments
-def segments_list(store: Store, pid: str, ws: Workspace) -> list[dict[str, Any]]:
-    return service.listing(store, pid, ws)
+@command
+def export(store: Store, project: str | None = None) -> str:
+    return _project(store, project).export()
 
 
-@_segments
-def segments_show(store: Store, pid: str, ws: Workspace, name: str) -> dict[str, Any]:
-    service.check_segment(ws, name)
-    seg = ws.segment(name)
-    history = service.size_history(store, pid, name).to_pyarrow().to_pylist()
-    return {"name": name, "description": seg.description,
-            "version": service.versions(store, pid, ws)[name],
-            "rule": rule_json(ws.rules()[name]),
-            "snapshots": [{k: service.plain(v) for k, v in row.items() if k != "segment"}
+@command
+def segments_list(store: Store, project: str | None = None) -> list[dict[str, Any]]:
+    return _project(store, project).summaries()
+
+
+@command
+def segments_show(store: Store, name: str, project: str | None = None) -> dict[str, Any]:
+    p = _project(store, project)
+    d = p.definition(name)
+    history = p.size_history(name).to_pyarrow().to_pylist()
+    return {"name": name, "description": d.description, "version": d.version,
+            "rule": rule_json(d.rule),
+            "snapshots": [{k: plain(v) for k, v in row.items() if k != "segment"}
                           for row in history]}
 
 
-@_segments
-def segments_eval(store: Store, pid: str, ws: Workspace, as_of: str | None = None,
-                  known_at: str | None = None) -> dict[str, Any]:
-    at, known = service.pair(as_of, known_at)
-    sizes = service.evaluation(store, pid, ws, at, known_at=known).sizes() \
-        if ws.segments else {}
+@command
+def segments_history(store: Store, name: str, project: str | None = None
+                     ) -> list[dict[str, Any]]:
+    """Every version, oldest first, each with its diff from the one before."""
+    return version_diffs(_project(store, project).history(name))
+
+
+@command
+def segments_revert(store: Store, name: str, version: int, project: str | None = None
+                    ) -> dict[str, Any]:
+    return _project(store, project).revert(name, version, source="cli").to_json()
+
+
+@command
+def segments_rename(store: Store, name: str, new_name: str, project: str | None = None
+                    ) -> dict[str, Any]:
+    return _project(store, project).rename(name, new_name, source="cli").to_json()
+
+
+@command
+def segments_delete(store: Store, name: str, project: str | None = None) -> dict[str, Any]:
+    version = _project(store, project).delete(name, source="cli")
+    return {"name": name, "deleted": True, "version": version}
+
+
+@command
+def segments_eval(store: Store, as_of: str | None = None, known_at: str | None = None,
+                  project: str | None = None) -> dict[str, Any]:
+    p = _project(store, project)
+    at, known = pair(as_of, known_at)
+    sizes = p.evaluation(at, known).sizes() if p.definitions() else {}
     return {"as_of": at.isoformat(), "known_at": known.isoformat(),
             "segments": [{"name": n, "size": size} for n, size in sizes.items()]}
 
 
-@_segments
-def segments_members(store: Store, pid: str, ws: Workspace, name: str,
-                     as_of: str | None = None, known_at: str | None = None) -> dict[str, Any]:
-    at, known = service.pair(as_of, known_at)
-    ids = service.members(store, pid, ws, name, at, known)["user_id"].to_pylist()
+@command
+def segments_members(store: Store, name: str, as_of: str | None = None,
+                     known_at: str | None = None, project: str | None = None
+                     ) -> dict[str, Any]:
+    at, known = pair(as_of, known_at)
+    ids = _project(store, project).evaluated_members(name, at, known)["user_id"].to_pylist()
     return {"segment": name, "as_of": at.isoformat(), "known_at": known.isoformat(),
             "size": len(ids), "user_ids": ids}
 
 
-@_segments
-def segments_explain(store: Store, pid: str, ws: Workspace, name: str, user_id: str,
-                     as_of: str | None = None, known_at: str | None = None) -> dict[str, Any]:
-    at, known = service.pair(as_of, known_at)
-    why = service.explain_member(store, pid, ws, name, user_id, at, known)
+@command
+def segments_explain(store: Store, name: str, user_id: str, as_of: str | None = None,
+                     known_at: str | None = None, project: str | None = None
+                     ) -> dict[str, Any]:
+    at, known = pair(as_of, known_at)
+    why = _project(store, project).explain(name, user_id, at, known)
     return {"segment": name, "user_id": user_id, "as_of": at.isoformat(),
             "known_at": known.isoformat(),
             "member": why.truth, "explanation": why.to_dict(), "text": why.text()}
 
 
-@_segments
-def segments_refresh(store: Store, pid: str, ws: Workspace, as_of: str | None = None,
+@command
+def segments_refresh(store: Store, as_of: str | None = None,
                      backfill_from: str | None = None, every: str = "1d",
-                     profiles: bool = True, known_at: str | None = None
-                     ) -> list[dict[str, Any]]:
-    known = service.pair(as_of, known_at)[1]
+                     profiles: bool = True, known_at: str | None = None,
+                     project: str | None = None) -> list[dict[str, Any]]:
+    p = _project(store, project)
+    known = pair(as_of, known_at)[1]
     if backfill_from is not None:
-        done = service.backfill(store, pid, ws, service.instant(backfill_from),
-                                service.instant(as_of), service.period(every), known)
+        done = p.backfill(backfill_from, as_of, period(every), known, profiles=profiles)
     else:
-        done = service.refresh(store, pid, ws, service.instant(as_of), known)
-    if profiles and done:  # the UI's member tables and insights read it at once
-        stored.record(store, pid, ws, max(r.as_of for r in done))
-    return [service.result_json(r) for r in done]
+        done = p.refresh(instant(as_of), known, profiles=profiles)
+    return [result_json(r) for r in done]
 
 
-@_segments
-def user_profile(store: Store, pid: str, ws: Workspace, user_id: str,
-                 as_of: str | None = None, known_at: str | None = None) -> dict[str, Any]:
-    at, known = service.pair(as_of, known_at)
-    out = service.profile(store, pid, ws, user_id, at, known)
-    out["known_at"] = known.isoformat()
-    segments = service.user_segments(store, pid, ws, user_id, at, known)
+@command
+def user_profile(store: Store, user_id: str, as_of: str | None = None,
+                 known_at: str | None = None, project: str | None = None) -> dict[str, Any]:
+    p = _project(store, project)
+    at, known = pair(as_of, known_at)
+    out = p.profile(user_id, at, known)
     out["segments"] = [{"segment": name, "explanation": why.to_dict(), "text": why.text()}
-                       for name, why in segments.items()]
+                       for name, why in p.user_segments(user_id, at, known).items()]
     return out

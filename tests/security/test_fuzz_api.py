@@ -22,6 +22,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 
 from conftest import start_server
+from segmently.core import Project
+from segmently.segments.workspace import parse_workspace
 from segmently.store import Store, utcnow
 from segmently.store.projects import create_project
 
@@ -49,9 +51,9 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesi
     db = f"duckdb://{tmp / 'fuzz.duckdb'}"
     with Store(db) as s:
         new = create_project(s, "fuzz")
-    (tmp / "segmently.yaml").write_text(WORKSPACE)
+        Project(s, new.project.project_id).apply(parse_workspace(WORKSPACE))
     proc, url = start_server(db, tmp / "server.log", env={
-        "SEGMENTLY_WORKSPACE": str(tmp / "segmently.yaml"), "SEGMENTLY_REFRESH_SECONDS": "0"})
+        "SEGMENTLY_REFRESH_SECONDS": "0"})
     try:
         auth = {"Authorization": f"Bearer {new.secret_key}"}
         now = utcnow()

@@ -19,10 +19,10 @@ import httpx
 import orjson
 import pyarrow as pa
 import pytest
-import yaml
 from test_poison_values import GOOD, RULES, USERS, VOCAB, _events, _good
 
 from conftest import start_server
+from segmently.profile import vocabularies
 from segmently.segments import definitions as defs
 from segmently.store import Store, utcnow
 from segmently.store.projects import create_project
@@ -57,9 +57,8 @@ def poisoned(store_url: str, tmp_path: Path) -> Iterator[Poisoned]:
                     "kind": "performed", "event": "purchase",
                     "where": [{"property": "plan", "op": "regex", "value": "("}]}})}],
             schema=defs._ARROW))
-    (tmp_path / "segmently.yaml").write_text(yaml.safe_dump(VOCAB.model_dump(mode="json")))
+        vocabularies.save(s, pid, VOCAB, source="apply")
     proc, url = start_server(store_url, tmp_path / "server.log", env={
-        "SEGMENTLY_WORKSPACE": str(tmp_path / "segmently.yaml"),
         "SEGMENTLY_REFRESH_SECONDS": "0"})
     try:
         for user, raw in USERS.items():

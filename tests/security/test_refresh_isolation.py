@@ -20,8 +20,9 @@ from pathlib import Path
 import httpx
 
 from conftest import start_server
+from segmently.core import Project
 from segmently.demo import DemoOptions, run_demo
-from segmently.demo.workspace import demo_workspace, write_workspace
+from segmently.demo.workspace import demo_workspace
 from segmently.segments import definitions as defs
 from segmently.store import Message, Store, utcnow
 from segmently.store.projects import create_project
@@ -31,10 +32,9 @@ MIN_OVERTAKEN = 2
 
 def test_a_small_project_refreshes_while_a_big_one_does(tmp_path: Path) -> None:
     db = f"duckdb://{tmp_path / 'two.duckdb'}"
-    workspace = write_workspace(tmp_path / "segmently.yaml", "big")
     with Store(db) as store:
         big = run_demo(store, DemoOptions(users=6000, days=60, seed=3), "big")
-        defs.sync_workspace(store, big.project_id, demo_workspace("big"))
+        Project(store, big.project_id).apply(demo_workspace("big"))
         small = create_project(store, "small")
         store.append(small.project.project_id, [
             Message(message_id=f"s{i}", type="track", event="e", source="test",
@@ -44,7 +44,7 @@ def test_a_small_project_refreshes_while_a_big_one_does(tmp_path: Path) -> None:
                   {"kind": "last_seen", "within_last_days": 30})
     assert big.secret_key is not None
     proc, url = start_server(db, tmp_path / "server.log", env={
-        "SEGMENTLY_WORKSPACE": str(workspace), "SEGMENTLY_REFRESH_SECONDS": "0"})
+        "SEGMENTLY_REFRESH_SECONDS": "0"})
     try:  # (a clock read below only orders the two requests; nothing is timed)
         small_api = httpx.Client(base_url=url, timeout=120, headers={
             "Authorization": f"Bearer {small.secret_key}"})

@@ -27,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ui"))  # the UI su
 from uikit import WORKSPACE, dataset, page  # noqa: E402,F401 - fixtures
 
 from conftest import start_server  # noqa: E402
+from segmently.core import Project  # noqa: E402
+from segmently.segments.workspace import parse_workspace  # noqa: E402
 from segmently.store import Store, utcnow  # noqa: E402
 from segmently.store.projects import create_project  # noqa: E402
 
@@ -65,9 +67,9 @@ def hostile_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileUi]:
     db = f"duckdb://{tmp / 'ui.duckdb'}"
     with Store(db) as s:
         new = create_project(s, "shop")
-    (tmp / "segmently.yaml").write_text(WORKSPACE)
+        Project(s, new.project.project_id).apply(parse_workspace(WORKSPACE))
     proc, url = start_server(db, tmp / "server.log", env={
-        "SEGMENTLY_WORKSPACE": str(tmp / "segmently.yaml"), "SEGMENTLY_REFRESH_SECONDS": "0"})
+        "SEGMENTLY_REFRESH_SECONDS": "0"})
     try:
         now = utcnow()
         events: list[dict[str, object]] = dataset(now)

@@ -103,7 +103,9 @@ def env(tmp_path: Path) -> dict[str, str]:
     db = f"duckdb://{tmp_path / 'cli.duckdb'}"
     load(db)
     (tmp_path / "segmently.yaml").write_text(WORKSPACE)
-    return {"db": db, "config": str(tmp_path / "segmently.yaml"), "dir": str(tmp_path)}
+    found = {"db": db, "config": str(tmp_path / "segmently.yaml"), "dir": str(tmp_path)}
+    cli(found, "apply")  # the file's definitions into the database, their one home
+    return found
 
 
 def cli(env: dict[str, str], *args: str, json_out: bool = True, ok: bool = True) -> Any:
@@ -150,10 +152,12 @@ def test_explain_sentences(env: dict[str, str]) -> None:
     assert "[no ] report_viewed 0 times in the last 7 days; needs at least 3" in text
 
 
-def test_explain_reads_the_workspace_vocabulary(env: dict[str, str]) -> None:
+def test_explain_reads_the_applied_vocabulary(env: dict[str, str]) -> None:
     path = Path(env["dir"]) / "features.yaml"
     path.write_text(WORKSPACE + "  - name: report_users\n"
                     "    rule: {kind: used_feature, feature: reports, window: {last: 7}}\n")
+    applied = cli({**env, "config": str(path)}, "apply")
+    assert [(i["name"], i["action"]) for i in applied["items"]] == [("report_users", "add")]
     # alice viewed reports on 03-04, 03-05 and 03-08: 3 times in [03-03, 03-10)
     found = cli({**env, "config": str(path)}, "segments", "explain", "report_users", "alice",
                 "--as-of", T1, "--known-at", T1)
@@ -171,7 +175,7 @@ def test_unknown_user_and_segment_are_clean_errors(env: dict[str, str]) -> None:
     gone = cli(env, "segments", "explain", "viewers", "carol", "--as-of", T1, ok=False)
     assert gone["error"].startswith("no user 'carol' in project")
     missing = cli(env, "segments", "members", "nope", ok=False)
-    assert missing["error"] == "no segment named 'nope'; known: viewers, pro, pro_viewers, quiet"
+    assert missing["error"] == "no segment named 'nope'; known: pro, pro_viewers, quiet, viewers"
     bad_time = cli(env, "segments", "eval", "--as-of", "yesterday", ok=False, json_out=False)
     assert "'yesterday' is not an ISO 8601 instant" in bad_time.output
 
@@ -194,16 +198,26 @@ def test_refresh_stores_transitions_and_list_shows_freshness(env: dict[str, str]
     # the latest event that counted as of T2: bob's identify on 03-15 at 10:00 is the last
     # of the 15th (alice's, carol's and his own come earlier that day or before)
     assert listed["viewers"]["data_through"] == "2026-03-15T10:00:00"
-    assert listed["viewers"]["computed_at"] is not None
+    assert listed["viewers"]["last_computed"] is not None
     shown = cli(env, "segments", "show", "quiet")
     assert [(s["as_of"], s["size"], s["version"]) for s in shown["snapshots"]] == \
         [(T1, 1, 1), (T2, 3, 1)]
     assert shown["rule"] == {"kind": "not_in_segment", "segment": "viewers"}
-    # a changed rule is a new stored version; the snapshots say which one they used
+    # a changed file changes nothing until applied; then it is a new stored version, and
+    # the snapshots say which one they used
     Path(env["config"]).write_text(WORKSPACE.replace("at_least: 3, window: {last: 7}",
                                                      "at_least: 1, window: {last: 7}"))
     assert {row["name"]: row["version"] for row in cli(env, "segments", "list")}["viewers"] \
-        is None
+        == 1
+    check = CliRunner().invoke(app, ["--db", env["db"], "--config", env["config"], "apply",
+                                     "--check"])
+    assert check.exit_code == 4, check.output
+    assert "~ segment viewers: version 1 -> the file's" in check.output
+    assert "-  at_least: 3" in check.output and "+  at_least: 1" in check.output
+    assert {row["name"]: row["version"] for row in cli(env, "segments", "list")}["viewers"] \
+        == 1
+    applied = cli(env, "apply")
+    assert (applied["applied"], applied["versions"]["viewers"]) == (True, 2)
     later = cli(env, "segments", "refresh", "--as-of", "2026-03-21T00:00:00",
                 "--known-at", "2026-03-21T00:00:00")
     # at least once in [03-14, 03-21): carol (14th, 15th); alice, bob, dave are quiet
@@ -244,8 +258,9 @@ def test_user_profile_and_segments(env: dict[str, str]) -> None:
     assert metrics["first_seen"] == "2026-03-04T10:00:00"
     assert metrics["last_seen"] == "2026-03-08T10:00:00"
     assert metrics["plan"] == "pro"
-    assert [s["segment"] for s in found["segments"]] == ["viewers", "pro", "pro_viewers"]
-    assert found["segments"][1]["explanation"]["sentence"] == 'plan is "pro"; needs eq "pro"'
+    why = {s["segment"]: s["explanation"] for s in found["segments"]}
+    assert sorted(why) == ["pro", "pro_viewers", "viewers"]
+    assert why["pro"]["sentence"] == 'plan is "pro"; needs eq "pro"'
     assert [f["feature"] for f in found["features"]] == ["reports"]
 
 
@@ -262,8 +277,11 @@ CYCLE = WORKSPACE.replace("{kind: not_in_segment, segment: viewers}",
 ])
 def test_workspace_errors_name_the_line(env: dict[str, str], text: str, expected: str) -> None:
     Path(env["config"]).write_text(text)
-    failed = cli(env, "segments", "eval", json_out=False, ok=False)
+    failed = cli(env, "apply", json_out=False, ok=False)
     assert expected in failed.output
+    # nothing was written: the stored definitions are still the good file's
+    assert cli(env, "apply", "--check", json_out=False, ok=False).exit_code == 1
+    assert len(cli(env, "segments", "list")) == 4
 
 
 def test_schema_describes_rules(env: dict[str, str]) -> None:
@@ -287,6 +305,11 @@ def test_real_cli_through_running_server(server: Any, tmp_path: Path) -> None:
     assert response.status_code == 200, response.text
     config = tmp_path / "ws.yaml"
     config.write_text(WORKSPACE.replace("project: shop", "project: test"))
+    base = [sys.executable, "-m", "segmently.cli", "--db", server.db, "--config", str(config)]
+    applied = subprocess.run([*base, "apply"], capture_output=True, text=True, timeout=60,
+                             check=False)
+    assert applied.returncode == 0, applied.stderr
+    assert "+ segment viewers: new" in applied.stdout
     run = subprocess.run(
         [sys.executable, "-m", "segmently.cli", "--db", server.db, "--config", str(config),
          "--json", "segments", "members", "viewers"],

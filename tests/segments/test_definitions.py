@@ -1,4 +1,5 @@
-"""Stored segment definitions: versions, no-op saves, tombstones, reference checks, sync."""
+"""Stored segment definitions: versions, no-op saves, tombstones, reference checks (the
+workspace file applied to them: test_apply.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import pytest
 
 from segmently.segments import definitions as d
 from segmently.segments.errors import RuleError, SegmentReferenceError
-from segmently.segments.workspace import parse_workspace
 from segmently.store import Store
 
 POWER = {"kind": "performed", "event": "report_viewed", "at_least": 5,
@@ -90,29 +90,3 @@ def test_projects_are_separate(store: Store) -> None:
     assert list(d.current(store, "q")) == ["other"]
     with pytest.raises(SegmentReferenceError):  # q cannot refer to p's segment
         d.save(store, "q", "x", "", {"kind": "in_segment", "segment": "power"})
-
-
-WORKSPACE = """
-segments:
-  - name: busy
-    rule: {all: [{kind: in_segment, segment: power}, {kind: active, at_least: 3}]}
-  - name: power
-    description: heavy report users
-    rule: {kind: performed, event: report_viewed, at_least: 5, window: {last: 30}}
-"""
-
-
-def test_sync_workspace_saves_all_together_and_reports_changes(store: Store) -> None:
-    ws = parse_workspace(WORKSPACE)
-    first = d.sync_workspace(store, "p", ws)  # busy refers to power, declared after it
-    assert (sorted(first.created), first.updated, first.unchanged) == (["busy", "power"], [], [])
-    again = d.sync_workspace(store, "p", ws)
-    assert not again.changed and sorted(again.unchanged) == ["busy", "power"]
-    d.save(store, "p", "extra", "", ACTIVE)
-    changed = parse_workspace(WORKSPACE.replace("at_least: 5", "at_least: 7"))
-    third = d.sync_workspace(store, "p", changed)
-    assert (third.updated, third.unchanged, third.versions["power"]) == (["power"], ["busy"], 2)
-    assert "extra" in d.current(store, "p")
-    pruned = d.sync_workspace(store, "p", changed, prune=True)
-    assert pruned.deleted == ["extra"] and sorted(d.current(store, "p")) == ["busy", "power"]
-

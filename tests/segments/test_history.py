@@ -54,8 +54,10 @@ def env(tmp_path: Path) -> dict[str, Any]:
     with Store(db) as s:
         shop = create_project(s, "shop")
     (tmp_path / "segmently.yaml").write_text(WORKSPACE)
-    return {"db": db, "config": str(tmp_path / "segmently.yaml"), "dir": tmp_path,
-            "secret": shop.secret_key, "project_id": shop.project.project_id}
+    found = {"db": db, "config": str(tmp_path / "segmently.yaml"), "dir": tmp_path,
+             "secret": shop.secret_key, "project_id": shop.project.project_id}
+    cli(found, "apply")
+    return found
 
 
 def cli(env: dict[str, Any], *args: str) -> Any:

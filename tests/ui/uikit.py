@@ -19,6 +19,8 @@ import httpx
 import pytest
 
 from conftest import start_server  # and the session's one `browser` fixture
+from segmently.core import Project
+from segmently.segments.workspace import parse_workspace
 from segmently.store import Store, utcnow
 from segmently.store.projects import create_project
 
@@ -89,9 +91,9 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
     db = f"duckdb://{tmp / 'ui.duckdb'}"
     with Store(db) as s:
         mine, other = create_project(s, "shop"), create_project(s, "other")
-    (tmp / "segmently.yaml").write_text(WORKSPACE)
+        Project(s, mine.project.project_id).apply(parse_workspace(WORKSPACE))
     proc, url = start_server(db, tmp / "server.log", env={
-        "SEGMENTLY_WORKSPACE": str(tmp / "segmently.yaml"), "SEGMENTLY_REFRESH_SECONDS": "0"})
+        "SEGMENTLY_REFRESH_SECONDS": "0"})
     try:
         events = dataset(utcnow())
         for key, batch in ((mine.project.write_key, events),

@@ -12,5 +12,6 @@ from segmently.cli.app import app, entry
 # each module registers its commands on `app` when imported
 from segmently.cli import projects, stats, importing, demo, serve, segments, users  # noqa: F401
 from segmently.cli import config  # noqa: F401
+from segmently.cli import definitions  # noqa: F401
 
 __all__ = ["app", "entry"]

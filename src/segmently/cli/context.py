@@ -48,13 +48,37 @@ def run(command: str, **args: Any) -> Any:
 
 
 def run_segments(command: str, **args: Any) -> Any:
-    """Run a segment command with the workspace file's text (parsed where it runs)."""
+    """Run a segment command over the stored definitions (`segmently apply` writes them
+    from the workspace file); its error is one line."""
+    from segmently.cli.output import fail
+
+    if "project" in args and args["project"] is None:
+        args["project"] = Ctx.project or workspace_project()
+    try:
+        return run(command, **args)
+    except (ValueError, LookupError, RuntimeError) as exc:
+        fail(str(exc))
+
+
+def workspace_project() -> str | None:
+    """The `project:` the workspace file names, the default project of every command (so
+    a team's file says which project it is about); None without a readable file."""
+    import yaml
+
+    path = Path(Ctx.config)
+    try:
+        data = yaml.safe_load(path.read_text()) if path.is_file() else None
+    except (OSError, yaml.YAMLError):
+        return None
+    project = data.get("project") if isinstance(data, dict) else None
+    return project if isinstance(project, str) else None
+
+
+def workspace_text() -> tuple[str, str]:
+    """(text, path) of the workspace file (--config), for apply and plan."""
     from segmently.cli.output import fail
 
     path = Path(Ctx.config)
     if not path.is_file():
         fail(f"{path}: no such workspace file (pass --config, or run `segmently demo`)")
-    try:
-        return run(command, workspace=path.read_text(), source=str(path), **args)
-    except (ValueError, LookupError, RuntimeError) as exc:
-        fail(str(exc))
+    return path.read_text(), str(path)

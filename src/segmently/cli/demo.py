@@ -29,11 +29,12 @@ def demo(
 ) -> None:
     """Generate a realistic B2B SaaS product's usage: accounts, personas, onboarding,
     features, NPS, trials and payments (see docs/events.md); write the example workspace
-    (--config, else segmently.yaml next to the database) and show the built-in segment
-    library evaluated on it.
+    (--config, else segmently.yaml next to the database), apply it to the project
+    (`segmently apply`) and show the built-in segment library evaluated on it.
 
     Example: segmently demo --users 500 --end 2026-03-01 --db demo.duckdb
     """
+    from segmently.core import Project
     from segmently.demo import DemoError, DemoOptions, run_demo
     from segmently.demo.report import segment_rows, summary_tables, why_text
     from segmently.demo.workspace import workspace_path, write_workspace
@@ -56,8 +57,9 @@ def demo(
             raise typer.BadParameter(str(exc)) from None
         given = Ctx.config if Ctx.config != DEFAULT_FILE else None  # global --config
         workspace = write_workspace(workspace_path(Ctx.db, given), project)
-        examples = segment_examples(store, report.project_id,
-                                    load_workspace(workspace).rules(), report.end)
+        declared = load_workspace(workspace)
+        applied = Project(store, report.project_id).apply(declared)  # drift stays
+        examples = segment_examples(store, report.project_id, declared.rules(), report.end)
     tables = summary_tables(report)
     if Ctx.json:
         typer.echo(json.dumps({**dict(tables), "workspace": str(workspace),
@@ -66,7 +68,9 @@ def demo(
         return
     for title, rows in tables:
         show(rows, title=title)
-    console.print(f"workspace written to {workspace}")
+    console.print(f"workspace written to {workspace} and applied "
+                  f"({len(applied.pending)} definitions written, {len(applied.drift)} "
+                  "drifted left alone)")
     show(segment_rows(examples), title=f"built-in segments as of {report.end:%Y-%m-%d}")
     for example in examples:
         console.print(why_text(example), markup=False, highlight=False)

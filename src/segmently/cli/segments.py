@@ -1,5 +1,5 @@
 """`segmently segments list|show|eval|members|explain|refresh` and `segmently schema`: the
-segments of the workspace file."""
+stored segments (`segmently apply` writes them from the workspace file)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from segmently.cli.context import Ctx, run_segments
 from segmently.cli.options import AS_OF, KNOWN_AT, PROJECT
 from segmently.cli.output import console, fail, show
 
-segments_app = typer.Typer(help="Segments of the workspace file: evaluate, explain, refresh.",
+segments_app = typer.Typer(help="The stored segments: list, evaluate, explain, refresh, "
+                           "history.",
                            no_args_is_help=True)
 app.add_typer(segments_app, name="segments")
 
@@ -31,11 +32,18 @@ def schema_command() -> None:
 
 @segments_app.command("list")
 def segments_list(project: str = PROJECT) -> None:
-    """Each segment with its size and freshness from its latest snapshot.
+    """The stored segments (the same as `GET /api/segments` and the UI's list), each with
+    its version and the size and freshness of its latest snapshot.
 
     Example: segmently segments list --project demo
     """
-    show(run_segments("segments_list", project=project), title="segments")
+    found = run_segments("segments_list", project=project)
+    if Ctx.json:
+        show(found)
+        return
+    show([{"name": s["name"], "version": s["version"], "size": s["size"],
+           "as_of": s["as_of"], "error": (s["error"] or {}).get("message")}
+          for s in found], title="segments")
 
 
 @segments_app.command("show")

@@ -22,7 +22,7 @@ def adoption(base: Basis, features: list[str], groups: list[str],
              members: ir.Table) -> dict[str, Any]:
     """{features, groups: [{name, size, used: {feature: users}, share: {feature: 0..1}}]}
     for every user and for each group, whose members are `members` (segment, user_id)
-    rows (segments.api_ops.members_of)."""
+    rows (core.Project.members_of)."""
     if not features or base.features is None:
         return {"features": [], "groups": []}
     everyone = base.users

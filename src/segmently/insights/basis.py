@@ -18,8 +18,8 @@ from segmently.profile import stored
 from segmently.profile.adoption import feature_usage, milestones_reached
 from segmently.profile.build import ACTIVITY_TYPES
 from segmently.profile.config import Vocabulary
-from segmently.segments import api_ops
 from segmently.segments import definitions as defs
+from segmently.segments import snapshots as snap
 from segmently.store import Store
 from segmently.store.views import resolved_events
 
@@ -36,7 +36,7 @@ class Basis:
 def latest_refresh(store: Store, project_id: str) -> datetime | None:
     """The newest snapshot instant among the project's live segments."""
     live = defs.current(store, project_id)
-    instants = [row["as_of"] for name, row in api_ops.latest_snapshots(store, project_id).items()
+    instants = [row["as_of"] for name, row in snap.latest(store, project_id).items()
                 if name in live]
     return max(instants, default=None)
 

@@ -4,16 +4,16 @@
     current(store, project_id)         # {name: Definition} of the live definitions
     history(store, project_id, "power")  # every version, oldest first
     delete(store, project_id, "power")   # a tombstone version; history stays
-    sync_workspace(store, project_id, workspace)  # the YAML's segments -> stored versions
 
 `segment_versions` is append-only, like every table: a change is a new row with the next
 version number, a deletion a row with `deleted = true`. Saving a definition equal to the
-live one writes nothing and returns its version, so re-syncing a workspace is a no-op.
+live one writes nothing and returns its version, so re-applying a workspace file
+(`segments/apply.py`) is a no-op.
 A save is checked against the project's other live definitions before anything is
 written: unknown `in_segment` references and reference cycles are refused, and so is
 deleting a segment another live segment refers to.
 
-Writes are atomic with their checks: `_write` reads the latest versions and inserts under
+Writes are atomic with their checks: `write` reads the latest versions and inserts under
 the store's write lock, so in one process `create` of a name succeeds once and concurrent
 saves number their versions in turn. Across processes (several `serve` on one
 PostgreSQL database, or the CLI beside one) a unique index on (project_id, segment,
@@ -28,7 +28,7 @@ import logging
 import re
 import weakref
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -41,7 +41,6 @@ from segmently.errors import ConflictError, NotFoundError
 from segmently.segments import rules as r
 from segmently.segments.errors import RuleError, SegmentReferenceError
 from segmently.segments.rules import Rule, parse_rule, rule_json
-from segmently.segments.workspace import Workspace
 from segmently.store import Store, utcnow
 from segmently.store.rows import arrow_schema
 from segmently.store.store import schema_lock
@@ -54,6 +53,10 @@ VERSIONS_SCHEMA = ibis.schema({
     "definition": dt.string,  # JSON text: {"name", "description", "rule"}; null if deleted
     "created_at": dt.Timestamp(nullable=False),
     "deleted": dt.Boolean(nullable=False),
+    # who wrote it: "apply" (a workspace file), "ui", "api", "python", "revert"; null in
+    # tables from before sources were kept. `segments/apply.py` calls a live version not
+    # written by "apply" drift, and never overwrites it unless told to.
+    "source": dt.string,
 })
 TABLES = {VERSIONS: VERSIONS_SCHEMA}
 _ARROW = arrow_schema(VERSIONS_SCHEMA)
@@ -63,6 +66,7 @@ UNIQUE_INDEX = "segment_versions_version_key"
 _UNIQUE_SQL = (f"CREATE UNIQUE INDEX IF NOT EXISTS {UNIQUE_INDEX} "
                f"ON {VERSIONS} (project_id, segment, version)")
 _indexed: weakref.WeakSet[Store] = weakref.WeakSet()
+_columned: weakref.WeakSet[Store] = weakref.WeakSet()
 log = logging.getLogger(__name__)
 
 
@@ -108,29 +112,19 @@ class Version:
     deleted: bool
     description: str | None
     rule: dict[str, Any] | None
+    source: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "created_at": self.created_at.isoformat(),
-                "deleted": self.deleted, "description": self.description, "rule": self.rule}
-
-
-@dataclass
-class SyncResult:
-    """What sync_workspace changed, by segment name."""
-
-    created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    versions: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.created or self.updated or self.deleted)
+                "deleted": self.deleted, "description": self.description, "rule": self.rule,
+                "source": self.source}
 
 
 def ensure_tables(store: Store) -> None:
     store.ensure_tables(TABLES)
+    if store not in _columned:  # a table from an older Segmently lacks `source`
+        store.ensure_columns(VERSIONS, VERSIONS_SCHEMA)
+        _columned.add(store)
 
 
 def _ensure_unique_key(store: Store) -> None:
@@ -245,7 +239,8 @@ def not_found(store: Store, project_id: str, name: str) -> Exception:
     if found is not None:
         return RuleError(f"segment {name!r} (version {found.version}) no longer validates: "
                          f"{found.error}; save a new version")
-    return UnknownSegmentError(f"no segment named {name!r}")
+    known = ", ".join(sorted(current(store, project_id))) or "none"
+    return UnknownSegmentError(f"no segment named {name!r}; known: {known}")
 
 
 def get(store: Store, project_id: str, name: str) -> Definition:
@@ -255,14 +250,22 @@ def get(store: Store, project_id: str, name: str) -> Definition:
     return _definition(rows[-1])
 
 
+def _version(row: dict[str, Any]) -> Version:
+    data = json.loads(row["definition"]) if row["definition"] else None
+    return Version(int(row["version"]), row["created_at"], bool(row["deleted"]),
+                   data["description"] if data else None, data["rule"] if data else None,
+                   row.get("source"))
+
+
 def history(store: Store, project_id: str, name: str) -> list[Version]:
     """Every version of a segment, oldest first (empty if it never existed)."""
-    out = []
-    for row in _rows(store, project_id, name):
-        data = json.loads(row["definition"]) if row["definition"] else None
-        out.append(Version(int(row["version"]), row["created_at"], bool(row["deleted"]),
-                           data["description"] if data else None, data["rule"] if data else None))
-    return out
+    return [_version(row) for row in _rows(store, project_id, name)]
+
+
+def latest(store: Store, project_id: str) -> dict[str, Version]:
+    """The latest version of every segment the project ever had, deletions included (who
+    wrote it and when: what `segments/apply.py` compares a workspace file with)."""
+    return {name: _version(row) for name, row in _latest(_rows(store, project_id)).items()}
 
 
 # -- checking references -------------------------------------------------------------------
@@ -320,11 +323,13 @@ def _prepare(name: str, description: str | None, rule: Rule | dict[str, Any]) ->
     return description, parsed
 
 
-def _write(store: Store, project_id: str, changes: Mapping[str, tuple[str, Rule] | None],
-           new_only: bool = False) -> dict[str, int]:
+def write(store: Store, project_id: str, changes: Mapping[str, tuple[str, Rule] | None],
+           new_only: bool = False, source: str = "api",
+           also: Mapping[str, pa.Table] | None = None) -> dict[str, int]:
     """Apply saves ((description, rule)) and deletions (None) atomically; returns the
     version each name now has (unchanged definitions keep theirs, nothing written). With
-    `new_only`, a saved name that has a live definition is SegmentExistsError."""
+    `new_only`, a saved name that has a live definition is SegmentExistsError. `also`:
+    rows of other tables written in the same transaction (apply's vocabulary version)."""
     ensure_tables(store)
     _ensure_unique_key(store)
     with store.write_lock:
@@ -346,7 +351,7 @@ def _write(store: Store, project_id: str, changes: Mapping[str, tuple[str, Rule]
                     raise UnknownSegmentError(f"no segment named {name!r}")
                 rules.pop(name)
                 rows.append({"segment": name, "version": number, "definition": None,
-                             "created_at": now, "deleted": True})
+                             "created_at": now, "deleted": True, "source": source})
                 versions[name] = number
                 continue
             description, rule = change
@@ -356,7 +361,7 @@ def _write(store: Store, project_id: str, changes: Mapping[str, tuple[str, Rule]
                 versions[name] = int(live[name]["version"])
                 continue
             rows.append({"segment": name, "version": number, "definition": payload,
-                         "created_at": now, "deleted": False})
+                         "created_at": now, "deleted": False, "source": source})
             versions[name] = number
         saved = [n for n, c in changes.items() if c is not None]
         check_references(rules, saved)
@@ -366,11 +371,11 @@ def _write(store: Store, project_id: str, changes: Mapping[str, tuple[str, Rule]
             if used:
                 raise SegmentReferenceError(f"segment {used[0]!r} is referenced by segment "
                                             f"{other!r}; change or delete {other!r} first")
-        if rows:
+        if rows or also:
             table = pa.Table.from_pylist([{"project_id": project_id, **row} for row in rows],
                                          schema=_ARROW)
             try:
-                store.insert_table(VERSIONS, table)
+                store.insert_tables({VERSIONS: table, **(also or {})})
             except Exception as exc:
                 if not _unique_violation(exc):
                     raise
@@ -383,48 +388,21 @@ def _write(store: Store, project_id: str, changes: Mapping[str, tuple[str, Rule]
 
 
 def save(store: Store, project_id: str, name: str, description: str | None,
-         rule: Rule | dict[str, Any]) -> int:
+         rule: Rule | dict[str, Any], source: str = "api") -> int:
     """Store a definition; returns its version (the live one if nothing changed)."""
     prepared = _prepare(name, description, rule)
-    return _write(store, project_id, {name: prepared})[name]
+    return write(store, project_id, {name: prepared}, source=source)[name]
 
 
 def create(store: Store, project_id: str, name: str, description: str | None,
-           rule: Rule | dict[str, Any]) -> int:
+           rule: Rule | dict[str, Any], source: str = "api") -> int:
     """Store a definition under a name with no live definition (its first version, or the
     one after a deletion); SegmentExistsError if the name is live. Checked and written
     atomically: of concurrent creates of one name, exactly one succeeds."""
     prepared = _prepare(name, description, rule)
-    return _write(store, project_id, {name: prepared}, new_only=True)[name]
+    return write(store, project_id, {name: prepared}, new_only=True, source=source)[name]
 
 
-def delete(store: Store, project_id: str, name: str) -> int:
+def delete(store: Store, project_id: str, name: str, source: str = "api") -> int:
     """Delete a live segment (a tombstone version); returns the tombstone's version."""
-    return _write(store, project_id, {name: None})[name]
-
-
-def sync_workspace(store: Store, project_id: str, workspace: Workspace,
-                   prune: bool = False) -> SyncResult:
-    """Save every segment of the workspace in one transaction (all or nothing).
-
-    With `prune`, live segments the workspace no longer declares are deleted; without it
-    they are left alone (they may have been created over HTTP).
-    """
-    before = current(store, project_id)
-    changes: dict[str, tuple[str, Rule] | None] = {
-        s.name: _prepare(s.name, s.description, parse_rule(s.rule, f"{s.name}.rule"))
-        for s in workspace.segments}
-    if prune:
-        changes.update({n: None for n in before if n not in changes})
-    versions = _write(store, project_id, changes)
-    result = SyncResult(versions=versions)
-    for name, change in changes.items():
-        if change is None:
-            result.deleted.append(name)
-        elif name not in before:
-            result.created.append(name)
-        elif versions[name] != before[name].version:
-            result.updated.append(name)
-        else:
-            result.unchanged.append(name)
-    return result
+    return write(store, project_id, {name: None}, source=source)[name]

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from segmently.profile.config import Vocabulary
-from segmently.segments import api_ops
+from segmently.profile import vocabularies
 from segmently.segments import definitions as defs
+from segmently.segments import refreshing
 from segmently.segments import snapshots as snap
 from segmently.settings import Settings
 from segmently.store import Store
@@ -46,7 +46,7 @@ class Memberships:
 def load_memberships(store: Store, project_id: str) -> Memberships:
     """Members of every live segment at its latest snapshot."""
     live = defs.current(store, project_id)
-    latest = {name: row for name, row in api_ops.latest_snapshots(store, project_id).items()
+    latest = {name: row for name, row in snap.latest(store, project_id).items()
               if name in live}
     by_user: dict[str, list[str]] = {}
     for name in sorted(latest):
@@ -94,10 +94,8 @@ class Refresher:
     """Refreshes projects (never two of one project at once) and keeps the index in step."""
 
     def __init__(self, store: Store, index: MembershipIndex, interval: float = DEFAULT_INTERVAL,
-                 vocabulary: Callable[[], Vocabulary] = Vocabulary,
                  after: Callable[[str, datetime], None] | None = None):
         self.store = store
-        self.vocabulary = vocabulary  # read at each refresh: the workspace may change
         self.after = after  # (project, as_of) once a refresh is stored, e.g. to warm caches
         self.index = index
         self.interval = interval
@@ -122,7 +120,8 @@ class Refresher:
             return self._refresh(project_id, as_of)
 
     def _refresh(self, project_id: str, as_of: datetime | None) -> list[snap.RefreshResult]:
-        results = api_ops.refresh(self.store, project_id, as_of, self.vocabulary())
+        results = refreshing.refresh_stored(  # the stored vocabulary of this moment
+            self.store, project_id, as_of, vocabularies.vocabulary(self.store, project_id))
         self.index.load(project_id)
         if self.after is not None and results:
             self.after(project_id, results[0].as_of)

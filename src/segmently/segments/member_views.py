@@ -11,6 +11,7 @@ live (no snapshot) has no stored instant; its profile is computed per request.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,6 @@ import ibis.expr.types as ir
 from segmently.profile import stored
 from segmently.profile.config import Vocabulary
 from segmently.segments import snapshots as snap
-from segmently.segments.api_ops import Members, member_ids
 from segmently.segments.errors import RuleError
 from segmently.store import Store
 
@@ -29,6 +29,16 @@ COLUMNS = ("user_id", "plan", "last_seen", "events_window", "active_days_window"
 BREAKDOWNS = ("plan", "account_id", "health_band", "lifecycle", "journey_stage")
 MAX_PAGE = 500
 MAX_BARS = 20
+
+
+@dataclass(frozen=True)
+class Members:
+    """A segment's members as a lazy table, and where they come from (what
+    `core.Project.member_ids` finds)."""
+
+    ids: ir.Table  # one column, user_id
+    as_of: datetime
+    source: str  # "snapshot" or "live"
 
 
 def member_profiles(store: Store, project_id: str, found: Members, vocab: Vocabulary,
@@ -60,7 +70,7 @@ def _members_with_profiles(store: Store, project_id: str, found: Members, vocab:
         metrics_as_of
 
 
-def member_table(store: Store, project_id: str, name: str, vocab: Vocabulary, *,
+def member_table(store: Store, project_id: str, found: Members, vocab: Vocabulary, *,
                  search: str = "", sort: str = "user_id", descending: bool = False,
                  offset: int = 0, limit: int = 50,
                  keeper: stored.Keeper) -> dict[str, Any]:
@@ -70,7 +80,6 @@ def member_table(store: Store, project_id: str, name: str, vocab: Vocabulary, *,
     _check(sort, COLUMNS, "sort")
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise RuleError(f"limit: must be between 1 and {MAX_PAGE}; offset at least 0")
-    found = member_ids(store, project_id, name, None, vocab)
     t, metrics_as_of = _members_with_profiles(store, project_id, found, vocab, keeper, search)
     key = t[sort].desc(nulls_first=False) if descending else t[sort].asc(nulls_first=False)
     keys = [key] if sort == "user_id" else [key, t.user_id]
@@ -83,12 +92,11 @@ def member_table(store: Store, project_id: str, name: str, vocab: Vocabulary, *,
             "limit": limit}
 
 
-def breakdown(store: Store, project_id: str, name: str, vocab: Vocabulary, by: str,
+def breakdown(store: Store, project_id: str, found: Members, vocab: Vocabulary, by: str,
               keeper: stored.Keeper) -> list[dict[str, Any]]:
     """[{value, users}] of the members grouped by plan, account, health band, lifecycle
     or journey stage; the largest MAX_BARS values, None for members without one."""
     _check(by, BREAKDOWNS, "by")
-    found = member_ids(store, project_id, name, None, vocab)
     t, _ = _members_with_profiles(store, project_id, found, vocab, keeper)
     counts = t.group_by(value=t[by]).aggregate(users=t.count())
     rows = counts.order_by([counts.users.desc(), counts.value]).limit(MAX_BARS)

@@ -8,7 +8,7 @@ are recorded with their error (`segment_errors`, in the snapshots' own transacti
 segment whose stored definition no longer validates (`definitions.broken`) is recorded
 failed without being run. A lost database connection is not a segment's fault: it is
 raised, and nothing is recorded. Next: `snapshots.record_all` stores the result;
-`api_ops.summaries` shows each segment's latest error until a refresh records it again.
+`core/project.py` (summaries) shows each segment's latest error until a refresh records it again.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from segmently.profile.config import Vocabulary
+from segmently.segments import definitions as defs
 from segmently.segments import snapshots as snap
 from segmently.segments.definitions import references
 from segmently.segments.evaluate import evaluate
@@ -95,6 +96,20 @@ def refresh(store: Store, project_id: str, rules: Mapping[str, Rule],
     return snap.record_all(store, project_id, members, as_of, versions=dict(versions),
                            data_through=data_through(store, project_id, as_of, known_at),
                            errors=errors, known_at=known_at)
+
+
+def refresh_stored(store: Store, project_id: str, as_of: datetime | None = None,
+                   vocabulary: Vocabulary | None = None,
+                   known_at: datetime | None = None) -> list[snap.RefreshResult]:
+    """Refresh every live stored definition (`segments/definitions.py`) at one instant; a
+    stored definition that no longer validates is recorded failed, the others refresh."""
+    live, broken = defs.current(store, project_id), defs.broken(store, project_id)
+    if not live and not broken:
+        return []
+    versions = {n: d.version for n, d in live.items()} | {n: b.version for n, b in broken.items()}
+    return refresh(store, project_id, {n: d.rule for n, d in live.items()}, versions, as_of,
+                   vocabulary, failed={n: b.error for n, b in broken.items()},
+                   known_at=known_at)
 
 
 def data_through(store: Store, project_id: str, as_of: datetime,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -92,6 +92,17 @@ def transitions(store: Store, project_id: str, segment: str | None = None) -> ir
     t = store.table(TRANSITIONS)
     t = t.filter(t.project_id == project_id)
     return t if segment is None else t.filter(t.segment == segment)
+
+
+def latest(store: Store, project_id: str) -> dict[str, dict[str, Any]]:
+    """The latest snapshot of each segment: by as_of, then by computed_at (a refresh of an
+    instant already stored writes nothing, so ties only come from a changed version)."""
+    ensure_tables(store)
+    t = snapshots(store, project_id)
+    ranked = t.mutate(_r=ibis.row_number().over(
+        group_by=t.segment, order_by=[t.as_of.desc(), t.computed_at.desc()]))
+    rows = ranked.filter(ranked._r == 0).drop("_r").to_pyarrow().to_pylist()
+    return {row["segment"]: row for row in rows}
 
 
 def members_at(store: Store, project_id: str, segment: str, as_of: datetime) -> ir.Table:

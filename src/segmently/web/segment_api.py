@@ -2,8 +2,9 @@
 
 Every route finds its project from the secret key (`Authorization: Bearer sk_...`), so one
 project's segments and users are never reachable with another project's key. The routes
-only compose `segments.definitions`, `segments.api_ops` and the in-memory membership index
-(`segments.live`); errors become `{"code", "message"}` with a 4xx naming the field.
+only translate to and from the application core (`core.Project`) and the in-memory
+membership index (`segments.live`); errors become `{"code", "message"}` with a 4xx naming
+the field.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from segmently.collect.errors import InputError
-from segmently.segments import api_ops
+from segmently.core.project import MAX_PAGE, Project
+from segmently.profile.config import Vocabulary
 from segmently.segments import definitions as defs
-from segmently.segments.explain import explain
-from segmently.web.auth import authenticated_route
+from segmently.web.auth import authenticated_route, secret_key_from_headers
 from segmently.web.guard import path_value
 from segmently.web.session import request_project
-from segmently.web.state import AppState, workspace_vocabulary
+from segmently.web.state import AppState
 
 T = TypeVar("T")
 SegmentName = Field(min_length=1, max_length=128, pattern=defs.NAME_RE.pattern)
@@ -50,6 +51,16 @@ class SegmentUpdate(BaseModel):
 class Context:
     state: AppState
     project_id: str
+    source: str = "api"  # who writes: "api" (the secret key) or "ui" (a UI session)
+
+    @property
+    def project(self) -> Project:
+        return Project(self.state.store, self.project_id)
+
+    def vocabulary(self) -> Vocabulary:
+        """The project's stored vocabulary (`segmently apply` writes it), read per call:
+        an apply from the CLI counts from the next request."""
+        return self.project.vocabulary()
 
 
 CONTEXT = "segmently.context"
@@ -61,8 +72,9 @@ async def _authenticate(request: Request) -> None:
     with its body unread. Async, so that a known key (cached) costs no thread hop:
     `/api/users/{id}/segments` must answer in milliseconds."""
     state: AppState = request.app.state.segmently
-    request.scope[CONTEXT] = Context(state, await request_project(state.keys, state.sessions,
-                                                                  request))
+    project_id = await request_project(state.keys, state.sessions, request)
+    source = "api" if secret_key_from_headers(request) else "ui"
+    request.scope[CONTEXT] = Context(state, project_id, source)
 
 
 async def _context(request: Request) -> Context:
@@ -86,56 +98,75 @@ async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 # -- definitions -------------------------------------------------------------------------
 @router.get("/segments", summary="Segments with size, freshness and version")
 async def list_segments(ctx: Ctx) -> dict[str, Any]:
-    state, project_id = ctx.state, ctx.project_id
-    return {"segments": await _run(api_ops.summaries, state.store, project_id)}
+    return {"segments": await _run(ctx.project.summaries)}
 
 
 @router.get("/segments/{name}", summary="A segment: definition, versions, size over time")
 async def get_segment(ctx: Ctx, name: str) -> dict[str, Any]:
-    state, project_id = ctx.state, ctx.project_id
-    return await _run(api_ops.detail, state.store, project_id, name)
+    return await _run(ctx.project.detail, name)
 
 
-def _create(state: AppState, project_id: str, body: NewSegment) -> dict[str, Any]:
+def _create(ctx: Context, body: NewSegment) -> dict[str, Any]:
     """Checked and written under the store's write lock (`defs.create`): of concurrent
     creates of one name exactly one succeeds, the others are 409s."""
     try:
-        defs.create(state.store, project_id, body.name, body.description, body.rule)
+        made = ctx.project.save(body.name, body.description, body.rule, ctx.source,
+                                create=True)
     except defs.SegmentExistsError as exc:
         raise InputError(f"name: a segment named {body.name!r} exists; PUT "
                          f"/api/segments/{body.name} to change it", code="segment_exists",
                          status=409) from exc
-    return defs.get(state.store, project_id, body.name).to_json()
+    return made.to_json()
 
 
 @router.post("/segments", status_code=201, summary="Create a segment (version 1)")
 async def create_segment(ctx: Ctx, body: NewSegment) -> dict[str, Any]:
-    state, project_id = ctx.state, ctx.project_id
-    return await _run(_create, state, project_id, body)
+    return await _run(_create, ctx, body)
 
 
-def _update(state: AppState, project_id: str, name: str, body: SegmentUpdate) -> dict[str, Any]:
+def _update(ctx: Context, name: str, body: SegmentUpdate) -> dict[str, Any]:
     if body.description is None and body.rule is None:
         raise InputError("body: give description and/or rule", code="invalid_segment")
-    old = defs.get(state.store, project_id, name)
-    defs.save(state.store, project_id, name,
-              old.description if body.description is None else body.description,
-              old.rule if body.rule is None else body.rule)
-    return defs.get(state.store, project_id, name).to_json()
+    old = defs.get(ctx.state.store, ctx.project_id, name)
+    return ctx.project.save(name, old.description if body.description is None
+                            else body.description,
+                            old.rule if body.rule is None else body.rule, ctx.source).to_json()
 
 
 @router.put("/segments/{name}", summary="Change a segment (a new version when it differs)")
 async def update_segment(ctx: Ctx, name: str, body: SegmentUpdate) -> dict[str, Any]:
-    state, project_id = ctx.state, ctx.project_id
-    return await _run(_update, state, project_id, name, body)
+    return await _run(_update, ctx, name, body)
 
 
 @router.delete("/segments/{name}", summary="Delete a segment (its versions are kept)")
 async def delete_segment(ctx: Ctx, name: str) -> dict[str, Any]:
-    state, project_id = ctx.state, ctx.project_id
-    version = await _run(defs.delete, state.store, project_id, name)
-    state.index.forget_segment(project_id, name)
+    version = await _run(ctx.project.delete, name, ctx.source)
+    ctx.state.index.forget_segment(ctx.project_id, name)
     return {"name": name, "deleted": True, "version": version}
+
+
+class Revert(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1, le=2**62)
+
+
+class Rename(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = SegmentName
+
+
+@router.post("/segments/{name}/revert", summary="A new version equal to an earlier one")
+async def revert_segment(ctx: Ctx, name: str, body: Revert) -> dict[str, Any]:
+    made = await _run(ctx.project.revert, name, body.version, ctx.source)
+    return made.to_json()
+
+
+@router.post("/segments/{name}/rename", summary="Move a segment to a new name (the old "
+             "name is deleted; its history stays)")
+async def rename_segment(ctx: Ctx, name: str, body: Rename) -> dict[str, Any]:
+    made = await _run(ctx.project.rename, name, body.name, ctx.source)
+    ctx.state.index.forget_segment(ctx.project_id, name)
+    return made.to_json()
 
 
 AsOf = Annotated[datetime | None, Query(
@@ -148,33 +179,25 @@ KnownAt = Annotated[datetime | None, Query(
 # -- members and explain -----------------------------------------------------------------
 @router.get("/segments/{name}/members", summary="Members, sorted by user id, paginated")
 async def segment_members(ctx: Ctx, name: str, as_of: AsOf = None, known_at: KnownAt = None,
-                          limit: int = Query(100, ge=1, le=api_ops.MAX_PAGE),
+                          limit: int = Query(100, ge=1, le=MAX_PAGE),
                           cursor: str | None = None) -> dict[str, Any]:
-    state, project_id = ctx.state, ctx.project_id
-    page = await _run(api_ops.members_page, state.store, project_id, name,
-                      as_of=as_of, limit=limit, cursor=cursor,
-                      vocabulary=workspace_vocabulary(), known_at=known_at)
+    page = await _run(ctx.project.members_page, name, as_of=as_of, limit=limit,
+                      cursor=cursor, known_at=known_at)
     return page.to_json()
 
 
-def _explain(state: AppState, project_id: str, name: str, user_id: str,
-             as_of: datetime | None, known_at: datetime | None) -> dict[str, Any]:
-    live = defs.current(state.store, project_id)
-    if name not in live:
-        raise defs.not_found(state.store, project_id, name)
-    tree = explain(state.store, project_id, live[name].rule, user_id, as_of,
-                   segments={n: d.rule for n, d in live.items()},
-                   vocabulary=workspace_vocabulary(), known_at=known_at)
-    return {"segment": name, "version": live[name].version, "user_id": user_id,
+def _explain(project: Project, name: str, user_id: str, as_of: datetime | None,
+             known_at: datetime | None) -> dict[str, Any]:
+    version = project.definition(name).version
+    tree = project.explain(name, user_id, as_of, known_at)
+    return {"segment": name, "version": version, "user_id": user_id,
             "member": tree.truth, "explanation": tree.to_dict(), "text": tree.text()}
 
 
 @router.get("/segments/{name}/explain/{user_id}", summary="Why a user is in or out")
 async def explain_member(ctx: Ctx, name: str, user_id: str, as_of: AsOf = None,
                          known_at: KnownAt = None) -> dict[str, Any]:
-    state, project_id = ctx.state, ctx.project_id
-    return await _run(_explain, state, project_id, name, path_value(user_id), as_of,
-                      known_at)
+    return await _run(_explain, ctx.project, name, path_value(user_id), as_of, known_at)
 
 
 # -- users -------------------------------------------------------------------------------
@@ -195,8 +218,7 @@ async def user_segments(ctx: Ctx, user_id: str) -> Response:
 async def user_profile(ctx: Ctx, user_id: str, as_of: AsOf = None,
                        known_at: KnownAt = None) -> dict[str, Any]:
     state, project_id, user_id = ctx.state, ctx.project_id, path_value(user_id)
-    out = await _run(api_ops.profile, state.store, project_id, user_id,
-                     workspace_vocabulary(), as_of, known_at)
+    out = await _run(ctx.project.profile, user_id, as_of, known_at)
     known = state.index.get(project_id)
     if known is None:
         known = await _run(state.index.load, project_id)

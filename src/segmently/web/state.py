@@ -7,26 +7,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from segmently.collect.limits import Limits
-from segmently.profile import stored
-from segmently.profile.config import Vocabulary
+from segmently.profile import stored, vocabularies
 from segmently.segments.live import MembershipIndex, Refresher
-from segmently.segments.workspace import load_workspace
 from segmently.settings import Settings
 from segmently.settings import load as load_settings
 from segmently.store import Message, Store
 from segmently.store.writer import GroupCommitWriter
 from segmently.web.auth import KeyCache
 from segmently.web.session import Sessions, SignInThrottle
-
-
-def workspace_vocabulary(settings: Settings | None = None) -> Vocabulary:
-    """The product vocabulary (features, milestones, scores) of the workspace file named by
-    the `workspace` setting (SEGMENTLY_WORKSPACE) of `settings` (none given: the
-    environment's, through settings.load()), else none (activity metrics only). The file
-    is read when needed, so an edited file counts from the next request."""
-    path = (settings if settings is not None else load_settings()).workspace
-    return load_workspace(path) if path else Vocabulary()
-
 
 @dataclass
 class AppState:
@@ -48,17 +36,14 @@ class AppState:
         self.sessions = Sessions(self.store)
         self.index = MembershipIndex(self.store)
         self.refresher = Refresher(self.store, self.index, self.settings.refresh_seconds,
-                                   self.vocabulary, self._refreshed)
+                                   self._refreshed)
 
     def _refreshed(self, project_id: str, as_of: datetime) -> None:
         """Store the new instant's profiles in the background: a refresh answers without
         them."""
-        self.profiles.later(self.store, project_id, self.vocabulary(), as_of,
+        self.profiles.later(self.store, project_id,
+                            vocabularies.vocabulary(self.store, project_id), as_of,
                             only_if_used=True)
-
-    def vocabulary(self) -> Vocabulary:
-        """The workspace vocabulary of this app's settings (the file read at each call)."""
-        return workspace_vocabulary(self.settings)
 
     async def write(self, project_id: str, messages: list[Message]) -> int:
         """Resolve once the messages are committed: only then may the client hear 200."""

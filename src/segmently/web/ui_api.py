@@ -18,13 +18,12 @@ from pyarrow import csv
 from pydantic import BaseModel, ConfigDict
 
 from segmently.insights import adoption, basis, journey, overview
-from segmently.segments import api_ops, drafts, forms, member_views
 from segmently.segments import definitions as defs
+from segmently.segments import drafts, forms, member_views
 from segmently.store import catalog, person, utcnow
 from segmently.web.guard import path_value
 from segmently.web.segment_api import Ctx, SecretKeyRoute
 from segmently.web.segment_api import _run as run  # the same error mapping
-from segmently.web.state import workspace_vocabulary as vocabulary
 
 router = APIRouter(prefix="/api", tags=["ui"], route_class=SecretKeyRoute)  # key, then body
 
@@ -35,7 +34,7 @@ class RuleDraft(BaseModel):
 
 
 def _basis(ctx: Ctx) -> basis.Basis:
-    return basis.basis(ctx.state.store, ctx.project_id, vocabulary(), ctx.state.profiles,
+    return basis.basis(ctx.state.store, ctx.project_id, ctx.vocabulary(), ctx.state.profiles,
                        utcnow())
 
 
@@ -49,7 +48,8 @@ async def project_overview(ctx: Ctx, days: int = Query(90, ge=1, le=overview.MAX
 
 @router.get("/catalog", summary="What the builder offers: names seen and condition forms")
 async def builder_catalog(ctx: Ctx) -> dict[str, Any]:
-    store, project_id, vocab = ctx.state.store, ctx.project_id, vocabulary()
+    store, project_id = ctx.state.store, ctx.project_id
+    vocab = await run(ctx.vocabulary)
     return {"events": await run(catalog.event_names, store, project_id),
             "traits": await run(catalog.trait_names, store, project_id),
             "features": [f.name for f in vocab.features],
@@ -75,8 +75,9 @@ async def trait_values(ctx: Ctx, trait: str = Query(min_length=1, max_length=256
 
 @router.post("/rules/preview", summary="Validate an unsaved rule, its YAML and live size")
 async def preview_rule(ctx: Ctx, body: RuleDraft) -> dict[str, Any]:
-    return await run(drafts.preview, ctx.state.store, ctx.project_id, body.rule,
-                     vocabulary(), utcnow())
+    vocab = await run(ctx.vocabulary)
+    return await run(drafts.preview, ctx.state.store, ctx.project_id, body.rule, vocab,
+                     utcnow())
 
 
 @router.get("/segments/{name}/table", summary="Members with metrics: search, sort, page")
@@ -85,15 +86,23 @@ async def member_table(ctx: Ctx, name: str, q: str = Query("", max_length=256),
                        offset: int = Query(0, ge=0),
                        limit: int = Query(50, ge=1, le=member_views.MAX_PAGE)
                        ) -> dict[str, Any]:
-    return await run(member_views.member_table, ctx.state.store, ctx.project_id, name,
-                     vocabulary(), search=q, sort=sort, descending=desc, offset=offset,
-                     limit=limit, keeper=ctx.state.profiles)
+    def table() -> dict[str, Any]:
+        return member_views.member_table(
+            ctx.state.store, ctx.project_id, ctx.project.member_ids(name), ctx.vocabulary(),
+            search=q, sort=sort, descending=desc, offset=offset, limit=limit,
+            keeper=ctx.state.profiles)
+
+    return await run(table)
 
 
 @router.get("/segments/{name}/breakdown", summary="Members by plan, account, band...")
 async def segment_breakdown(ctx: Ctx, name: str, by: str = "plan") -> dict[str, Any]:
-    rows = await run(member_views.breakdown, ctx.state.store, ctx.project_id, name,
-                     vocabulary(), by, ctx.state.profiles)
+    def bars() -> list[dict[str, Any]]:
+        return member_views.breakdown(ctx.state.store, ctx.project_id,
+                                      ctx.project.member_ids(name), ctx.vocabulary(), by,
+                                      ctx.state.profiles)
+
+    rows = await run(bars)
     return {"segment": name, "by": by, "values": rows}
 
 
@@ -108,7 +117,7 @@ async def segment_transitions(ctx: Ctx, name: str, limit: int = Query(50, ge=1, 
 
 def _members_csv(ctx: Ctx, name: str) -> bytes:
     """Written from Arrow by pyarrow: a million ids never become Python objects."""
-    found = api_ops.member_ids(ctx.state.store, ctx.project_id, name, None, vocabulary())
+    found = ctx.project.member_ids(name)
     out = io.BytesIO()
     csv.write_csv(found.ids.order_by("user_id").to_pyarrow(), out)
     return out.getvalue()
@@ -123,9 +132,8 @@ async def export_members(ctx: Ctx, name: str) -> Response:
 
 
 def _funnel(ctx: Ctx, segment: str | None) -> dict[str, Any]:
-    vocab, base = vocabulary(), _basis(ctx)
-    members = api_ops.member_ids(ctx.state.store, ctx.project_id, segment, None,
-                                 vocab).ids if segment else None
+    vocab, base = ctx.vocabulary(), _basis(ctx)
+    members = ctx.project.member_ids(segment).ids if segment else None
     steps = journey.funnel(base, [m.name for m in vocab.milestones], members)
     return {"as_of": base.as_of.isoformat(), "segment": segment, "steps": steps}
 
@@ -137,8 +145,8 @@ async def milestone_funnel(ctx: Ctx, segment: str | None = None) -> dict[str, An
 
 
 def _adoption(ctx: Ctx, names: list[str]) -> dict[str, Any]:
-    store, project_id, vocab, base = ctx.state.store, ctx.project_id, vocabulary(), _basis(ctx)
-    members = api_ops.members_of(store, project_id, names, vocab)
+    vocab, base = ctx.vocabulary(), _basis(ctx)
+    members = ctx.project.members_of(names)
     found = adoption.adoption(base, [f.name for f in vocab.features], names, members)
     return {"as_of": base.as_of.isoformat(), **found}
 
@@ -157,10 +165,9 @@ async def user_at_refresh(ctx: Ctx, user_id: str) -> dict[str, Any]:
     """At the latest profile run (now if the project was never refreshed), the instant
     the user's segments come from: the page reads one consistent picture, and the run's
     engagement scale makes it one person's work."""
-    store, project_id, user_id = ctx.state.store, ctx.project_id, path_value(user_id)
+    project_id, user_id = ctx.project_id, path_value(user_id)
     base = await run(_basis, ctx)
-    out = await run(api_ops.profile, store, project_id, user_id, vocabulary(),
-                    base.as_of if base.run else None)
+    out = await run(ctx.project.profile, user_id, base.as_of if base.run else None)
     known = ctx.state.index.get(project_id)
     if known is None:
         known = await run(ctx.state.index.load, project_id)

@@ -1,0 +1,404 @@
+"""The application core: one project's verbs, for every shell.
+
+    p = Project.open(store, "acme")          # by name or id; the only project if None
+    p.apply(workspace)                       # the file -> stored definitions (a Plan)
+    p.summaries()                            # each segment, its version, size, freshness
+    p.evaluation(as_of, known_at)            # every segment in one pass
+    p.member_ids("power") / p.members_page(...) / p.explain("power", "u1")
+    p.refresh(as_of) / p.backfill(start, end, every)
+    p.profile("u1") / p.user_segments("u1")
+    p.history("power") / p.revert("power", 2) / p.rename("power", "champions")
+
+The CLI (`cli/` through `commands.py`), the HTTP API and UI (`web/`) and the Python API
+(`api.py`) only translate arguments and results to and from these. Every read takes the
+project's definitions and vocabulary from the database (`segments/definitions.py`,
+`profile/vocabularies.py`): there is no second home to disagree with. Next hops: the
+stages in `segments/`, `profile/`, `store/`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from segmently.core.instants import Instant, instant, pair, steps
+from segmently.errors import NotFoundError
+from segmently.profile import stored, vocabularies
+from segmently.profile.build import build_profiles
+from segmently.profile.config import Vocabulary
+from segmently.segments import apply as applying
+from segmently.segments import definitions as defs
+from segmently.segments import refreshing
+from segmently.segments import snapshots as snap
+from segmently.segments.errors import RuleError, UnknownUserError
+from segmently.segments.evaluate import Evaluation, evaluate
+from segmently.segments.explain import Explanation, explain
+from segmently.segments.member_views import Members
+from segmently.segments.rules import Rule, parse_rule
+from segmently.segments.workspace import Workspace
+from segmently.store import Store
+from segmently.store.projects import list_projects
+
+MAX_PAGE = 10_000
+
+
+class UnknownProjectError(NotFoundError):
+    code = "unknown_project"
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready: datetimes as ISO 8601, NaN as None."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _freshness(row: dict[str, Any] | None) -> dict[str, Any]:
+    if row is None:
+        return {"size": None, "last_computed": None, "as_of": None, "known_at": None,
+                "data_through": None, "computed_version": None}
+    return {"size": int(row["size"]), "last_computed": _iso(row["computed_at"]),
+            "as_of": _iso(row["as_of"]), "known_at": _iso(row["known_at"] or row["as_of"]),
+            "data_through": _iso(row["data_through"]), "computed_version": int(row["version"])}
+
+
+def error_json(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A segment's latest refresh error as shown (None: its latest refresh ran)."""
+    if row is None:
+        return None
+    return {"message": row["message"], "as_of": _iso(row["as_of"]),
+            "at": _iso(row["computed_at"]), "version": int(row["version"])}
+
+
+def encode_cursor(user_id: str) -> str:
+    return base64.urlsafe_b64encode(user_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    padded = cursor + "=" * (-len(cursor) % 4)
+    try:
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise RuleError("cursor: not a cursor returned by this API") from exc
+
+
+@dataclass(frozen=True)
+class MembersPage:
+    user_ids: list[str]
+    next_cursor: str | None
+    as_of: datetime
+    source: str  # "snapshot" or "live"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"members": self.user_ids, "next_cursor": self.next_cursor,
+                "as_of": self.as_of.isoformat(), "source": self.source}
+
+
+def find_project_id(store: Store, project: str | None) -> str:
+    """The one lookup of a project: by name or id; with None, the only project."""
+    known = list_projects(store)
+    names = ", ".join(p.name for p in known) or "none"
+    if project is None:
+        if len(known) != 1:
+            raise UnknownProjectError(f"name a project (--project); this database has "
+                                      f"{len(known)}: {names}")
+        return known[0].project_id
+    for p in known:
+        if project in (p.name, p.project_id):
+            return p.project_id
+    raise UnknownProjectError(f"no project named {project!r}; projects: {names}")
+
+
+@dataclass
+class Project:
+    """One project of a store. Cheap to make: it holds no data, only the two handles."""
+
+    store: Store
+    id: str
+
+    @classmethod
+    def open(cls, store: Store, project: str | None = None) -> Project:
+        return cls(store, find_project_id(store, project))
+
+    # -- definitions ---------------------------------------------------------------------
+    def vocabulary(self) -> Vocabulary:
+        return vocabularies.vocabulary(self.store, self.id)
+
+    def definitions(self) -> dict[str, defs.Definition]:
+        return defs.current(self.store, self.id)
+
+    def rules(self) -> dict[str, Rule]:
+        return {n: d.rule for n, d in self.definitions().items()}
+
+    def definition(self, name: str) -> defs.Definition:
+        live = self.definitions()
+        if name not in live:
+            raise defs.not_found(self.store, self.id, name)
+        return live[name]
+
+    def plan(self, workspace: Workspace, prune: bool = False) -> applying.Plan:
+        return applying.plan(self.store, self.id, workspace, prune)
+
+    def apply(self, workspace: Workspace, prune: bool = False, force: bool = False,
+              dry_run: bool = False) -> applying.Plan:
+        return applying.apply(self.store, self.id, workspace, prune, force, dry_run)
+
+    def export(self) -> str:
+        name = next((p.name for p in list_projects(self.store) if p.project_id == self.id),
+                    None)
+        return applying.export(self.store, self.id, name)
+
+    def save(self, name: str, description: str | None, rule: Rule | dict[str, Any],
+             source: str = "api", create: bool = False) -> defs.Definition:
+        write = defs.create if create else defs.save
+        write(self.store, self.id, name, description, rule, source=source)
+        return defs.get(self.store, self.id, name)
+
+    def delete(self, name: str, source: str = "api") -> int:
+        return defs.delete(self.store, self.id, name, source=source)
+
+    def history(self, name: str) -> list[defs.Version]:
+        found = defs.history(self.store, self.id, name)
+        if not found:
+            raise defs.UnknownSegmentError(f"no segment named {name!r} ever existed")
+        return found
+
+    def revert(self, name: str, version: int, source: str = "api") -> defs.Definition:
+        """A new version equal to an earlier one (the history keeps every step)."""
+        old = next((v for v in self.history(name) if v.version == version), None)
+        if old is None or old.rule is None:
+            raise defs.UnknownSegmentError(f"segment {name!r} has no version {version} "
+                                           "with a rule (a deletion cannot be reverted to)")
+        defs.write(self.store, self.id, {name: (old.description or "", _parse(name, old.rule))},
+                   source=source)
+        return defs.get(self.store, self.id, name)
+
+    def rename(self, name: str, new_name: str, source: str = "api") -> defs.Definition:
+        """The definition under a new name (version 1 of it, or the next after a deletion)
+        and the old name deleted, in one transaction; segments referring to the old name
+        must be changed first (the reference check refuses otherwise)."""
+        old = self.definition(name)
+        defs.check_name(new_name)
+        if new_name in self.definitions():
+            raise defs.SegmentExistsError(f"a segment named {new_name!r} exists")
+        defs.write(self.store, self.id, {new_name: (old.description, old.rule), name: None},
+                   source=source)
+        return defs.get(self.store, self.id, new_name)
+
+    # -- evaluating ----------------------------------------------------------------------
+    def evaluation(self, as_of: Instant = None, known_at: Instant = None,
+                   only: list[str] | None = None) -> Evaluation:
+        """Every live segment (or `only` these) at as_of as known at known_at (each
+        default now), in one pass over the events."""
+        rules = self.rules()
+        for name in only or []:
+            if name not in rules:
+                raise defs.not_found(self.store, self.id, name)
+        at, known = pair(as_of, known_at)
+        return evaluate(self.store, self.id, rules, at, only=only,
+                        vocabulary=self.vocabulary(), known_at=known)
+
+    @staticmethod
+    def wide(ev: Evaluation) -> ir.Table:
+        """user_id plus one boolean column per segment, named by the segment."""
+        t = ev.table
+        return t.select("user_id", **{name: t[col] for name, col in ev.columns.items()}) \
+            .order_by("user_id")
+
+    def evaluated_members(self, name: str, as_of: Instant = None,
+                          known_at: Instant = None) -> pa.Table:
+        """The sorted user_id of one segment's members, evaluated now (never a snapshot)."""
+        return self.evaluation(as_of, known_at, only=[name]).members(name).to_pyarrow()
+
+    def member_ids(self, name: str, as_of: datetime | None = None,
+                   known_at: datetime | None = None) -> Members:
+        """A segment's members as a lazy table: from the latest snapshot of the live
+        version, else (an `as_of` or `known_at`, no snapshot, or a newer version)
+        evaluated live."""
+        live = self.definition(name)
+        latest = snap.latest(self.store, self.id).get(name)
+        if as_of is None and known_at is None and latest is not None \
+                and latest["version"] == live.version:
+            return Members(snap.members_at(self.store, self.id, name, latest["as_of"]),
+                           latest["as_of"], "snapshot")
+        ev = self.evaluation(as_of, known_at, only=[name])
+        return Members(ev.members(name), ev.as_of, "live")
+
+    def members_page(self, name: str, *, as_of: datetime | None = None, limit: int = 100,
+                     cursor: str | None = None,
+                     known_at: datetime | None = None) -> MembersPage:
+        """Members sorted by user id, `limit` at a time (keyset pagination: a cursor is
+        the last id of the previous page)."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise RuleError(f"limit: must be between 1 and {MAX_PAGE}")
+        after = decode_cursor(cursor) if cursor else None
+        found = self.member_ids(name, as_of, known_at)
+        ids = found.ids if after is None else found.ids.filter(found.ids.user_id > after)
+        got = ids.order_by("user_id").limit(limit + 1).to_pyarrow()["user_id"].to_pylist()
+        more = len(got) > limit
+        return MembersPage(got[:limit], encode_cursor(got[limit - 1]) if more else None,
+                           found.as_of, found.source)
+
+    def members_of(self, names: list[str]) -> ir.Table:
+        """(segment, user_id) of several segments, each read as `member_ids` would: those
+        whose latest snapshot is of their live version in one query, the rest evaluated
+        live together."""
+        live = self.definitions()
+        for name in names:
+            if name not in live:
+                raise defs.not_found(self.store, self.id, name)
+        latest = snap.latest(self.store, self.id)
+        kept = {n: latest[n]["as_of"] for n in names
+                if n in latest and latest[n]["version"] == live[n].version}
+        parts = [snap.members_at_each(self.store, self.id, kept)] if kept else []
+        rest = [n for n in names if n not in kept]
+        if rest:
+            ev = self.evaluation(only=rest)
+            parts += [ev.members(n).select(segment=ibis.literal(n), user_id="user_id")
+                      for n in rest]
+        if not parts:
+            return ibis.memtable({"segment": [], "user_id": []},
+                                 schema={"segment": "string", "user_id": "string"})
+        return ibis.union(*[p.select(segment=p.segment.cast("string"),  # nullability
+                                     user_id=p.user_id.cast("string")) for p in parts])
+
+    def explain(self, name: str, user_id: str, as_of: Instant = None,
+                known_at: Instant = None) -> Explanation:
+        rules = self.rules()
+        if name not in rules:
+            raise defs.not_found(self.store, self.id, name)
+        at, known = pair(as_of, known_at)
+        try:
+            return explain(self.store, self.id, rules[name], user_id, at, rules,
+                           vocabulary=self.vocabulary(), known_at=known)
+        except LookupError as exc:
+            raise UnknownUserError(str(exc)) from exc
+
+    # -- profiles ------------------------------------------------------------------------
+    def profile(self, user_id: str, as_of: Instant = None,
+                known_at: Instant = None) -> dict[str, Any]:
+        """The user's metrics (profile.build_profiles), features used and milestones
+        reached, at as_of as known at known_at. At an instant a profile run was stored
+        for, its engagement scale spares reading every user's activity."""
+        when, known = pair(as_of, known_at)
+        vocab = self.vocabulary()
+        run = stored.find(self.store, self.id, vocab, when) if known_at is None else None
+        built = build_profiles(self.store, self.id, vocab, when, person=user_id,
+                               engagement_scale=run.engagement_scale if run else None,
+                               known_at=known)
+        rows = built.users.filter(built.users.user_id == user_id).to_pyarrow().to_pylist()
+        if not rows:
+            raise UnknownUserError(f"no user {user_id!r} in this project as of "
+                                   f"{when.isoformat()}")
+        out: dict[str, Any] = {"user_id": user_id, "as_of": when.isoformat(),
+                               "known_at": known.isoformat(),
+                               "metrics": {k: plain(v) for k, v in rows[0].items()
+                                           if k != "user_id"}}
+        for key, table in (("features", built.features), ("milestones", built.milestones)):
+            if table is not None:
+                mine = table.filter(table.person_id == user_id).drop("person_id")
+                out[key] = [{k: plain(v) for k, v in row.items()}
+                            for row in mine.to_pyarrow().to_pylist()]
+        return out
+
+    def user_segments(self, user_id: str, as_of: Instant = None,
+                      known_at: Instant = None) -> dict[str, Explanation]:
+        """The segments the user is in at as_of (as known at known_at), each explained."""
+        at, known = pair(as_of, known_at)
+        if not self.definitions():
+            return {}
+        ev = self.evaluation(at, known)
+        t = ev.table
+        row = t.filter(t.user_id == user_id).to_pyarrow().to_pylist()
+        if not row:
+            return {}
+        inside = [name for name, col in ev.columns.items() if row[0][col]]
+        return {name: self.explain(name, user_id, at, known) for name in inside}
+
+    # -- snapshots -----------------------------------------------------------------------
+    def refresh(self, as_of: Instant = None, known_at: Instant = None,
+                profiles: bool = False) -> list[snap.RefreshResult]:
+        """Snapshot every live segment at as_of (and the transitions since its previous
+        snapshot; idempotent for an instant already stored). A segment that cannot run is
+        recorded with its error and the others refresh. With `profiles`, the profile run
+        the UI's member tables read is stored too."""
+        at = instant(as_of)
+        known = instant(known_at, "known_at") if known_at is not None else None
+        vocab = self.vocabulary()
+        done = refreshing.refresh_stored(self.store, self.id, at, vocab, known)
+        if profiles and done:
+            stored.record(self.store, self.id, vocab, at)
+        return done
+
+    def backfill(self, start: Instant, end: Instant = None,
+                 every: timedelta = timedelta(days=1), known_at: Instant = None,
+                 profiles: bool = False) -> list[snap.RefreshResult]:
+        """Refresh at every instant from start to end (default now), oldest first, all as
+        known at one instant (default now): imported history fills the past snapshots."""
+        known = instant(known_at, "known_at")
+        out: list[snap.RefreshResult] = []
+        for at in steps(instant(start, "backfill_from"), instant(end), every):
+            out.extend(self.refresh(at, known))
+        if profiles and out:
+            stored.record(self.store, self.id, self.vocabulary(), max(r.as_of for r in out))
+        return out
+
+    def size_history(self, segment: str | None = None) -> ir.Table:
+        """segment, as_of, known_at, size, version, computed_at, data_through of every
+        snapshot (known_at: what had been received when it was evaluated)."""
+        snap.ensure_tables(self.store)
+        t = snap.snapshots(self.store, self.id, segment)
+        return t.select("segment", "as_of", known_at=t.known_at.coalesce(t.as_of),
+                        size="size", version="version", computed_at="computed_at",
+                        data_through="data_through").order_by(["segment", "as_of"])
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """Every live segment with its version, the freshness of its latest snapshot and
+        the error of its latest refresh if it failed; a definition that no longer
+        validates is listed too (rule None), with why. What every list shows."""
+        latest = snap.latest(self.store, self.id)
+        errors = refreshing.latest_errors(self.store, self.id)
+        out = [{"name": name, "description": d.description, "version": d.version,
+                **_freshness(latest.get(name)), "error": error_json(errors.get(name))}
+               for name, d in self.definitions().items()]
+        out += [{"name": name, "description": "", "version": b.version,
+                 **_freshness(latest.get(name)),
+                 "error": error_json(errors.get(name)) or {
+                     "message": b.error, "as_of": None, "at": None, "version": b.version}}
+                for name, b in defs.broken(self.store, self.id).items()]
+        return sorted(out, key=lambda row: row["name"])
+
+    def detail(self, name: str) -> dict[str, Any]:
+        """One segment: live definition, every version, and its size at every snapshot."""
+        d = defs.get(self.store, self.id, name)
+        snap.ensure_tables(self.store)
+        s = snap.snapshots(self.store, self.id, name).order_by("as_of").to_pyarrow() \
+            .to_pylist()
+        error = refreshing.latest_errors(self.store, self.id).get(name)
+        return {**d.to_json(), **_freshness(s[-1] if s else None), "error": error_json(error),
+                "versions": [v.to_json() for v in defs.history(self.store, self.id, name)],
+                "sizes": [{"as_of": _iso(r["as_of"]),
+                           "known_at": _iso(r["known_at"] or r["as_of"]),
+                           "size": int(r["size"]), "version": int(r["version"])} for r in s]}
+
+
+def _parse(name: str, rule: Mapping[str, Any]) -> Rule:
+    return parse_rule(dict(rule), f"{name}.rule")
+
+
+def result_json(result: snap.RefreshResult) -> dict[str, Any]:
+    return {k: plain(v) for k, v in asdict(result).items()}
