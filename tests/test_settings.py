@@ -193,3 +193,13 @@ def test_segmently_config_says_where_each_value_came_from(tmp_path: Path) -> Non
     bad = CliRunner().invoke(app, ["config"], env={"SEGMENTLY_MAX_DEPTH": "deep"})
     assert isinstance(bad.exception, SettingError)
     assert str(bad.exception) == "SEGMENTLY_MAX_DEPTH: 'deep' is not a whole number of levels"
+
+
+def test_an_option_parsed_later_overrides_loaded_settings() -> None:
+    loaded = load(env={"SEGMENTLY_DB": "a.duckdb", "SEGMENTLY_MAX_DEPTH": "4"})
+    later = loaded.override(db=" b.duckdb ", config=None, max_depth="")  # None/empty: not given
+    assert (later.db, later.source("db")) == ("b.duckdb", Source.OVERRIDE)
+    assert (later.max_depth, later.source("max_depth")) == (4, Source.ENVIRONMENT)
+    assert (loaded.db, loaded.source("db")) == ("a.duckdb", Source.ENVIRONMENT)  # unchanged
+    with pytest.raises(SettingError, match=r"^max_depth: 'x' is not a whole number"):
+        loaded.override(max_depth="x")

@@ -24,7 +24,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -254,6 +254,14 @@ class Settings:
         declared(name)
         return self.sources.get(name, Source.DEFAULT)
 
+    def override(self, **values: Any) -> Settings:
+        """These settings with `values` given explicitly (None or empty: not given), e.g. a
+        command-line option parsed after the settings were loaded."""
+        checked = {name: _checked(declared(name), raw, name)
+                   for name, raw in _given(values).items()}
+        return replace(self, **checked,
+                       sources={**self.sources, **dict.fromkeys(checked, Source.OVERRIDE)})
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -297,13 +305,23 @@ def _checked(setting: Setting, raw: Any, where: str) -> Any:
     return value
 
 
+def _given(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values actually given: text stripped, None and empty text left out."""
+    given = {}
+    for name, raw in values.items():
+        declared(name)
+        if isinstance(raw, str):
+            raw = raw.strip()
+        if raw is not None and raw != "":
+            given[name] = raw
+    return given
+
+
 def load(overrides: Mapping[str, Any] | None = None,
          env: Mapping[str, str] = os.environ) -> Settings:
-    """Every setting: from `overrides` (a None value: not given), else `env`'s
+    """Every setting: from `overrides` (None or empty: not given), else `env`'s
     SEGMENTLY_<NAME> (empty: unset), else its default."""
-    given = {name: value for name, value in (overrides or {}).items() if value is not None}
-    for name in given:
-        declared(name)
+    given = _given(overrides or {})
     values: dict[str, Any] = {}
     sources: dict[str, Source] = {}
     for setting in DECLARED:
@@ -311,7 +329,6 @@ def load(overrides: Mapping[str, Any] | None = None,
             raw, source, where = given[setting.name], Source.OVERRIDE, setting.name
         else:
             raw, source, where = env.get(setting.env, ""), Source.ENVIRONMENT, setting.env
-        if isinstance(raw, str):
             raw = raw.strip()
             if not raw:
                 continue
