@@ -107,7 +107,8 @@ def test_describe_says_each_value_and_where_it_came_from() -> None:
                         "source": "environment", "env": "SEGMENTLY_DB",
                         "default": "segmently.duckdb", "help": settings.declared("db").help}
     assert (by["refresh_seconds"]["value"], by["refresh_seconds"]["source"]) == ("0", "override")
-    assert (by["workspace"]["value"], by["workspace"]["source"]) == (None, "default")
+    assert (by["posthog_account_group"]["value"], by["posthog_account_group"]["source"]) == \
+        (None, "default")
     assert by["max_future"]["value"] == "86400"
 
 

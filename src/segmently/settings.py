@@ -168,11 +168,6 @@ class Settings:
     config: str = _declare(
         "SEGMENTLY_CONFIG", "segmently.yaml", PATH,
         "The workspace file (features, scores, segments) of the CLI's commands (`--config`).")
-    workspace: str | None = _declare(
-        "SEGMENTLY_WORKSPACE", None, PATH,
-        "The workspace file `serve` reads for profiles, the journey and the rule builder "
-        "(features, milestones, scores), again on every request; unset: activity metrics "
-        "only.")
     refresh_seconds: float = _declare(
         "SEGMENTLY_REFRESH_SECONDS", 300.0,
         _seconds(zero=True, low="must be 0 (off) or a positive number of seconds"),
