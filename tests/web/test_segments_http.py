@@ -305,3 +305,37 @@ def test_scheduled_refresh(tmp_path: Path) -> None:
         proc.wait(timeout=30)
     with Store(db) as s:  # every version is in the database
         assert [v.version for v in defs.history(s, new.project.project_id, "viewers")] == [1]
+
+
+def test_history_revert_and_rename(api: Api) -> None:
+    """A segment's versions say who wrote them (the secret key: "api") and what changed;
+    a revert is a new version equal to an old one; a rename moves the definition and
+    leaves the old name's history."""
+    with api.client(api.key_a) as c:
+        rule = {"kind": "performed", "event": "login", "window": {"last": 30, "unit": "days"}}
+        assert c.post("/api/segments", json={"name": "logins", "rule": rule}).status_code == 201
+        changed = {**rule, "at_least": 2}
+        assert c.put("/api/segments/logins", json={"rule": changed}).json()["version"] == 2
+        history = c.get("/api/segments/logins/history").json()["versions"]
+        assert [(v["version"], v["source"], v["deleted"]) for v in history] == \
+            [(1, "api", False), (2, "api", False)]
+        assert "+  at_least: 2" in history[1]["diff"]
+        back = c.post("/api/segments/logins/revert", json={"version": 1})
+        assert back.status_code == 200, back.text
+        assert (back.json()["version"], back.json()["rule"]) == (3, history[0]["rule"])
+        assert c.post("/api/segments/logins/revert", json={"version": 9}).status_code == 404
+        taken = c.post("/api/segments/logins/rename", json={"name": "power"})
+        assert taken.status_code == 409, taken.text
+        used = c.post("/api/segments/power/rename", json={"name": "strong"})
+        assert used.status_code == 400 and "power_not_pro" in used.json()["message"]
+        moved = c.post("/api/segments/logins/rename", json={"name": "signins"})
+        assert (moved.status_code, moved.json()["name"], moved.json()["version"]) == \
+            (200, "signins", 1)
+        names = [s["name"] for s in c.get("/api/segments").json()["segments"]]
+        assert "signins" in names and "logins" not in names
+        old = c.get("/api/segments/logins/history").json()["versions"]
+        assert [v["deleted"] for v in old] == [False, False, False, True]
+        assert c.get("/api/segments/nope/history").status_code == 404
+        assert c.delete("/api/segments/signins").status_code == 200
+    with api.client(api.key_b) as other:  # another project's key sees none of it
+        assert other.get("/api/segments/logins/history").status_code == 404

@@ -23,6 +23,7 @@ from segmently.collect.errors import InputError
 from segmently.core.project import MAX_PAGE, Project
 from segmently.profile.config import Vocabulary
 from segmently.segments import definitions as defs
+from segmently.segments.apply import version_diffs
 from segmently.web.auth import authenticated_route, secret_key_from_headers
 from segmently.web.guard import path_value
 from segmently.web.session import request_project
@@ -153,6 +154,13 @@ class Revert(BaseModel):
 class Rename(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = SegmentName
+
+
+@router.get("/segments/{name}/history", summary="Every version, oldest first, who wrote it "
+            "and its diff from the one before")
+async def segment_history(ctx: Ctx, name: str) -> dict[str, Any]:
+    versions = await _run(ctx.project.history, name)
+    return {"name": name, "versions": version_diffs(versions)}
 
 
 @router.post("/segments/{name}/revert", summary="A new version equal to an earlier one")
