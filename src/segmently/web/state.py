@@ -16,6 +16,7 @@ from segmently.store.writer import GroupCommitWriter
 from segmently.web.auth import KeyCache
 from segmently.web.session import Sessions, SignInThrottle
 
+
 @dataclass
 class AppState:
     store: Store
