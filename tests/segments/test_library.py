@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from segmently.cli import app
 from segmently.demo import DemoOptions, run_demo
 from segmently.demo import vocabulary as v
-from segmently.demo.workspace import write_workspace
+from segmently.demo.workspace import demo_vocabulary, write_workspace
 from segmently.segments.evaluate import evaluate
 from segmently.segments.library import builtin_segments, library_rules
 from segmently.segments.workspace import load_workspace
@@ -30,7 +30,7 @@ OPTIONS = DemoOptions(users=1500, days=90, seed=11, end=END)
 class Lib:
     def __init__(self, store: Store, truth: pa.Table, accounts: pa.Table) -> None:
         self.db = store.con.con
-        ev = evaluate(store, store_project(store), library_rules(), END)
+        ev = evaluate(store, store_project(store), library_rules(demo_vocabulary()), END)
         wide = ev.table.to_pyarrow()
         self.members = {name: set(wide.filter(wide[col])["user_id"].to_pylist())
                         for name, col in ev.columns.items()}
@@ -58,12 +58,12 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lib]:
 
 
 def test_every_segment_is_non_empty_and_documented(lib: Lib) -> None:
-    names = [s.name for s in builtin_segments()]
+    names = [s.name for s in builtin_segments(demo_vocabulary())]
     assert names == ["power_users", "regular", "occasional", "dormant", "new_this_week",
                      "at_risk", "resurrected", "stuck_in_onboarding", "activated", "promoters",
                      "passives", "detractors", "trial_likely_to_convert", "missed_a_payment",
                      "champions", "feature_discovery"]
-    assert all(s.description for s in builtin_segments())
+    assert all(s.description for s in builtin_segments(demo_vocabulary()))
     assert {n: bool(lib.members[n]) for n in names} == {n: True for n in names}
 
 
@@ -146,7 +146,7 @@ def test_feature_discovery_uses_reports_and_dashboards_never_alerts(lib: Lib) ->
 def test_demo_workspace_file_round_trips(tmp_path: Path) -> None:
     path = write_workspace(tmp_path / "segmently.yaml")
     ws = load_workspace(path)
-    assert {s.name: s.rule for s in ws.segments} == library_rules()
+    assert {s.name: s.rule for s in ws.segments} == library_rules(demo_vocabulary())
     assert [f.name for f in ws.features if f.core] == list(v.CORE_FEATURES)
     assert [m.name for m in ws.milestones] == list(v.MILESTONES)
     assert ws.engagement.weights[v.REPORT_CREATED] == 3.0
@@ -161,7 +161,7 @@ def test_demo_command_writes_the_workspace_and_explains_a_member(tmp_path: Path)
     assert Path(result["workspace"]) == tmp_path / "segmently.yaml"
     assert load_workspace(tmp_path / "segmently.yaml").segments
     shown = {s["segment"]: s for s in result["segments"]}
-    assert list(shown) == list(library_rules())
+    assert list(shown) == list(library_rules(demo_vocabulary()))
     for s in shown.values():
         assert (s["member"] is None) == (s["size"] == 0)
         if s["member"]:

@@ -41,7 +41,7 @@ def test_every_example_validates_round_trips_and_lowers(kind: str) -> None:
     rule = parse_rule(dict(entry.example))
     assert isinstance(rule, entry.model) and registry.of(rule) is entry
     assert parse_rule(rule_json(rule)) == rule
-    lowerer = Lowerer(Aggregates(AS_OF, "duckdb", vocabulary=VOCABULARY),
+    lowerer = Lowerer(Aggregates(AS_OF, vocabulary=VOCABULARY),
                       {"power_users": parse_rule({"all": []})})
     node = lowerer.lower(rule)
     assert node.kind == kind and node.label

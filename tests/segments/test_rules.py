@@ -73,7 +73,7 @@ def test_bad_rules_name_the_field(data: dict[str, Any], message: str) -> None:
 
 
 def _lower_all(segments: dict[str, Any]) -> Lowerer:
-    lowerer = Lowerer(Aggregates(AS_OF, "duckdb"), as_rules(segments))
+    lowerer = Lowerer(Aggregates(AS_OF), as_rules(segments))
     for name in segments:
         lowerer.segment(name)
     return lowerer

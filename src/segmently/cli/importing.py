@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,24 @@ from segmently.cli.app import app
 from segmently.cli.context import Ctx, serving_control
 from segmently.cli.options import project_or_global
 from segmently.cli.output import console, show
-from segmently.store import Store, StoreLockedError
+from segmently.collect import arrow_ipc
+from segmently.store import AppendResult, RowBatch, Store, StoreLockedError
 
 IMPORT_MEMORY = "SEGMENTLY_IMPORT_MEMORY"  # DuckDB's memory limit while importing
+
+
+@dataclass
+class RemoteSink:
+    """The importer's sink when `segmently serve` holds the DuckDB file: converted rows
+    go to it, at most `max_rows` events a request (the server reads a request whole)."""
+
+    ctl: control.ServerControl
+    project_id: str
+    max_rows: int = 250_000
+
+    def __call__(self, rows: RowBatch) -> AppendResult:
+        result = control.remote_append(self.ctl, self.project_id, arrow_ipc.encode(rows))
+        return AppendResult(result["received"], result["stored"])
 
 
 @contextlib.contextmanager
@@ -35,7 +51,7 @@ def _import_target(project: str | None) -> Iterator[tuple[str, Any]]:
     except StoreLockedError:
         ctl = serving_control()
         pid = importer.pick_project(control.remote_call(ctl, "projects_list", {}), project)
-        yield pid, importer.remote_sink(ctl, pid)
+        yield pid, RemoteSink(ctl, pid)
         return
     with store:
         found = [{"project_id": p.project_id, "name": p.name} for p in list_projects(store)]

@@ -41,8 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, InstanceOf, ValidationError, model_validator
 
-from segmently import control
-from segmently.collect import arrow_ipc, files, timestamps
+from segmently.collect import files, timestamps
 from segmently.collect.converted import BadRow, Converted
 from segmently.collect.errors import InputError
 from segmently.collect.files import FileKind
@@ -502,24 +501,6 @@ def store_sink(store: Store, project_id: str, memory_limit: str | None = None) -
         if memory_limit is not None:
             store.backends.get().con.execute("SET memory_limit = ?", [memory_limit])
     return lambda rows: store.append_rows(project_id, rows)
-
-
-@dataclass
-class _RemoteSink:
-    """Sends converted rows to the `segmently serve` that holds the DuckDB file, at most
-    `max_rows` events a request (the server reads a request whole; 1 GB at most)."""
-
-    ctl: control.ServerControl
-    project_id: str
-    max_rows: int = 250_000
-
-    def __call__(self, rows: RowBatch) -> AppendResult:
-        result = control.remote_append(self.ctl, self.project_id, arrow_ipc.encode(rows))
-        return AppendResult(result["received"], result["stored"])
-
-
-def remote_sink(ctl: control.ServerControl, project_id: str) -> Sink:
-    return _RemoteSink(ctl, project_id)
 
 
 def pick_project(projects: list[dict[str, Any]], wanted: str | None) -> str:

@@ -111,7 +111,6 @@ class Aggregates:
     """The registry conditions add to while they are lowered, then the table itself."""
 
     as_of: datetime
-    engine: str
     aggs: dict[Agg, str] = field(default_factory=dict)
     traits: dict[str, str] = field(default_factory=dict)
     vocabulary: Vocabulary = field(default_factory=Vocabulary)
@@ -120,9 +119,9 @@ class Aggregates:
     known_at: datetime | None = None  # what had been received (None: everything)
 
     def fresh(self) -> Aggregates:
-        """An empty registry at the same two instants, engine, vocabulary and mode (the
-        inner rule of an account condition runs over every user)."""
-        return Aggregates(self.as_of, self.engine, vocabulary=self.vocabulary,
+        """An empty registry at the same two instants, vocabulary and mode (the inner
+        rule of an account condition runs over every user)."""
+        return Aggregates(self.as_of, vocabulary=self.vocabulary,
                           use_rollups=self.use_rollups, known_at=self.known_at)
 
     def column(self, agg: Agg) -> str:

@@ -37,10 +37,6 @@ def as_rules(segments: Mapping[str, Rule | dict[str, Any]]) -> dict[str, Rule]:
             for name, rule in segments.items()}
 
 
-def engine_of(store: Store) -> str:
-    return store.con.name
-
-
 @dataclass
 class Evaluation:
     """Membership of several segments at one instant, as a lazy Ibis table."""
@@ -104,7 +100,7 @@ def evaluate(
     aggregate from raw events (the same answer, slower: for tests and benchmarks)."""
     rules = as_rules(segments)
     as_of, known_at = instants(as_of, known_at)
-    aggs = Aggregates(as_of, engine_of(store), vocabulary=vocabulary or Vocabulary(),
+    aggs = Aggregates(as_of, vocabulary=vocabulary or Vocabulary(),
                       use_rollups=rollups, known_at=known_at)
     lowerer = Lowerer(aggs, rules)
     names = list(only) if only is not None else list(rules)

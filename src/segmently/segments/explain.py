@@ -15,7 +15,7 @@ from typing import Any
 from segmently.profile.config import Vocabulary
 from segmently.segments.aggregates import Aggregates
 from segmently.segments.errors import UnknownUserError
-from segmently.segments.evaluate import as_rules, engine_of
+from segmently.segments.evaluate import as_rules
 from segmently.segments.lower import Lowerer, Node
 from segmently.segments.rules import Rule, parse_rule
 from segmently.segments.windows import instants
@@ -66,7 +66,7 @@ def explain(
     in `vocabulary`) for one user at as_of, as known at known_at (default: now)."""
     rule = parse_rule(rule) if isinstance(rule, dict) else rule
     as_of, known_at = instants(as_of, known_at)
-    aggs = Aggregates(as_of, engine_of(store), vocabulary=vocabulary or Vocabulary(),
+    aggs = Aggregates(as_of, vocabulary=vocabulary or Vocabulary(),
                       known_at=known_at)
     lowerer = Lowerer(aggs, as_rules(segments or {}))
     root = lowerer.lower(rule)

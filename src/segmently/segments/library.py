@@ -233,16 +233,12 @@ def _discovery(vocab: Vocabulary) -> list[SegmentDefinition]:
                       _none_of(z.events)]})]
 
 
-def builtin_segments(vocabulary: Vocabulary | None = None) -> list[SegmentDefinition]:
-    """The library over `vocabulary` (default: the demo product's)."""
-    if vocabulary is None:
-        from segmently.demo.workspace import demo_vocabulary
-
-        vocabulary = demo_vocabulary()
+def builtin_segments(vocabulary: Vocabulary) -> list[SegmentDefinition]:
+    """The library over a product's vocabulary (the demo's: `demo.workspace`)."""
     return [*_activity(vocabulary), *_journey(vocabulary), *_feedback_billing(vocabulary),
             *_discovery(vocabulary)]
 
 
-def library_rules(vocabulary: Vocabulary | None = None) -> dict[str, dict[str, Any]]:
+def library_rules(vocabulary: Vocabulary) -> dict[str, dict[str, Any]]:
     """name -> rule data, ready for `evaluate`."""
     return {s.name: s.rule for s in builtin_segments(vocabulary)}

@@ -99,7 +99,7 @@ def _check_references(workspace: Workspace, lines: dict[Any, int], source: str) 
     from segmently.segments.lower import Lowerer
     from segmently.store import utcnow
 
-    lowerer = Lowerer(Aggregates(utcnow(), "duckdb", vocabulary=workspace), workspace.rules())
+    lowerer = Lowerer(Aggregates(utcnow(), vocabulary=workspace), workspace.rules())
     for i, seg in enumerate(workspace.segments):
         try:
             lowerer.segment(seg.name)
