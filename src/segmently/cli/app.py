@@ -9,6 +9,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from segmently import settings
 from segmently.cli.context import Ctx
 from segmently.cli.options import CONFIG_HELP, DB_HELP, JSON_HELP, PROJECT_HELP, global_params
 from segmently.errors import SegmentlyError
@@ -44,15 +45,17 @@ app = typer.Typer(help="Segmently: product usage segmentation. The global option
 
 @app.callback()
 def main(
-    db: str = typer.Option(None, "--db", envvar="SEGMENTLY_DB", help=DB_HELP),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
-    config: str = typer.Option("segmently.yaml", "--config", envvar="SEGMENTLY_CONFIG",
-                               help=CONFIG_HELP),
+    config: str = typer.Option(None, "--config", help=CONFIG_HELP),
     project: str = typer.Option(None, "--project", help=PROJECT_HELP),
 ) -> None:
-    Ctx.db = normalize_url(db)
+    """The settings are loaded once here (segmently/settings.py: option > SEGMENTLY_*
+    variable > default) and every command reads them from `Ctx.settings`."""
+    Ctx.settings = settings.load({"db": normalize_url(db) if db else None, "config": config})
+    Ctx.db = normalize_url(Ctx.settings.db)
     Ctx.json = json_output
-    Ctx.config = config
+    Ctx.config = Ctx.settings.config
     Ctx.project = project
 
 

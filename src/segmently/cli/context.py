@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from segmently import control  # `commands` on first use: it imports the query layers
+from segmently.settings import Settings
 from segmently.store import Store, StoreLockedError, normalize_url
 
 
@@ -17,10 +18,11 @@ class Ctx:
     json: bool = False
     config: str = "segmently.yaml"
     project: str | None = None  # --project before the command: the default of those after
+    settings: Settings = Settings()  # loaded by the root callback (cli/app.py)
 
 
 def open_store() -> Store:
-    return Store(Ctx.db)
+    return Store(Ctx.db, settings=Ctx.settings)
 
 
 def serving_control() -> control.ServerControl:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,6 @@ from segmently.cli.options import project_or_global
 from segmently.cli.output import console, show
 from segmently.collect import arrow_ipc
 from segmently.store import AppendResult, RowBatch, Store, StoreLockedError
-
-IMPORT_MEMORY = "SEGMENTLY_IMPORT_MEMORY"  # DuckDB's memory limit while importing
 
 
 @dataclass
@@ -47,7 +44,7 @@ def _import_target(project: str | None) -> Iterator[tuple[str, Any]]:
     from segmently.store.projects import list_projects
 
     try:
-        store = Store(Ctx.db, dedup_window=None)
+        store = Store(Ctx.db, dedup_window=None, settings=Ctx.settings)
     except StoreLockedError:
         ctl = serving_control()
         pid = importer.pick_project(control.remote_call(ctl, "projects_list", {}), project)
@@ -56,7 +53,7 @@ def _import_target(project: str | None) -> Iterator[tuple[str, Any]]:
     with store:
         found = [{"project_id": p.project_id, "name": p.name} for p in list_projects(store)]
         pid = importer.pick_project(found, project)
-        yield pid, importer.store_sink(store, pid, os.environ.get(IMPORT_MEMORY, "512MB"))
+        yield pid, importer.store_sink(store, pid, Ctx.settings.import_memory)
 
 
 @app.command("import")
@@ -102,7 +99,8 @@ def import_file(
         options = import_options(format=fmt, source=source, mapping=parse_mapping(mapping),
                                  constants=parse_constants(constants), event=event,
                                  delimiter=delimiter, timestamp_format=timestamp_format,
-                                 strict=strict, max_bad_reported=show_bad)
+                                 strict=strict, max_bad_reported=show_bad,
+                                 settings=Ctx.settings)
         with _import_target(project) as (project_id, sink), bar:
             task = bar.add_task(file.name, total=None, rows=0, rate=0.0)
 

@@ -12,9 +12,10 @@ from segmently.store import normalize_url
 
 GLOBAL_PANEL = "Global options (also accepted before the command)"
 DB_HELP = ("Database URL: duckdb:///file.duckdb, postgres://user@host/db, or a path. "
-           "Default ./segmently.duckdb.")
+           "Default: SEGMENTLY_DB, else ./segmently.duckdb.")
 JSON_HELP = "Print JSON for scripts."
-CONFIG_HELP = "The workspace file (features, scores, segments)."
+CONFIG_HELP = ("The workspace file (features, scores, segments) `apply` reads. Default: "
+               "SEGMENTLY_CONFIG, else segmently.yaml.")
 PROJECT_HELP = ("Project name or id, for the commands that act on one (default: the "
                 "workspace's `project`, else the only project).")
 
@@ -41,7 +42,8 @@ KNOWN_AT = typer.Option(None, "--known-at", help="What had been received: events
 
 def _set_db(value: str | None) -> None:
     if value is not None:
-        Ctx.db = normalize_url(value)
+        Ctx.settings = Ctx.settings.override(db=normalize_url(value))
+        Ctx.db = normalize_url(Ctx.settings.db)
 
 
 def _set_json(value: bool) -> None:
@@ -51,7 +53,8 @@ def _set_json(value: bool) -> None:
 
 def _set_config(value: str | None) -> None:
     if value is not None:
-        Ctx.config = value
+        Ctx.settings = Ctx.settings.override(config=value)
+        Ctx.config = Ctx.settings.config
 
 
 def _set_project(value: str | None) -> None:

@@ -27,7 +27,7 @@ def serve(
     from segmently.web.app import create_app
     from segmently.web.serving import uvicorn_options
 
-    limits = Limits.from_env()
+    limits = Limits.from_settings(Ctx.settings)
     store = open_store()
     try:
         local = host if host != "0.0.0.0" else "127.0.0.1"
@@ -40,7 +40,8 @@ def serve(
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         # request heads and bodies have deadlines: web/serving.py, web/guard.py
-        uvicorn.run(create_app(store, limits, control_token=ctl.token if ctl else None),
+        uvicorn.run(create_app(store, limits, control_token=ctl.token if ctl else None,
+                               settings=Ctx.settings),
                     host=host, port=port, **uvicorn_options(limits))
     finally:
         control.remove_control(Ctx.db, ctl)
