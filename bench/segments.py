@@ -10,16 +10,16 @@
    segmently.yaml) and reused by later runs (opened once writable first, which adds the
    daily rollups a database written before them lacks).
 2. Evaluation at as_of = the demo's end, each side in its own child process (its peak RSS
-   is its own): Segmently (`service.evaluation` of the workspace's library, to Arrow),
+   is its own): Segmently (`segments.evaluate` of the workspace's library, to Arrow),
    the hand-written DuckDB SQL of bench/baselines/library.sql, and the pandas
    implementation of bench/baselines/pandas_library.py (skipped above
    `--pandas-max-events`). The member sets are compared per segment; a difference is
    printed and the script exits 1.
-3. Explain: `service.explain_member` for `--explain` (segment, member) pairs: median, p95.
-4. Refresh, on a copy of the data: `service.refresh` at as_of (the first snapshot), then
+3. Explain: `segments.explain` for `--explain` (segment, member) pairs: median, p95.
+4. Refresh, on a copy of the data: `core.Project.refresh` at as_of (the first snapshot), then
    `--new-events` new events are appended (recent track/page/screen events copied `d`
    days later with new message ids, `d` whole days chosen so the copy has that many) and
-   `service.refresh` runs again at as_of + d days.
+   `Project.refresh` runs again at as_of + d days.
 
 Times are measured inside the child, around the work only (not interpreter start or
 imports): wall clock, and CPU time of the process (all its threads), steadier on a shared
@@ -133,14 +133,16 @@ def connect(c: dict[str, Any]) -> duckdb.DuckDBPyConnection:
 
 
 def run_segmently(c: dict[str, Any]) -> tuple[pa.Table, list[tuple[float, float]]]:
-    from segmently.segments import service
+    from segmently.core import Project
+    from segmently.segments.evaluate import evaluate
     from segmently.store import Store
 
     workspace = workspace_of(c)
+    as_of = datetime.fromisoformat(c["as_of"])
     with Store(store_url(Path(c["dir"])), read_only=True) as store:
-        return timed(lambda: service.wide(service.evaluation(  # as known then, as the
-            store, c["project_id"], workspace, c["as_of"],  # baselines count
-            known_at=c["as_of"])).to_pyarrow(), c["repeat"])
+        return timed(lambda: Project.wide(evaluate(  # as known then, as the baselines count
+            store, c["project_id"], workspace.rules(), as_of, vocabulary=workspace,
+            known_at=as_of)).to_pyarrow(), c["repeat"])
 
 
 def run_sql(c: dict[str, Any]) -> tuple[pa.Table, list[tuple[float, float]]]:
@@ -161,16 +163,17 @@ def run_pandas(c: dict[str, Any]) -> tuple[pa.Table, list[tuple[float, float]]]:
 
 
 def run_explain(c: dict[str, Any]) -> dict[str, Any]:
-    from segmently.segments import service
+    from segmently.segments.explain import explain
     from segmently.store import Store
 
     workspace = workspace_of(c)
+    rules, as_of = workspace.rules(), datetime.fromisoformat(c["as_of"])
     runs, wrong = [], []
     with Store(store_url(Path(c["dir"])), read_only=True) as store:
         for i, (segment, user) in enumerate([c["pairs"][0], *c["pairs"]]):
             start = clock()
-            why = service.explain_member(store, c["project_id"], workspace, segment, user,
-                                         c["as_of"])
+            why = explain(store, c["project_id"], rules[segment], user, as_of, rules,
+                          vocabulary=workspace)
             if i:  # the first call is a warm-up (imports, first compile)
                 runs.append(since(start))
             if not why.truth:
@@ -204,7 +207,7 @@ def new_events(store: Any, project: str, as_of: datetime, wanted: int) -> tuple[
 
 
 def run_refresh(c: dict[str, Any]) -> dict[str, Any]:
-    from segmently.segments import service
+    from segmently.core import Project
     from segmently.store import RowBatch, Store, schema
     from segmently.store.rows import ARROW_SCHEMAS
 
@@ -212,8 +215,10 @@ def run_refresh(c: dict[str, Any]) -> dict[str, Any]:
     as_of = datetime.fromisoformat(c["as_of"])
     out: dict[str, Any] = {}
     with Store(f"duckdb:///{c['copy']}") as store:
+        project = Project(store, c["project_id"])
+        project.apply(workspace)  # the definitions a refresh reads (a copy: writable)
         start = clock()
-        service.refresh(store, c["project_id"], workspace, as_of)
+        project.refresh(as_of)
         out["first_s"], out["first_cpu_s"] = since(start)
         rows, days = new_events(store, c["project_id"], as_of, c["new_events"])
         empty = {n: ARROW_SCHEMAS[n].empty_table()
@@ -224,8 +229,7 @@ def run_refresh(c: dict[str, Any]) -> dict[str, Any]:
             account_links=empty[schema.ACCOUNT_LINKS]))
         out["append_s"], _ = since(start)
         start = clock()
-        results = service.refresh(store, c["project_id"], workspace,
-                                  as_of + timedelta(days=days))
+        results = project.refresh(as_of + timedelta(days=days))
         out["after_s"], out["after_cpu_s"] = since(start)
     out.update(new_events=rows.num_rows, days=days,
                changed=sum(r.entered + r.exited for r in results))

@@ -4,7 +4,7 @@
     python bench/ui_routes.py --key sk_... --after-refresh
 
 Serve a demo first (`segmently --db big.duckdb demo --users 200000`, `segments refresh`,
-`SEGMENTLY_WORKSPACE=... segmently serve`). Each route is called `--repeat` times one
+`segmently serve`). Each route is called `--repeat` times one
 after the other, client-side wall time (HTTP included); the median and the slowest are
 printed. Nothing is cached between calls except what the engine caches itself.
 """

@@ -44,8 +44,8 @@ def prepare(workdir: Path, users: int, days: int) -> tuple[Path, str]:
     return db, secret
 
 
-def serve(db: Path, workspace: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SEGMENTLY_WORKSPACE": str(workspace), "SEGMENTLY_REFRESH_SECONDS": "0"}
+def serve(db: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SEGMENTLY_REFRESH_SECONDS": "0"}  # the demo applied its vocabulary
     proc = subprocess.Popen([sys.executable, "-m", "segmently.cli", "--db", str(db), "serve",
                              "--port", str(PORT)], env=env)
     for _ in range(300):
@@ -103,7 +103,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         db, secret = prepare(Path(tmp), args.users, args.days)
-        server = serve(db, Path(tmp) / "segmently.yaml")
+        server = serve(db)
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)

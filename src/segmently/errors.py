@@ -11,6 +11,7 @@ Exit codes (documented in README, "Errors"):
     1  the request cannot be done as asked (bad input, unknown name, invalid rule...)
     2  the command line itself is wrong (typer's usage errors)
     3  a resource is busy or unavailable (the database, a DuckDB file held elsewhere)
+    4  the database and a workspace file differ (`segmently apply --check`, or drift)
 Each subclass keeps its traditional base too (ValueError, LookupError, RuntimeError), so
 code that catches those still does.
 """
