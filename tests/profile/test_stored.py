@@ -9,7 +9,10 @@ import ibis
 import pytest
 
 from segmently.profile import Vocabulary, stored
+from segmently.runtime.profiles import Keeper
 from segmently.store import Message, Store
+
+pytestmark = pytest.mark.slow  # stored profile runs: every metric, recorded
 
 AS_OF = datetime(2026, 6, 1)
 D = timedelta(days=1)
@@ -106,7 +109,7 @@ def test_only_the_latest_instants_are_kept_per_project(filled: Store) -> None:
 
 
 def test_keeper_records_once_and_follows_refreshes_only_where_looked_at(filled: Store) -> None:
-    keeper = stored.Keeper()
+    keeper = Keeper()
     keeper.later(filled, "p", VOCAB, AS_OF, only_if_used=True)  # after a refresh
     keeper.wait()
     assert stored.find(filled, "p", VOCAB, AS_OF) is None  # never looked at: no work
@@ -116,7 +119,7 @@ def test_keeper_records_once_and_follows_refreshes_only_where_looked_at(filled: 
     keeper.wait()
     followed = stored.find(filled, "p", VOCAB, AS_OF + D)
     assert followed is not None and followed.computed_at > first.computed_at
-    idle = stored.Keeper(recent_view=0.0)  # nobody has looked for longer than that
+    idle = Keeper(recent_view=0.0)  # nobody has looked for longer than that
     idle.current(filled, "p", VOCAB, AS_OF)
     idle.later(filled, "p", VOCAB, AS_OF + 2 * D, only_if_used=True)
     idle.wait()
@@ -145,12 +148,12 @@ def test_tables_of_an_older_layout_are_replaced(filled: Store) -> None:
     filled.con.drop_table(stored.RUNS)
     filled.con.create_table(stored.RUNS, schema=ibis.schema({"project_id": "string",
                                                             "as_of": "timestamp"}))
-    run = stored.Keeper().ensure(filled, "p", VOCAB, AS_OF)
+    run = Keeper().ensure(filled, "p", VOCAB, AS_OF)
     assert stored.find(filled, "p", VOCAB, AS_OF) == run and run.users == 2
 
 
 def test_pages_read_the_previous_run_while_a_new_one_is_recorded(filled: Store) -> None:
-    keeper = stored.Keeper()
+    keeper = Keeper()
     first = keeper.current(filled, "p", VOCAB, AS_OF - D)  # none at all: computed now
     assert first.as_of == AS_OF - D
     assert keeper.current(filled, "p", VOCAB, AS_OF) == first  # the new one in background

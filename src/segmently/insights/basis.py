@@ -56,7 +56,7 @@ def _live(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime) -> 
     return Basis(as_of, users, usage, reached)
 
 
-def basis(store: Store, project_id: str, vocab: Vocabulary, keeper: stored.Keeper,
+def basis(store: Store, project_id: str, vocab: Vocabulary, keeper: stored.RunSource,
           now: datetime) -> Basis:
     """The stored profile at the latest refresh (the previous one while it is being
     recorded), else live at `now` for a project never refreshed."""

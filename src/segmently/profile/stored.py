@@ -23,13 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import threading
 import time
-import weakref
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -47,9 +44,7 @@ from segmently.store.rows import arrow_schema
 USERS, FEATURES, MILESTONES, ACTIVE, RUNS = (
     "profile_users", "profile_features", "profile_milestones", "profile_daily_active",
     "profile_runs")
-log = logging.getLogger(__name__)
 KEEP = 3  # instants per project: the latest refresh, and the one a page may still show
-RECENT_VIEW_SECONDS = 3600.0  # after a refresh, runs are recorded for projects viewed since
 
 _KEY = {"project_id": dt.String(nullable=False), "as_of": dt.Timestamp(nullable=False)}
 USER_COLUMNS = {
@@ -168,7 +163,7 @@ def compute(store: Store, project_id: str, vocab: Vocabulary,
             for name in (USERS, FEATURES, MILESTONES, ACTIVE)}
 
 
-def _runs(store: Store, project_id: str) -> list[Run]:
+def runs(store: Store, project_id: str) -> list[Run]:
     t = store.table(RUNS)
     rows = t.filter(t.project_id == project_id).order_by(t.as_of.desc()).to_pyarrow()
     return [Run(**r) for r in rows.to_pylist()]
@@ -179,7 +174,7 @@ def find(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime) -> R
     if RUNS not in store.con.list_tables():  # e.g. a read-only lake
         return None
     key = vocabulary_key(vocab)
-    return next((r for r in _runs(store, project_id)
+    return next((r for r in runs(store, project_id)
                  if r.as_of == as_of and r.vocabulary == key), None)
 
 
@@ -194,7 +189,7 @@ def record(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime) ->
     people, events = daily.totals(store, project_id, as_of, known_at=as_of)
     run = Run(project_id, as_of, vocabulary_key(vocab), rows[USERS].num_rows, people, events,
               float(points or 0.0), utcnow(), round(time.perf_counter() - started, 3))
-    kept = sorted({r.as_of for r in _runs(store, project_id) if r.as_of != as_of},
+    kept = sorted({r.as_of for r in runs(store, project_id) if r.as_of != as_of},
                   reverse=True)[:KEEP - 1]
     rows[RUNS] = pa.Table.from_pylist([run.__dict__], schema=_ARROW[RUNS])
     store.replace_rows(project_id, kept, rows)
@@ -227,88 +222,9 @@ def daily_active(store: Store, run: Run) -> ir.Table:
     return _of(store, ACTIVE, run)
 
 
-class Keeper:
-    """Finds a run or records it, one computation per (project, instant, vocabulary) at a
-    time: concurrent requests for a cold instant wait for the first one's run. Runs
-    recorded in the background go through one worker thread, so they never pile up and
-    reuse one database connection."""
-
-    def __init__(self, recent_view: float = RECENT_VIEW_SECONDS) -> None:
-        self.recent_view = recent_view
-        self._viewed: dict[str, float] = {}  # project -> when a page last read a run
-        self._locks: dict[tuple[str, datetime, str], threading.Lock] = {}
-        self._pending: set[tuple[str, datetime, str]] = set()
-        self._guard = threading.Lock()
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segmently-runs")
-        self._ready: weakref.WeakSet[Store] = weakref.WeakSet()  # tables checked once
-
-    def _tables(self, store: Store) -> None:
-        """ensure_tables once per store, not on every page view (it describes each table)."""
-        if store not in self._ready:
-            ensure_tables(store)
-            self._ready.add(store)
-
-    def ensure(self, store: Store, project_id: str, vocab: Vocabulary,
-               as_of: datetime) -> Run:
-        """The run at as_of, recorded now (and waited for) when missing."""
-        key = (project_id, as_of, vocabulary_key(vocab))
-        with self._guard:
-            lock = self._locks.setdefault(key, threading.Lock())
-        try:
-            with lock:
-                self._tables(store)
-                return find(store, project_id, vocab, as_of) or \
-                    record(store, project_id, vocab, as_of)
-        finally:
-            with self._guard:  # a later caller finds the stored run
-                self._locks.pop(key, None)
+class RunSource(Protocol):
+    """What the pages' read models ask for the run of an instant (`runtime/profiles.py`'s
+    Keeper, which records it in the background when missing)."""
 
     def current(self, store: Store, project_id: str, vocab: Vocabulary,
-                as_of: datetime) -> Run:
-        """What a page shows for as_of: its run; while that is being recorded (queued
-        here when nobody has), the newest earlier run, so no page waits a minute after
-        each refresh of a million users; recorded now only when the project has no run
-        at all yet."""
-        with self._guard:
-            self._viewed[project_id] = time.monotonic()
-        self._tables(store)
-        runs = [r for r in _runs(store, project_id) if r.vocabulary == vocabulary_key(vocab)]
-        exact = next((r for r in runs if r.as_of == as_of), None)
-        earlier = next((r for r in runs if r.as_of < as_of), None)  # newest first
-        if exact is not None:
-            return exact
-        if earlier is None:
-            return self.ensure(store, project_id, vocab, as_of)
-        self.later(store, project_id, vocab, as_of)
-        return earlier
-
-    def later(self, store: Store, project_id: str, vocab: Vocabulary, as_of: datetime,
-              only_if_used: bool = False) -> None:
-        """Record the run at as_of in the background (once, however often asked). With
-        `only_if_used` (after a refresh), only for projects whose pages read a run within
-        `recent_view` seconds: nobody looking, no minute of work every refresh; the next
-        view shows the previous run and queues this one."""
-        key = (project_id, as_of, vocabulary_key(vocab))
-        with self._guard:
-            seen = self._viewed.get(project_id)
-            if only_if_used and (seen is None or time.monotonic() - seen > self.recent_view):
-                return
-            if key in self._pending:
-                return
-            self._pending.add(key)
-        self._worker.submit(self._record_quietly, key, store, vocab)
-
-    def _record_quietly(self, key: tuple[str, datetime, str], store: Store,
-                        vocab: Vocabulary) -> None:
-        project_id, as_of, _ = key
-        try:
-            self.ensure(store, project_id, vocab, as_of)
-        except Exception:  # noqa: BLE001 - pages keep the earlier run; the next view retries
-            log.exception("recording the profile run of %s at %s failed", project_id, as_of)
-        finally:
-            with self._guard:
-                self._pending.discard(key)
-
-    def wait(self) -> None:
-        """Until the background runs queued so far are recorded (tests, shutdown)."""
-        self._worker.submit(lambda: None).result()
+                as_of: datetime) -> Run: ...

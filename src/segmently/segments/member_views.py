@@ -42,7 +42,7 @@ class Members:
 
 
 def member_profiles(store: Store, project_id: str, found: Members, vocab: Vocabulary,
-                    keeper: stored.Keeper) -> tuple[ir.Table, datetime]:
+                    keeper: stored.RunSource) -> tuple[ir.Table, datetime]:
     """The profile columns of every user, and the instant they are of: for a snapshot,
     the run kept at its instant (the previous run while that one is being recorded),
     else computed at the members' instant."""
@@ -58,7 +58,7 @@ def _check(value: str, allowed: tuple[str, ...], field: str) -> None:
 
 
 def _members_with_profiles(store: Store, project_id: str, found: Members, vocab: Vocabulary,
-                           keeper: stored.Keeper, search: str = ""
+                           keeper: stored.RunSource, search: str = ""
                            ) -> tuple[ir.Table, datetime]:
     """The members (id containing `search`, any case) left-joined to their profile, and
     the instant of the metrics."""
@@ -73,7 +73,7 @@ def _members_with_profiles(store: Store, project_id: str, found: Members, vocab:
 def member_table(store: Store, project_id: str, found: Members, vocab: Vocabulary, *,
                  search: str = "", sort: str = "user_id", descending: bool = False,
                  offset: int = 0, limit: int = 50,
-                 keeper: stored.Keeper) -> dict[str, Any]:
+                 keeper: stored.RunSource) -> dict[str, Any]:
     """{total, columns, members: [{column: value}], sort, as_of, metrics_as_of, source}:
     one page of members whose id contains `search` (any case), sorted by a metric (ties by
     user id)."""
@@ -93,7 +93,7 @@ def member_table(store: Store, project_id: str, found: Members, vocab: Vocabular
 
 
 def breakdown(store: Store, project_id: str, found: Members, vocab: Vocabulary, by: str,
-              keeper: stored.Keeper) -> list[dict[str, Any]]:
+              keeper: stored.RunSource) -> list[dict[str, Any]]:
     """[{value, users}] of the members grouped by plan, account, health band, lifecycle
     or journey stage; the largest MAX_BARS values, None for members without one."""
     _check(by, BREAKDOWNS, "by")

@@ -3,7 +3,7 @@
 Every route finds its project from the secret key (`Authorization: Bearer sk_...`), so one
 project's segments and users are never reachable with another project's key. The routes
 only translate to and from the application core (`core.Project`) and the in-memory
-membership index (`segments.live`); errors become `{"code", "message"}` with a 4xx naming
+membership index (`runtime/memberships.py`); errors become `{"code", "message"}` with a 4xx naming
 the field.
 """
 

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from segmently.collect.limits import Limits
-from segmently.profile import stored, vocabularies
-from segmently.segments.live import MembershipIndex, Refresher
+from segmently.profile import vocabularies
+from segmently.runtime.memberships import MembershipIndex
+from segmently.runtime.profiles import Keeper
+from segmently.runtime.refresher import Refresher
 from segmently.settings import Settings
 from segmently.settings import load as load_settings
 from segmently.store import Message, Store
@@ -29,7 +31,7 @@ class AppState:
     refresher: Refresher = field(init=False)  # segment refreshes, on request and scheduled
     sessions: Sessions = field(init=False)  # UI sign-ins
     sign_ins: SignInThrottle = field(default_factory=SignInThrottle)  # failed ones
-    profiles: stored.Keeper = field(default_factory=stored.Keeper)  # member tables
+    profiles: Keeper = field(default_factory=Keeper)  # member tables
 
     def __post_init__(self) -> None:
         self.writer = GroupCommitWriter(self.store)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta
 
+from segmently.runtime.memberships import MembershipIndex
+from segmently.runtime.refresher import Refresher
 from segmently.segments import definitions as defs
 from segmently.segments import snapshots as snap
-from segmently.segments.live import MembershipIndex, Refresher
 from segmently.store import Message, Store
 from segmently.store.projects import create_project
 
