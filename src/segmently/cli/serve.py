@@ -9,7 +9,34 @@ import typer
 
 from segmently import control
 from segmently.cli.app import app
-from segmently.cli.context import Ctx, open_store
+from segmently.cli.context import Ctx, open_store, workspace_project
+from segmently.errors import SegmentlyError
+from segmently.store import Store
+
+
+def warn_if_unapplied(store: Store) -> None:
+    """The server serves the stored definitions, never the workspace file: when the file
+    (--config) differs from what is stored, say so once at start, with the command that
+    applies it (nothing is written here: a UI edit must not be overwritten silently)."""
+    from pathlib import Path
+
+    from segmently.core import Project
+    from segmently.segments.workspace import load_workspace
+
+    path = Path(Ctx.config)
+    if not path.is_file():
+        return
+    try:
+        found = Project.open(store, Ctx.project or workspace_project()) \
+            .plan(load_workspace(path))
+    except SegmentlyError as exc:
+        typer.echo(f"warning: {path} is not applied ({exc.message}); serving the stored "
+                   "definitions", err=True)
+        return
+    if not found.in_sync:
+        typer.echo(f"warning: {path} differs from the database ({len(found.pending)} to "
+                   f"write, {len(found.drift)} drifted); serving the stored definitions: "
+                   f"`segmently apply {path}` applies it", err=True)
 
 
 @app.command()
@@ -17,7 +44,8 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(8000, help="Port to listen on."),
 ) -> None:
-    """Run the HTTP server: ingestion APIs, the segment API and the UI.
+    """Run the HTTP server: ingestion APIs, the segment API and the UI, over the stored
+    definitions (a workspace file that differs from them is reported at start: `apply` it).
 
     Example: segmently serve --port 8000 --db shop.duckdb
     """
@@ -29,6 +57,7 @@ def serve(
 
     limits = Limits.from_settings(Ctx.settings)
     store = open_store()
+    warn_if_unapplied(store)
     try:
         local = host if host != "0.0.0.0" else "127.0.0.1"
         ctl = control.write_control(Ctx.db, f"http://{local}:{port}")
