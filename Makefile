@@ -1,4 +1,6 @@
 # Two entry points: `make demo` and `make test`. Both create .venv when it is absent.
+# `make lint` (ruff and mypy) is for the edit-test loop; CI (.ci/run) runs `make lint` and
+# `make test`.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -16,7 +18,7 @@ $(VENV)/.test: $(VENV)/.base
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-.PHONY: install demo test bench serve clean chromium
+.PHONY: install demo test lint bench serve clean chromium
 install: $(VENV)/.base
 
 demo: $(VENV)/.base
@@ -29,6 +31,10 @@ demo: $(VENV)/.base
 
 test: $(VENV)/.test chromium
 	$(PY) -m pytest -q
+
+lint: $(VENV)/.test
+	$(PY) -m ruff check src tests bench
+	$(PY) -m mypy
 
 # The UI tests drive Debian's chromium (never a downloaded browser); as root, install it.
 chromium:
