@@ -70,3 +70,36 @@ def test_serve_says_when_the_file_is_not_applied(shop: tuple[str, str], tmp_path
         runner(tmp_path, monkeypatch)("--db", db, "apply")  # (the same process: no lock)
         warn_if_unapplied(s)
         assert capsys.readouterr().err == ""
+
+
+def test_apply_check_as_ci_runs_it_in_a_repository_of_segments(shop: tuple[str, str],
+                                                                tmp_path: Path) -> None:
+    """A team keeps segmently.yaml in git and CI runs `segmently apply --check` (a real
+    process, its exit code): 4 while a commit is not applied, 0 once it is."""
+    import os
+    import subprocess
+    import sys
+
+    db, _ = shop
+    repo = tmp_path / "segments-repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=ci", "-c", "user.email=ci@example.com"]
+
+    def commit(text: str, message: str) -> None:
+        (repo / "segmently.yaml").write_text(text)
+        subprocess.run([*git, "add", "segmently.yaml"], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", message], check=True)
+
+    def segmently(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "segmently.cli", "--db", db, *args],
+                              cwd=repo, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "SEGMENTLY_CONFIG": ""}, check=False)
+
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    commit(WORKSPACE, "buyers")
+    assert segmently("apply", "--check").returncode == 4
+    assert segmently("apply").returncode == 0
+    assert segmently("apply", "--check").returncode == 0
+    commit(WORKSPACE.replace("event: purchase", "event: purchase, at_least: 2"), "twice")
+    check = segmently("apply", "--check")
+    assert check.returncode == 4 and "~ segment buyers" in check.stdout
