@@ -11,7 +11,9 @@ const UI = {
       throw new Error("signed out");
     }
     const body = await response.json();
-    if (!response.ok) throw Object.assign(new Error(body.message || response.statusText), {body});
+    if (!response.ok) {
+      throw Object.assign(new Error(body.message || response.statusText), {body, status: response.status});
+    }
     return body;
   },
   el(tag, attrs = {}, ...children) {
@@ -105,7 +107,19 @@ const pages = {
 
   async segment() {
     const name = document.body.dataset.segment, base = "/api/segments/" + encodeURIComponent(name);
-    const d = await UI.api(base);
+    let d;
+    try {
+      d = await UI.api(base);
+    } catch (err) {  // a deleted (or renamed) segment keeps its history: show it, to revert
+      const h = err.status === 404 ? await UI.api(base + "/history").catch(() => null) : null;
+      const last = h && h.versions[h.versions.length - 1];
+      if (!last || !last.deleted) throw err;
+      return pages.deletedSegment(name, base, h.versions);
+    }
+    pages.showLive(true);
+    pages.segmentActions(name, base);
+    pages.history(name, base, d.version).then(pages.managedNote)
+      .catch(err => { document.getElementById("segment-error").textContent = err.message; });
     document.getElementById("description").textContent = d.description;
     document.getElementById("size").textContent = UI.num(d.size) + " members";
     document.getElementById("freshness").textContent = d.last_computed
@@ -138,6 +152,130 @@ const pages = {
     const t = await UI.api(`${base}/transitions?limit=12`);
     UI.fill(document.querySelector("#transitions tbody"), t.transitions.map(r => UI.el("tr", {},
       UI.el("td", {}, UI.when(r.as_of)), UI.el("td", {}, UI.userLink(r.user_id)), UI.el("td", {class: r.kind}, r.kind))));
+  },
+
+  // -- history, revert, rename, delete (issue 11) --------------------------------------
+  // Who wrote a version: its `source` as people say it.
+  who(source) {
+    return {apply: "workspace file (apply)", ui: "UI", api: "API", cli: "CLI", python: "Python API",
+      revert: "revert"}[source] || (source ? String(source) : "unknown (before sources were kept)");
+  },
+
+  showLive(live) {
+    for (const id of ["live", "live-body"]) document.getElementById(id).hidden = !live;
+    document.getElementById("gone").hidden = live;
+  },
+
+  // Every version, newest first, each a <details> with its diff; a revert button on every
+  // version that is neither a deletion nor the live one (`current`: null when deleted).
+  async history(name, base, current) {
+    const {versions} = await UI.api(base + "/history");
+    pages.versions = versions;
+    document.getElementById("versions").replaceChildren(...versions.slice().reverse()
+      .map(v => pages.versionItem(name, base, v, current)));
+    return versions;
+  },
+
+  versionItem(name, base, v, current) {
+    const live = v.version === current;
+    const summary = UI.el("summary", {},
+      UI.el("span", {class: "v"}, `Version ${v.version}`), " ",
+      UI.el("span", {class: "when"}, UI.when(v.created_at)), " by ",
+      UI.el("span", {class: "who"}, pages.who(v.source)),
+      v.deleted ? UI.el("span", {class: "tag deleted"}, "deleted") : "",
+      live ? UI.el("span", {class: "tag current"}, "current") : "");
+    const revert = v.deleted || live ? "" : UI.el("button", {type: "button", class: "small-btn revert",
+      "aria-label": `Revert to this version (version ${v.version})`,
+      onclick: (ev) => pages.revert(name, base, v.version, ev.currentTarget)}, "Revert to this version");
+    return UI.el("li", {class: "version" + (v.deleted ? " deleted" : ""), "data-version": v.version,
+      "data-source": v.source ?? ""}, UI.el("details", {}, summary, pages.diff(v.diff)), revert);
+  },
+
+  // A unified diff as text, one element per line: + and - lines coloured by class.
+  diff(lines) {
+    if (!lines || !lines.length) return UI.el("p", {class: "hint"}, "No change to the definition.");
+    const kind = (l) => l.startsWith("+++") || l.startsWith("---") ? "diff-file"
+      : l.startsWith("@@") ? "diff-hunk" : l.startsWith("+") ? "diff-add"
+      : l.startsWith("-") ? "diff-del" : "diff-same";
+    return UI.el("pre", {class: "diff"}, lines.map(l => UI.el("span", {class: kind(l)}, l)));
+  },
+
+  // A segment a workspace file wrote: UI edits are allowed, and `segmently apply` reports
+  // them as drift (never overwriting them without --force).
+  managedNote(versions) {
+    const note = document.getElementById("managed"), live = versions[versions.length - 1];
+    let applied = null;  // the latest version written by apply since the last deletion
+    for (const v of versions.slice().reverse()) {
+      if (v.deleted) break;
+      if (v.source === "apply") { applied = v; break; }
+    }
+    note.hidden = !applied;
+    if (!applied) { note.textContent = ""; return; }
+    note.textContent = applied === live
+      ? `Managed by a workspace file: version ${live.version} was written by \`segmently apply\`. ` +
+        "You can still change, rename or delete it here; the next `segmently apply` reports that " +
+        "change as drift and leaves it alone unless run with --force (`segmently export` brings it into the file)."
+      : `Managed by a workspace file: version ${applied.version} was written by \`segmently apply\` ` +
+        "and the versions since were made elsewhere, so the next `segmently apply` reports them as drift " +
+        "and leaves them alone unless run with --force (`segmently export` brings them into the file).";
+  },
+
+  async revert(name, base, version, button) {
+    if (!confirm(`Revert ${name} to version ${version}? This writes a new version equal to it; ` +
+                 "the history keeps every version.")) return;
+    const error = document.getElementById("segment-error"), out = document.getElementById("history-result");
+    error.textContent = ""; out.textContent = "";
+    if (button) button.disabled = true;
+    try {
+      const made = await UI.api(base + "/revert", {method: "POST", body: JSON.stringify({version})});
+      await pages.segment();  // the page's state again: definition, members, history
+      out.textContent = `Reverted: version ${made.version} equals version ${version}.`;
+    } catch (err) {
+      error.textContent = err.message;
+      if (button) button.disabled = false;
+    }
+  },
+
+  segmentActions(name, base) {
+    const error = document.getElementById("segment-error");
+    const form = document.getElementById("rename-form"), input = document.getElementById("rename-name");
+    const toggle = document.getElementById("rename");
+    const open = (show) => {
+      form.hidden = !show; toggle.setAttribute("aria-expanded", String(show));
+      if (show) { input.value = name; input.focus(); input.select(); }
+    };
+    toggle.onclick = () => open(form.hidden);
+    document.getElementById("rename-cancel").onclick = () => { open(false); toggle.focus(); };
+    form.onsubmit = async (ev) => {
+      ev.preventDefault();
+      const to = input.value.trim();
+      error.textContent = "";
+      if (to === name) { error.textContent = "The new name is the segment's name now: give another."; return; }
+      try {
+        const made = await UI.api(base + "/rename", {method: "POST", body: JSON.stringify({name: to})});
+        location.href = "/ui/segments/" + encodeURIComponent(made.name);
+      } catch (err) { error.textContent = err.message; }
+    };
+    document.getElementById("delete").onclick = async () => {
+      const last = (pages.versions || [])[(pages.versions || []).length - 1];
+      const drift = last && last.source === "apply" ? " A workspace file wrote it: the next `segmently apply` reports the deletion as drift." : "";
+      if (!confirm(`Delete the segment ${name}? Its history is kept: its page can revert to an earlier version.${drift}`)) return;
+      error.textContent = "";
+      try {
+        await UI.api(base, {method: "DELETE"});
+        location.href = "/ui/";
+      } catch (err) { error.textContent = err.message; }
+    };
+  },
+
+  // A deleted (or renamed) segment's page: its history, each version revertable (which
+  // brings the segment back).
+  async deletedSegment(name, base, versions) {
+    pages.showLive(false);
+    const last = versions[versions.length - 1];
+    document.getElementById("gone").textContent = `This segment was deleted or renamed (version ${last.version}, ` +
+      `${UI.when(last.created_at)}, by ${pages.who(last.source)}). Its history is kept: reverting to a version brings it back.`;
+    await pages.history(name, base, null);
   },
 
   memberTable(name, base) {
