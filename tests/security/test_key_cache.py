@@ -72,6 +72,7 @@ def test_unknown_keys_are_remembered_for_a_while(tmp_path: Path) -> None:
         assert keys.lookups == 6
 
 
+@pytest.mark.slow
 def test_the_unknown_keys_are_bounded(tmp_path: Path) -> None:
     clock = Clock()
     with Store(f"duckdb://{tmp_path / 'keys.duckdb'}") as store:
@@ -123,13 +124,13 @@ def test_a_repeated_unknown_key_costs_one_lookup(pg_database: str, tmp_path: Pat
         projects, sessions = lookups(database)
         send("wk_repeated", 200)
         browse(200)
-        projects_then, sessions_then = lookups(database)
         for _ in range(50):
             send(f"wk_{secrets.token_urlsafe(24)}", 1)
-        projects_after, _ = lookups(database)
-        assert projects_after - projects_then >= 50  # each new key is one counted lookup
-        assert projects_then - projects <= 2  # 1 (slack for an unrelated scan)
-        assert sessions_then - sessions <= 1  # 0: remembered since browse(1)
+        projects_after, sessions_after = lookups(database)
+        # each new key is one counted lookup, the repeated one one in all (1 of slack for
+        # an unrelated scan): 200 sends of one key would be 200 if it were not remembered
+        assert 51 <= projects_after - projects <= 52
+        assert sessions_after - sessions <= 1  # 0: remembered since browse(1)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
