@@ -5,11 +5,13 @@ compared with the API's answer and with the hand-checked dataset (uikit.PEOPLE).
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from uikit import UiServer, api, page, ui_server  # noqa: F401 - fixtures
+from uikit import WORKSPACE, UiServer, api, page, ui_server  # noqa: F401 - fixtures
 
 EXPECTED_YAML = ("all:\n- kind: performed\n  event: report_viewed\n  at_least: 2\n"
                  "  window:\n    last: 30\n- kind: plan\n  is: growth\n")
@@ -203,17 +205,27 @@ def test_sequence_steps_and_percentiles_are_forms(page: Page, ui_server: UiServe
     assert preview["size"] == 1
 
 
-def test_a_segment_that_cannot_refresh_says_why(page: Page, ui_server: UiServer) -> None:  # noqa: F811
-    """The workspace stops declaring a feature a saved segment uses: the refresh records the
-    other segments, and the overview and the segment's page say why this one failed."""
-    workspace = Path(ui_server.db.removeprefix("duckdb://")).parent / "segmently.yaml"
-    original = workspace.read_text()
+def test_a_segment_that_cannot_refresh_says_why(page: Page, ui_server: UiServer,  # noqa: F811
+                                                tmp_path: Path) -> None:
+    """The workspace stops declaring a feature a saved segment uses (applied with --prune,
+    through the running server): the refresh records the other segments, and the overview
+    and the segment's page say why this one failed."""
     rule = {"kind": "used_feature", "feature": "invites"}
     assert api(ui_server, "POST", "/api/segments", json={"name": "inviters", "rule": rule}) \
         .status_code == 201
+
+    def apply(text: str, *flags: str) -> subprocess.CompletedProcess[str]:
+        (tmp_path / "ws.yaml").write_text(text)
+        return subprocess.run(
+            [sys.executable, "-m", "segmently.cli", "--db", ui_server.db, "--config",
+             str(tmp_path / "ws.yaml"), "--project", "shop", "apply", *flags],
+            capture_output=True, text=True, timeout=120, check=False)
+
     try:
-        workspace.write_text(original.replace(
-            "- name: invites\n  events: [{event: teammate_invited}]\n", ""))
+        pruned = apply(WORKSPACE.replace("- name: invites\n  events: [{event: teammate_invited}]"
+                                         "\n", ""), "--prune")
+        # the UI's segments are not the file's: drift, left alone (exit 4); the feature goes
+        assert pruned.returncode == 4 and "- feature invites" in pruned.stdout, pruned.stderr
         results = api(ui_server, "POST", "/api/refresh").json()["segments"]
         failed = {r["name"]: r["error"] for r in results if r["error"]}
         assert list(failed) == ["inviters"] and "unknown feature 'invites'" in failed["inviters"]
@@ -223,5 +235,5 @@ def test_a_segment_that_cannot_refresh_says_why(page: Page, ui_server: UiServer)
         page.click("tr[data-segment=inviters] a")
         expect(page.locator("#segment-error")).to_contain_text("unknown feature 'invites'")
     finally:
-        workspace.write_text(original)
+        assert apply(WORKSPACE).returncode == 0  # the feature back (kept entries stay)
         api(ui_server, "DELETE", "/api/segments/inviters")
