@@ -1,6 +1,6 @@
 # Two entry points: `make demo` and `make test`. Both create .venv when it is absent.
-# `make lint` (ruff and mypy) is for the edit-test loop; CI (.ci/run) runs `make lint` and
-# `make test`.
+# `make test-fast` (no slow, PostgreSQL, Spark or browser tests) and `make lint` (ruff and
+# mypy) are for the edit-test loop; CI (.ci/run) runs `make lint` and `make test`.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -18,7 +18,7 @@ $(VENV)/.test: $(VENV)/.base
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-.PHONY: install demo test lint bench serve clean chromium
+.PHONY: install demo test test-fast lint bench serve clean chromium
 install: $(VENV)/.base
 
 demo: $(VENV)/.base
@@ -31,6 +31,11 @@ demo: $(VENV)/.base
 
 test: $(VENV)/.test chromium
 	$(PY) -m pytest -q
+
+# pytest's exit status is the recipe's: a failure, or no test collected (5), fails make.
+FAST := not slow and not postgres and not spark and not browser
+test-fast: $(VENV)/.test
+	$(PY) -m pytest -q -m "$(FAST)"
 
 lint: $(VENV)/.test
 	$(PY) -m ruff check src tests bench

@@ -243,6 +243,20 @@ def engine_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sto
 CHROMIUM = "/usr/bin/chromium"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks by fixture, so that `make test-fast` leaves these tests out: one that drives
+    the browser (uses `browser`, directly or through a fixture such as uikit's `page`) is
+    `browser`; one that uses a real `segmently serve` process (a fixture named `server` or
+    `..._server`, such as uikit's `ui_server`) is `slow`. Tests that start a server or the
+    CLI themselves, or take seconds, are marked `slow` where they are written."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if "browser" in fixtures:
+            item.add_marker(pytest.mark.browser)
+        if any(name == "server" or name.endswith("_server") for name in fixtures):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def browser():  # type: ignore[no-untyped-def]
     """Debian's chromium driven by Playwright, one for the whole session: here, not in a

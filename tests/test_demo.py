@@ -66,6 +66,7 @@ def stored(path: Path, options: DemoOptions) -> dict[str, list[dict[str, Any]]]:
         return out
 
 
+@pytest.mark.slow
 def test_same_seed_same_rows_different_seed_different_rows(tmp_path: Path) -> None:
     small = DemoOptions(users=120, days=60, seed=3, end=END, chunk_users=50)
     first = stored(tmp_path / "a.duckdb", small)
@@ -285,6 +286,7 @@ def test_account_traits_and_links(demo: Demo) -> None:
     assert industries <= set(v.INDUSTRIES) and len(industries) > 3
 
 
+@pytest.mark.slow
 def test_cli_creates_the_project_prints_keys_and_refuses_a_filled_one(tmp_path: Path) -> None:
     db = f"duckdb://{tmp_path / 'cli.duckdb'}"
     runner = CliRunner()
@@ -348,6 +350,7 @@ def test_append_new_rows_writes_every_table_without_a_dedup_lookup(store: Store)
     assert store.events("p2").count().to_pyarrow().as_py() == 0
 
 
+@pytest.mark.slow
 def test_the_profile_stage_reads_the_demo_with_its_vocabulary(demo: Demo) -> None:
     """End to end: features and milestones as the demo declares them; the journey stage
     the profile computes is the one the generator gave each user."""

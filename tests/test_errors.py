@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import segmently
 from segmently.errors import EXIT_INVALID, EXIT_UNAVAILABLE, SegmentlyError
 
@@ -42,6 +44,7 @@ def _cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_an_uncaught_user_error_is_one_line_and_its_exit_code(tmp_path: Path) -> None:
     """A duplicate project name went through no command's own handling: it used to be a
     traceback with exit code 1."""

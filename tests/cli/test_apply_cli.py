@@ -32,6 +32,7 @@ def shop(tmp_path: Path) -> tuple[str, str]:
     return db, pid
 
 
+@pytest.mark.slow
 def test_apply_check_export_and_drift(shop: tuple[str, str], tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     db, pid = shop
@@ -72,6 +73,7 @@ def test_serve_says_when_the_file_is_not_applied(shop: tuple[str, str], tmp_path
         assert capsys.readouterr().err == ""
 
 
+@pytest.mark.slow
 def test_apply_check_as_ci_runs_it_in_a_repository_of_segments(shop: tuple[str, str],
                                                                 tmp_path: Path) -> None:
     """A team keeps segmently.yaml in git and CI runs `segmently apply --check` (a real

@@ -12,6 +12,8 @@ from clitools import Cli, runner
 
 from segmently.cli import app
 
+pytestmark = pytest.mark.slow  # the whole CLI app, command after command
+
 GLOBAL = ("--db", "--json", "--config", "--project")
 
 

@@ -7,6 +7,7 @@ import re
 import shlex
 from typing import Any
 
+import pytest
 import typer.main
 from typer.testing import CliRunner
 
@@ -49,6 +50,7 @@ def test_every_command_has_an_example_of_itself() -> None:
             assert not unknown, f"{example}: {sorted(unknown)}"
 
 
+@pytest.mark.slow
 def test_the_example_is_shown_in_the_help() -> None:
     runner = CliRunner()
     for path, _command in _leaves(typer.main.get_command(app)):

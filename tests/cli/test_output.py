@@ -29,6 +29,7 @@ def _fits(text: str, width: int = 80) -> None:
     assert not too_wide, too_wide
 
 
+@pytest.mark.slow
 def test_the_secret_key_is_printed_whole_in_80_columns(tmp_path: Path) -> None:
     db = f"duckdb://{tmp_path / 'k.duckdb'}"
     made = terminal("projects", "create", "shop", "--db", db).stdout
@@ -41,6 +42,7 @@ def test_the_secret_key_is_printed_whole_in_80_columns(tmp_path: Path) -> None:
         assert project is not None and project.name == "shop" and project.write_key == write
 
 
+@pytest.mark.slow
 def test_projects_list_fits_80_columns_with_every_key_whole(tmp_path: Path) -> None:
     db = f"duckdb://{tmp_path / 'l.duckdb'}"
     for name in ("shop", "a-project-name-long-enough-that-no-table-of-it-fits-80-columns"):
@@ -55,6 +57,7 @@ def test_projects_list_fits_80_columns_with_every_key_whole(tmp_path: Path) -> N
     assert not re.search(r"\d{4}-\d\d-\d\dT", shown)  # instants: 2026-03-01 12:30:00
 
 
+@pytest.mark.slow
 def test_a_table_fits_80_columns(tmp_path: Path) -> None:
     db = f"duckdb://{tmp_path / 't.duckdb'}"
     terminal("projects", "create", "shop", "--db", db)

@@ -94,6 +94,7 @@ def test_csv_with_mapping_stores_good_rows_and_reports_bad_lines(store: Store,
     assert sources == ["import"] * 3
 
 
+@pytest.mark.slow
 def test_reimport_stores_nothing_new(store: Store, tmp_path: Path) -> None:
     path = write(tmp_path / "e.csv", CSV_TEXT)
     run_import(store, path, mapping=MAP)
@@ -245,6 +246,7 @@ def test_posthog_export_lines(store: Store, tmp_path: Path) -> None:
     assert (again["stored"], again["already_stored"]) == (0, 4)
 
 
+@pytest.mark.slow
 def test_strict_stores_nothing_when_a_row_is_bad(store: Store, tmp_path: Path) -> None:
     path = write(tmp_path / "e.csv", CSV_TEXT)
     with pytest.raises(InputError, match=r"^line 4: needs a user id .*nothing was stored"):

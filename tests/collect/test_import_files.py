@@ -24,6 +24,8 @@ from segmently.collect.importer import ImportOptions, import_file, store_sink
 from segmently.store import Store, schema
 from segmently.store.projects import create_project
 
+pytestmark = pytest.mark.slow  # whole imports, file by file
+
 CSV = ("user_id,event,timestamp,plan\n"
        "u1,signup,2026-07-14T10:00:00Z,pro\n"
        "u2,signup,1784023200,free\n"

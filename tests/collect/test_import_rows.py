@@ -23,6 +23,8 @@ from segmently.collect.importer import ImportOptions, import_file, store_sink
 from segmently.store import Store, schema
 from segmently.store.projects import create_project
 
+pytestmark = pytest.mark.slow  # whole imports, file by file
+
 PURCHASE = "u1,purchase,2026-07-14,12.00"
 ID = re.compile(r"^imp_([0-9a-f]{32}):([0-9]+)$")
 

@@ -22,6 +22,8 @@ from segmently.collect.importer import ImportOptions, import_file, store_sink
 from segmently.store import Store, schema
 from segmently.store.projects import create_project
 
+pytestmark = pytest.mark.slow  # whole imports of every vendor's export
+
 SAMPLES = Path(__file__).parent / "samples"
 DAY = datetime(2026, 7, 14)
 

@@ -9,6 +9,8 @@ import pytest
 from segmently.profile import Vocabulary, build_profiles
 from segmently.store import Message, Store
 
+pytestmark = pytest.mark.slow  # every profile metric over a filled store
+
 
 @pytest.fixture
 def store(engine_store: Store) -> Store:

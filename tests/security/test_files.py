@@ -177,6 +177,7 @@ def test_a_live_servers_file_is_refused_and_kept(server: Server) -> None:
     assert not control.is_live(control.ServerControl(live.url, "wrong", live.pid))
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_planted_symlink_and_leaves_its_target(tmp_path: Path) -> None:
     db = db_url(tmp_path)
     with Store(db) as s:
@@ -192,6 +193,7 @@ def test_serve_refuses_a_planted_symlink_and_leaves_its_target(tmp_path: Path) -
     assert "symbolic link" in text and "Traceback" not in text
 
 
+@pytest.mark.slow
 def test_serve_replaces_a_dead_servers_0644_file(tmp_path: Path, umask_022: None) -> None:
     db = db_url(tmp_path)
     with Store(db) as s:
@@ -264,6 +266,7 @@ def test_an_existing_database_keeps_its_mode(tmp_path: Path, umask_022: None) ->
     assert mode(db) == 0o640
 
 
+@pytest.mark.slow
 def test_concurrent_stores_restore_the_umask_only_after_the_last_close(
         tmp_path: Path, umask_022: None) -> None:
     """The umask is process-wide: opens and closes from several threads share it."""

@@ -27,6 +27,8 @@ from segmently.segments.workspace import parse_workspace
 from segmently.store import Store, utcnow
 from segmently.store.projects import create_project
 
+pytestmark = pytest.mark.slow  # a real server fuzzed from its OpenAPI document
+
 MAX_EXAMPLES = int(os.environ.get("SEGMENTLY_FUZZ_EXAMPLES", "10"))
 WORKSPACE = """\
 features:

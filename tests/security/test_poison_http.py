@@ -27,6 +27,8 @@ from segmently.segments import definitions as defs
 from segmently.store import Store, utcnow
 from segmently.store.projects import create_project
 
+pytestmark = pytest.mark.slow  # every test talks to a real server
+
 
 @dataclass
 class Poisoned:

@@ -173,6 +173,7 @@ def poisoned(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         yield store, project
 
 
+@pytest.mark.slow
 def test_every_condition_kind_answers_and_numbers_are_read_as_documented(poisoned) -> None:  # type: ignore[no-untyped-def]
     store, project = poisoned
     ev = evaluate(store, project, RULES, AS_OF, vocabulary=VOCAB)
@@ -225,6 +226,7 @@ def test_profiles_read_scores_and_amounts_as_documented(poisoned) -> None:  # ty
         assert row["nps_score"] == expected, (user, USERS.get(user))
 
 
+@pytest.mark.slow
 def test_a_refresh_records_every_segment(store: Store) -> None:
     """On the engines that hold a store (a lake is read-only)."""
     fill(store)

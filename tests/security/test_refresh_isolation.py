@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from conftest import start_server
 from segmently.core import Project
@@ -26,6 +27,8 @@ from segmently.demo.workspace import demo_workspace
 from segmently.segments import definitions as defs
 from segmently.store import Message, Store, utcnow
 from segmently.store.projects import create_project
+
+pytestmark = pytest.mark.slow  # real servers, a big project
 
 MIN_OVERTAKEN = 2
 

@@ -23,6 +23,8 @@ from conftest import start_server
 from segmently.store import Store
 from segmently.store.projects import create_project
 
+pytestmark = pytest.mark.slow  # every test talks to a real server
+
 DEADLINE = 3.0
 STALLED_BODIES = 400
 STALLED_HEADS = 200

@@ -125,6 +125,7 @@ def test_rules_past_a_limit_are_refused(rule: dict[str, Any], message: str) -> N
     assert message in str(err.value), str(err.value)
 
 
+@pytest.mark.slow
 def test_rules_at_the_limits_evaluate(regex_store) -> None:  # type: ignore[no-untyped-def]
     """The largest rules allowed run on every engine: no recursion limit on the way."""
     store, project = regex_store

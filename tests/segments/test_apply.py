@@ -16,6 +16,8 @@ from segmently.segments.errors import SegmentReferenceError
 from segmently.segments.workspace import parse_workspace
 from segmently.store import Store
 
+pytestmark = pytest.mark.slow  # each test applies workspaces to a store
+
 WORKSPACE = """
 features:
   - name: reports

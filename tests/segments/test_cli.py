@@ -39,6 +39,8 @@ from segmently.cli import app
 from segmently.store import Message, Store
 from segmently.store.projects import create_project
 
+pytestmark = pytest.mark.slow  # every test runs the CLI as a process
+
 T1, T2 = "2026-03-10T00:00:00", "2026-03-20T00:00:00"
 MINUTE = timedelta(minutes=1)
 

@@ -252,6 +252,7 @@ def test_change_and_regularity(loaded: Store) -> None:
     check(loaded, CHANGE_AND_REGULARITY_CASES)
 
 
+@pytest.mark.slow
 def test_groups_and_references(loaded: Store) -> None:
     viewers = performed(window=LAST30)
     pro = {"kind": "property", "property": "plan", "op": "eq", "value": "pro"}

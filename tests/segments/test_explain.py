@@ -10,6 +10,8 @@ import pytest
 from segmently.segments import UnknownUserError, evaluate, explain
 from segmently.store import Message, Store, schema
 
+pytestmark = pytest.mark.slow  # each test evaluates and explains over a filled store
+
 AS_OF = datetime(2026, 3, 31)
 DAY = timedelta(days=1)
 EVIL = "'; DROP TABLE events; --"

@@ -22,6 +22,8 @@ from segmently.segments import snapshots as snap
 from segmently.store import Store, utcnow
 from segmently.store.projects import create_project
 
+pytestmark = pytest.mark.slow  # every test runs the CLI as a process
+
 WORKSPACE = """\
 segments:
   - name: buyers

@@ -57,6 +57,7 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lib]:
                   pa.concat_tables([a for _, a in report.truth]))
 
 
+@pytest.mark.slow
 def test_every_segment_is_non_empty_and_documented(lib: Lib) -> None:
     names = [s.name for s in builtin_segments(demo_vocabulary())]
     assert names == ["power_users", "regular", "occasional", "dormant", "new_this_week",
@@ -152,6 +153,7 @@ def test_demo_workspace_file_round_trips(tmp_path: Path) -> None:
     assert ws.engagement.weights[v.REPORT_CREATED] == 3.0
 
 
+@pytest.mark.slow
 def test_demo_command_writes_the_workspace_and_explains_a_member(tmp_path: Path) -> None:
     db = tmp_path / "d.duckdb"
     out = CliRunner().invoke(app, ["--db", str(db), "--json", "demo", "--users", "150",
@@ -168,6 +170,7 @@ def test_demo_command_writes_the_workspace_and_explains_a_member(tmp_path: Path)
             assert s["why"]["truth"] is True
 
 
+@pytest.mark.slow
 def test_nps_segments_read_each_users_latest_answer_of_the_last_year(store: Store) -> None:
     """ann answered 10, then 6: a detractor now (an average, 8, would say passive); bob's
     only answer is 13 months old: in none; cat's latest, 8.0, is a whole number: passive."""

@@ -314,6 +314,7 @@ BILLING_CASES = [
 ]
 
 
+@pytest.mark.slow
 def test_vocabulary_feedback_and_billing(loaded: Store) -> None:
     check(loaded, {"vocabulary": VOCABULARY_CASES, "feedback": FEEDBACK_CASES,
                    "billing": BILLING_CASES})
@@ -377,6 +378,7 @@ ACCOUNT_CASES = [
 ]
 
 
+@pytest.mark.slow
 def test_sequences_and_accounts(loaded: Store) -> None:
     # as_of written at +02:00: the same instant
     check(loaded, {"sequence": SEQUENCE_CASES, "account": ACCOUNT_CASES}, LOCAL_AS_OF)
@@ -403,6 +405,7 @@ METRIC_CASES = [
 ]
 
 
+@pytest.mark.slow
 def test_metrics(loaded: Store) -> None:
     check(loaded, {"metric": METRIC_CASES})
 
@@ -438,6 +441,7 @@ def test_explain_states_observed_values(loaded: Store, user: str, rule: dict[str
         assert w in got.sentence, got.sentence
 
 
+@pytest.mark.slow
 def test_whole_nps_scores_sent_as_floats_count_as_in_profiles(store: Store) -> None:
     """8.0 is the integer 8 (Python and pandas send whole numbers so); 8.5 is no score.
     The condition and the profile read the same answers."""

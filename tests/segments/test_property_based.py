@@ -24,6 +24,8 @@ from segmently.profile.matchers import EventMatcher, PropertyFilter
 from segmently.segments import evaluate
 from segmently.store import Message, Store
 
+pytestmark = pytest.mark.slow  # hypothesis: many generated rules per test
+
 AS_OF = datetime(2026, 3, 31)
 USERS = ["u1", "u2", "u3", "u4"]
 EVENTS = ["a", "b"]

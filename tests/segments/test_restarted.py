@@ -92,6 +92,7 @@ def _members(store: Store, rules: dict[str, dict[str, Any]], as_of: datetime,
             for name in rules}
 
 
+@pytest.mark.slow
 def test_restarted_members(loaded: Store) -> None:
     rules = {f"case{i}": rule for i, (rule, _) in enumerate(CASES)}
     got = _members(loaded, rules, AS_OF, AS_OF)  # as known then: kim's return not yet

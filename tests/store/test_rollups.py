@@ -179,6 +179,7 @@ def _received(how: str, at: datetime, as_of: datetime) -> datetime:
             "after": as_of + H, "at_event": at + timedelta(minutes=5)}[how]
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(event_st, min_size=1, max_size=25), st.lists(leaf_st, min_size=1, max_size=6),
        st.integers(min_value=0, max_value=3 * 24 * 60))
@@ -224,6 +225,7 @@ instant_or_none_st = st.one_of(st.none(), st.integers(min_value=-3 * 24 * 60,
                                                       max_value=3 * 24 * 60))
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(["u1", "u2", "u3"]), st.sampled_from(EVENTS),
                           instant_st, st.integers(min_value=0, max_value=4 * 24 * 60)),

@@ -235,6 +235,7 @@ def test_every_bad_input_gets_a_precise_4xx_and_harms_nothing(server: Server) ->
         assert json.loads(row["properties"]) == sent.get("properties", {})
 
 
+@pytest.mark.slow
 def test_streamed_body_and_event_count_limits_from_env(tmp_path: Path) -> None:
     """Limits.from_env: a chunked body (no Content-Length) is cut off while streaming."""
     db = f"duckdb://{tmp_path / 'limits.duckdb'}"

@@ -29,6 +29,8 @@ from conftest import start_server
 from segmently.store import Store
 from segmently.store.projects import create_project
 
+pytestmark = pytest.mark.slow  # servers killed and restarted
+
 BATCH = 40
 THREADS = 4
 ACKS_BEFORE_KILL = 12

@@ -28,6 +28,8 @@ from segmently.segments import definitions as defs
 from segmently.store import Store
 from segmently.store.projects import create_project
 
+pytestmark = pytest.mark.slow  # every test talks to a real server
+
 NOW = datetime.now(UTC).replace(microsecond=0)
 POWER = {"kind": "performed", "event": "report_viewed", "at_least": 5,
          "window": {"last": 30, "unit": "days"}}
