@@ -23,7 +23,8 @@ from segmently import control
 from segmently.api import Segmently
 from segmently.collect import arrow_ipc
 from segmently.collect.errors import InputError
-from segmently.collect.importer import ImportOptions, import_file, pick_project, store_sink
+from segmently.collect.importer import ImportOptions, import_file, store_sink
+from segmently.core.project import UnknownProjectError, choose_project
 from segmently.store import Store, schema
 from segmently.store.projects import create_project
 
@@ -297,14 +298,15 @@ def test_future_timestamps_are_bad_rows(tmp_path: Path) -> None:
         assert "in the future" in report["bad"][0]["reason"]
 
 
-def test_pick_project() -> None:
-    projects = [{"project_id": "prj_1", "name": "a"}, {"project_id": "prj_2", "name": "b"}]
-    assert pick_project(projects, "b") == "prj_2"
-    assert pick_project(projects[:1], None) == "prj_1"
-    with pytest.raises(InputError, match=r"--project; this database has 2 \(a, b\)"):
-        pick_project(projects, None)
-    with pytest.raises(InputError, match="no project named 'c'"):
-        pick_project(projects, "c")
+def test_choose_project() -> None:
+    projects = [("prj_1", "a"), ("prj_2", "b")]
+    assert choose_project(projects, "b") == "prj_2"
+    assert choose_project(projects, "prj_1") == "prj_1"
+    assert choose_project(projects[:1], None) == "prj_1"
+    with pytest.raises(UnknownProjectError, match=r"--project\); this database has 2: a, b"):
+        choose_project(projects, None)
+    with pytest.raises(UnknownProjectError, match="no project named 'c'; projects: a, b"):
+        choose_project(projects, "c")
 
 
 def test_rowbatch_wire_rejects_foreign_tables(tmp_path: Path) -> None:

@@ -41,18 +41,18 @@ def _import_target(project: str | None) -> Iterator[tuple[str, Any]]:
     last days' (the default for live traffic): a file re-imported a month later must
     still store nothing twice."""
     from segmently.collect import importer
-    from segmently.store.projects import list_projects
+    from segmently.core.project import choose_project, find_project_id
 
     try:
         store = Store(Ctx.db, dedup_window=None, settings=Ctx.settings)
     except StoreLockedError:
         ctl = serving_control()
-        pid = importer.pick_project(control.remote_call(ctl, "projects_list", {}), project)
+        listed = control.remote_call(ctl, "projects_list", {})
+        pid = choose_project([(p["project_id"], p["name"]) for p in listed], project)
         yield pid, RemoteSink(ctl, pid)
         return
     with store:
-        found = [{"project_id": p.project_id, "name": p.name} for p in list_projects(store)]
-        pid = importer.pick_project(found, project)
+        pid = find_project_id(store, project)
         yield pid, importer.store_sink(store, pid, Ctx.settings.import_memory)
 
 

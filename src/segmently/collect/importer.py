@@ -501,17 +501,3 @@ def store_sink(store: Store, project_id: str, memory_limit: str | None = None) -
         if memory_limit is not None:
             store.backends.get().con.execute("SET memory_limit = ?", [memory_limit])
     return lambda rows: store.append_rows(project_id, rows)
-
-
-def pick_project(projects: list[dict[str, Any]], wanted: str | None) -> str:
-    """The project id for a name or id; with no name, the only project there is."""
-    if wanted is None:
-        if len(projects) != 1:
-            names = ", ".join(p["name"] for p in projects) or "none"
-            raise InputError(f"name the project with --project; this database has "
-                             f"{len(projects)} ({names})", code="unknown_project")
-        return projects[0]["project_id"]
-    for p in projects:
-        if wanted in (p["name"], p["project_id"]):
-            return p["project_id"]
-    raise InputError(f"no project named {wanted!r}", code="unknown_project")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -108,19 +108,24 @@ class MembersPage:
                 "as_of": self.as_of.isoformat(), "source": self.source}
 
 
-def find_project_id(store: Store, project: str | None) -> str:
-    """The one lookup of a project: by name or id; with None, the only project."""
-    known = list_projects(store)
-    names = ", ".join(p.name for p in known) or "none"
+def choose_project(known: Sequence[tuple[str, str]], project: str | None) -> str:
+    """The one lookup of a project among (id, name) pairs: by name or id; with None, the
+    only project."""
+    names = ", ".join(name for _, name in known) or "none"
     if project is None:
         if len(known) != 1:
             raise UnknownProjectError(f"name a project (--project); this database has "
                                       f"{len(known)}: {names}")
-        return known[0].project_id
-    for p in known:
-        if project in (p.name, p.project_id):
-            return p.project_id
+        return known[0][0]
+    for pid, name in known:
+        if project in (name, pid):
+            return pid
     raise UnknownProjectError(f"no project named {project!r}; projects: {names}")
+
+
+def find_project_id(store: Store, project: str | None) -> str:
+    """`choose_project` among the store's projects."""
+    return choose_project([(p.project_id, p.name) for p in list_projects(store)], project)
 
 
 @dataclass
