@@ -18,8 +18,9 @@ import duckdb
 import pandas as pd
 import pytest
 
+from segmently.core import Project
 from segmently.demo.workspace import demo_workspace
-from segmently.segments import service
+from segmently.segments.evaluate import evaluate
 from segmently.store import Message, Store
 from segmently.store.projects import create_project
 
@@ -140,8 +141,9 @@ def _members(wide: pd.DataFrame) -> dict[str, set[str]]:
 def test_engine_sql_and_pandas_give_the_hand_checked_members(crafted: tuple[Path, str]) -> None:
     db, project = crafted
     with Store(f"duckdb://{db}", read_only=True) as store:
-        ev = service.evaluation(store, project, demo_workspace(), AS_OF, known_at=AS_OF)
-        engine = service.wide(ev).to_pyarrow().to_pandas()
+        ws = demo_workspace()
+        ev = evaluate(store, project, ws.rules(), AS_OF, vocabulary=ws, known_at=AS_OF)
+        engine = Project.wide(ev).to_pyarrow().to_pandas()
     sys.path.insert(0, str(BENCH))
     try:
         from baselines.pandas_library import library

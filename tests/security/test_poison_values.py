@@ -20,10 +20,11 @@ from conftest import ENGINES, open_engine_store
 from segmently.collect.decode import parse_json
 from segmently.collect.limits import Limits
 from segmently.collect.native import parse_native
+from segmently.profile import vocabularies
 from segmently.profile.build import build_profiles
 from segmently.profile.config import Vocabulary
-from segmently.segments import api_ops, evaluate
 from segmently.segments import definitions as defs
+from segmently.segments import evaluate, refreshing
 from segmently.segments.rules import CONDITION_KINDS, KINDS
 from segmently.store import Store
 
@@ -233,5 +234,7 @@ def test_a_refresh_records_every_segment(store: Store) -> None:
     project = store.table("projects").to_pyarrow()["project_id"][0].as_py()
     for name, rule in RULES.items():
         defs.save(store, project, name, "", rule)
-    results = api_ops.refresh(store, project, AS_OF, VOCAB)
+    vocabularies.save(store, project, VOCAB)
+    results = refreshing.refresh_stored(store, project, AS_OF, vocabularies.vocabulary(
+        store, project))
     assert sorted(r.segment for r in results) == sorted(RULES)
