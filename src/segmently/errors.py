@@ -4,7 +4,7 @@ Each stage raises its own subclass (collect: `InputError`, segments: `RuleError`
 `UnknownSegmentError`..., store: `DatabaseUnavailableError`...), declaring once its
 machine-readable `code`, its HTTP `status` and its CLI `exit_code`. The web app has one
 handler for the root (`web/app.py`: `{"code", "message"}` with the status) and the CLI one
-(`cli.main`: `error: message` on stderr, or `{"error": ...}` with --json, and the exit
+(`cli.app.entry`: `error: message` on stderr, or `{"error": ...}` with --json, and the exit
 code). So no user error is ever a 500 or a traceback, and a new error is one class.
 
 Exit codes (documented in README, "Errors"):

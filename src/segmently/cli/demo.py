@@ -1,4 +1,6 @@
-"""`segmently demo`: generate a synthetic product's usage and its workspace file."""
+"""`segmently demo`: generate a synthetic product's usage (`demo/`), write its workspace
+file and apply it to the project (`core.Project.apply`), then show the built-in segments
+evaluated on it (`segments/examples.py`)."""
 
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ class Limits(BaseModel):
     @classmethod
     def from_env(cls) -> Limits:
         """The limits of the environment's settings (SEGMENTLY_MAX_BATCH_BODY=... in bytes,
-        seconds, counts). For callers that have no `Settings` yet (cli.py's serve): prefer
+        seconds, counts), for a caller without `Settings`; `serve` and `create_app` use
         `from_settings` with the settings loaded once."""
         return cls.from_settings(load_settings())
 

@@ -1,7 +1,8 @@
 """The demo product's vocabulary: every event name, property and trait the generator emits.
 
-The segment engine, its built-in segment library and their tests build on these names, so
-they live here as constants (documented in docs/events.md) rather than as string literals
+The generator, the demo's workspace (`demo/workspace.py`, which declares them as the
+`Vocabulary` the built-in library is given) and the tests build on these names, so they
+live here as constants (documented in docs/events.md) rather than as string literals
 scattered through the generator. Feedback and billing names are the profile stage's
 contract (`segmently.profile.vocabulary`) and are re-exported, not redefined.
 """

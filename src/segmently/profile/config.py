@@ -1,7 +1,9 @@
-"""The product vocabulary a workspace declares: features, milestones and scores.
+"""The product vocabulary: features, milestones, scores and sessions.
 
 These are pydantic models so a workspace file is validated with messages naming the field
-at fault; `segmently.workspace` loads them from YAML together with the segments.
+at fault; `segments/workspace.py` loads them from YAML together with the segments. Next
+hop: `segmently apply` stores a `Vocabulary` in the database (`profile/vocabularies.py`),
+from which every evaluation, profile and page reads it.
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ item, what applying would do:
              nobody made in the file, so it is left alone unless `force` is given
 
 `apply` writes the plan's adds, changes and removes (and, with `force`, its drift) as new
-versions with source "apply", segments in one transaction. `export` writes the stored
-definitions back as a workspace file. Next hop: `core/project.py` (the verbs), `cli/`.
+versions with source "apply", segments and the vocabulary version in one transaction.
+`export` writes the stored definitions back as a workspace file. Next hop: `core/project.py`
+(the verbs), `cli/`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""Errors of the segment engine. Each is a ValueError with a message naming what is wrong,
-so the CLI and the web app can show it as is (a 4xx, never a stack trace)."""
+"""Errors of the segment engine, under the one root (segmently/errors.py): each has a
+message naming what is wrong, and its code, status and exit code, so the shells' one
+handler shows it as is (a 4xx, never a stack trace). Rule errors are ValueErrors too,
+unknown users LookupErrors."""
 
 from __future__ import annotations
 

@@ -5,9 +5,13 @@
     ev.membership()          # Arrow: (user_id, segment, member), long form
     ev.members("power")      # Ibis: user_id of the members
 
-Time semantics: only events with timestamp < as_of that were received at or before as_of
-count (store.views.resolved_events), so re-evaluating a past instant after late data has
-arrived gives the same answer. Windows end at as_of.
+Time semantics: only events with timestamp < as_of that were received at or before
+known_at count (store.views.resolved_events; both default to one reading of now), so
+re-evaluating a past instant with `known_at = as_of` gives the answer given then, however
+much late data arrived since. Windows end at as_of.
+
+Called by `core.Project.evaluation` (every shell), `refreshing.py`, `drafts.py` and
+`examples.py`; the lowering is `lower.py`'s, the per-user table `aggregates.py`'s.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""Segment sizes with one example member each and why they are in: what `make demo` shows.
+"""Segment sizes with one example member each and why they are in: what `segmently demo`
+shows.
 
 One `evaluate` call computes every segment (shared aggregates, one pass); one more query
 picks the smallest user id of each segment, and `explain` says why that user is in.
+Called by `cli/demo.py`; `demo/report.py` formats the result.
 """
 
 from __future__ import annotations

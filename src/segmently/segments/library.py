@@ -1,13 +1,15 @@
 """The built-in segment library: the segments most product teams start with, as rules.
 
 They are written over the documented event vocabulary (docs/events.md): sessions start
-with a `$page` event, core actions and journey milestones come from the workspace's
-`Vocabulary` (features flagged `core`, milestones in journey order), feedback and billing
+with a `$page` event, core actions and journey milestones come from the `Vocabulary` it
+is given (features flagged `core`, milestones in journey order), feedback and billing
 from `segmently.profile.vocabulary`. Thresholds are module constants, named and stated in
 each description, so a team can copy a definition into its segmently.yaml and tune it.
 
 `builtin_segments(vocabulary)` returns `SegmentDefinition`s (name, description, rule as
 JSON data), in an order where a segment only references segments listed before it.
+Next hop: `demo/workspace.py` puts them in the demo's workspace file, which `segmently
+demo` applies.
 """
 
 from __future__ import annotations

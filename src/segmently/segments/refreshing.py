@@ -2,13 +2,14 @@
 costs only itself.
 
 All segments are evaluated in one pass, as always. When that pass fails (a segment's
-rule the engine refuses, a vocabulary name the workspace no longer declares...), each
-segment is evaluated alone: the ones that run are recorded as usual, the ones that fail
-are recorded with their error (`segment_errors`, in the snapshots' own transaction), and a
+rule the engine refuses, a name the stored vocabulary no longer declares...), each segment
+is evaluated alone: the ones that run are recorded as usual, the ones that fail are
+recorded with their error (`segment_errors`, in the snapshots' own transaction), and a
 segment whose stored definition no longer validates (`definitions.broken`) is recorded
 failed without being run. A lost database connection is not a segment's fault: it is
-raised, and nothing is recorded. Next: `snapshots.record_all` stores the result;
-`core/project.py` (summaries) shows each segment's latest error until a refresh records it again.
+raised, and nothing is recorded. Called by `core.Project.refresh`. Next:
+`snapshots.record_all` stores the result; `core/project.py` (summaries) shows each
+segment's latest error until a refresh records it again.
 """
 
 from __future__ import annotations

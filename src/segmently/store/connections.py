@@ -15,7 +15,7 @@ call of a thread whose connection had died failed forever. Now:
 - `DatabaseUnavailableError` is what callers get while the database cannot be reached;
   the web layer answers it (and any `is_disconnect` error) 503 with Retry-After, which
   every SDK retries. Nothing is acknowledged that was not committed, and a retried batch
-  is stored once (the unique key of `store/unique.py`).
+  is stored once (the unique key of `store/postgres.py`).
 
 A connection is never replaced inside one of our transactions (`transaction` counts
 them on the backend): the statements after the loss would otherwise autocommit on the

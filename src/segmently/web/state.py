@@ -1,4 +1,7 @@
-"""What the running app holds: the store, the writer, key lookups, limits and settings."""
+"""What the running app holds (`AppState`): the store, the group-commit writer, key and
+session lookups, limits and settings, and the runtime it wires (`runtime/`: the membership
+index, the refresher, the profile runs' Keeper). Made by `web/app.py` `create_app`; every
+route reads it from `request.app.state.segmently`."""
 
 from __future__ import annotations
 
