@@ -1,4 +1,7 @@
-"""Field conversions every wire format shares: ids, timestamps, and the event checks."""
+"""Field conversions every wire format shares: ids, timestamps, and the event checks.
+
+Used by each format's mapping (`native.py`, `segment.py`, `posthog.py`, `formats.py`,
+`tabular.py`, `vendors/`), whose `Message`s go on to the store (`store/rows.py`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Turning raw request bodies into Python values, with errors that say what was wrong."""
+"""Turning raw request bodies into Python values, with errors that say what was wrong.
+
+Called by the ingestion routes (`web/native_routes.py`, `web/segment_routes.py`),
+`posthog_decode.py` and `files.py`; the values go on to a format's mapping (`native.py`,
+`segment.py`, `posthog.py`)."""
 
 from __future__ import annotations
 

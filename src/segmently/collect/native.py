@@ -3,6 +3,7 @@
 Strict by design (unknown fields are rejected, so typos surface at once), unlike the
 Segment and PostHog formats, which accept whatever their SDKs add.
 A batch is all or nothing: one bad event rejects the whole request, naming the event.
+Called by `web/native_routes.py`; the messages go to the store's group-commit writer.
 """
 
 from __future__ import annotations

@@ -40,6 +40,9 @@ Mapping of one event to a `Message`:
 - `uuid` is the message id (retries are deduplicated); without one an id is generated.
 - `properties` are stored as sent, minus the project token and `$set`/`$set_once`
   (stored as traits), like `segmently import --format posthog` does.
+
+Called by `web/posthog_routes.py` (the messages go to the store's group-commit writer)
+and by `vendors/posthog.py` (file rows, the importer's sink).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ PostHog's capture endpoints take the same JSON in several envelopes, chosen by t
   same values as a `data=` query parameter on GET.
 
 Every decompression is bounded by the caller's limit, so a small body cannot inflate
-into a large one.
+into a large one. Called by `web/posthog_routes.py`; the JSON goes to `posthog.py`.
 """
 
 from __future__ import annotations

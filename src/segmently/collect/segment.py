@@ -5,6 +5,9 @@ Bodies are one call (`/v1/track`, `/v1/identify`, `/v1/page`, `/v1/screen`,
 "context": ..., "writeKey": ...}` (`/v1/batch`: every call names its `type`). The write
 key is the Basic auth user name (the route reads it) or the body's `writeKey`.
 
+Called by `web/segment_routes.py` (the messages go to the store's group-commit writer) and
+by `vendors/segment.py` (archived calls, the importer's sink).
+
 Mapping of one call to a `Message` (source "segment"):
 
 - track: `event` is the event name (required). page: "$page", screen: "$screen", with

@@ -4,7 +4,7 @@ The segment builder offers these as autocomplete, so a person picks names that e
 instead of guessing spellings. Counts are one aggregation each; property keys are read
 from a bounded sample of the newest events of one name (JSON keys are not portable
 across engines, and a sample of recent events is what a person building a rule cares
-about).
+about). Called by `web/ui_api.py` (`/api/catalog...`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@ first, a page at a time.
 
 Identity is resolved (events sent under an anonymous id before sign-up belong to the
 user), and pages are keyset-paginated on (timestamp, message_id) so a page costs the same
-however far back a person scrolls.
+however far back a person scrolls. Called by `web/ui_api.py` (`/api/users/{id}/timeline`,
+`/traits`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 A project has a public write key (safe to ship in a browser or app: it can only add
 events) and a secret key (reads data, manages the project). Only a SHA-256 of the secret
-key is stored; it is shown once, when the project is created.
+key is stored; it is shown once, when the project is created. Read by `web/auth.py` (a
+request's key -> its project), `core.find_project_id` (the one lookup by name or id) and
+`commands.py` (`segmently projects create|list`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""The event store: durable, deduplicated appends and Ibis tables to read from."""
+"""The event store: durable, deduplicated appends and Ibis tables to read from.
+
+Appends come from the group-commit writer (`writer.py`, HTTP ingestion), the importer's
+sink (`collect/importer.py`) and the demo (`append_new_rows`); derived rows and rollups are
+written in the same transaction (`fastpath.py` on DuckDB, `postgres.py` on PostgreSQL).
+Every later stage reads through `table`/`events` (and `views.py`); `replace_rows` keeps
+the profile runs' cache, `compact_rollups` is run by `runtime/refresher.py`."""
 
 from __future__ import annotations
 

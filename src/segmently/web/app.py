@@ -1,4 +1,9 @@
-"""The FastAPI application: it composes routers over one store and holds no logic."""
+"""The FastAPI application: it composes routers over one store and holds no logic.
+
+Made by `cli/serve.py` (and the tests) with the loaded settings; what it holds is
+`web/state.py`'s `AppState`. Its routers: ingestion (`native_routes`, `segment_routes`,
+`posthog_routes`), the segment API (`segment_api`), the UI's reads (`ui_api`) and pages
+(`pages`), the CLI's way in (`internal_routes`), `/healthz` and `/docs`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The local CLI's way in while this server holds the DuckDB file (see control.py)."""
+"""The local CLI's way in while this server holds the DuckDB file (see control.py).
+
+`/internal/v1/call` runs a command of `commands.py`'s registry on this server's store (the
+CLI's `cli/context.py` `run` sends it); `/internal/v1/append` stores a RowBatch that
+`segmently import` converted (`cli/importing.py` `RemoteSink`) with `Store.append_rows`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Segmently's native ingestion endpoint."""
+"""Segmently's native ingestion endpoint, `POST /v1/events`: the body is read and decoded
+(`web/body.py`), mapped by `collect/native.py`, and the messages go to the group-commit
+writer (`AppState.write`), answered once committed."""
 
 from __future__ import annotations
 

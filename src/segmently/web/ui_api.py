@@ -1,9 +1,11 @@
 """The read operations the UI pages call (secret key or UI session, like every /api route).
 
-Each route composes one core operation: `insights/` (overview, journey funnel, feature
-adoption), `store/catalog.py` and `store/person.py` (what the project has seen, a
-user's traits and events), `segments/` (rule previews, builder forms, member tables, breakdowns,
-transitions). Pagination and aggregation happen in the engine; no route loads all users.
+Each route composes one core operation: membership from `core.Project` (`member_ids`,
+`members_of`: snapshot or live, decided there), then `insights/` (overview, journey
+funnel, feature adoption), `store/catalog.py` and `store/person.py` (what the project has
+seen, a user's traits and events), `segments/` (rule previews, builder forms, member
+tables, breakdowns, transitions). Pagination and aggregation happen in the engine; no
+route loads all users. The pages' scripts (`web/static/ui.js`, `builder.js`) call them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Checks every vendor mapping shares: known top-level fields, objects, identity links."""
+"""Checks every vendor mapping shares: known top-level fields, objects, identity links.
+Used by `amplitude.py`, `mixpanel.py` and `posthog.py` as they map a row (`jsonrows.py`)."""
 
 from __future__ import annotations
 
