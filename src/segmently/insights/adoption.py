@@ -3,7 +3,8 @@ used each feature in the activity window (and the same share over every user, th
 baseline a segment is read against).
 
 Feature usage comes from the basis (insights/basis.py), joined to every group's members
-in one aggregation: comparing twenty segments is one join, not twenty.
+in one aggregation: comparing twenty segments is one join, not twenty. Called by
+`web/ui_api.py` (`/api/insights/adoption`), with the members from `core.Project.members_of`.
 """
 
 from __future__ import annotations

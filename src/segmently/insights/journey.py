@@ -4,7 +4,8 @@ others got stuck.
 A user counts at step k when they reached every milestone up to k (in any order: the
 journey is what was achieved, not a click path). The drop-off at step k is the users who
 reached step k-1 but not k; `stuck` counts those whose furthest milestone is k-1 and who
-have been there longer than `stuck_days`.
+have been there longer than `stuck_days`. Read over the basis (`basis.py`); called by
+`web/ui_api.py` (`/api/insights/funnel`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Read at the latest refresh from the profile run kept there (profile/stored.py), like every
 other page, so the overview of a hundred million events is a few stored rows; a project
-never refreshed is counted from its rollups now (profile/daily.py).
+never refreshed is counted from its rollups now (profile/daily.py). Called by
+`web/ui_api.py` (`/api/overview`).
 """
 
 from __future__ import annotations

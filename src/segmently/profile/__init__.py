@@ -1,4 +1,7 @@
-"""Per-user metrics: activity and sessions, features and milestones, scores, NPS, payments."""
+"""Per-user metrics: activity and sessions, features and milestones, scores, NPS, payments.
+
+`build.build_profiles` is the entry; its tables go to `core.Project.profile`, the metric
+conditions (`segments/kinds/product.py`), the profile runs (`stored.py`) and `api.py`."""
 
 from segmently.profile.activity import activity, sessions
 from segmently.profile.billing import billing

@@ -1,4 +1,6 @@
-"""Accounts roll their users' profiles up: B2B segmentation works on companies too."""
+"""Accounts roll their users' profiles up: B2B segmentation works on companies too.
+`user_accounts` is read by the profile runs (`stored.py`: a member's account) and the
+`account` condition (`segments/kinds/flows.py`)."""
 
 from __future__ import annotations
 

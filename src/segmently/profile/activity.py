@@ -3,7 +3,8 @@
 Everything is computed from epoch seconds (day index = floor(epoch / 86400), weeks start on
 Monday) rather than engine date arithmetic, whose semantics differ between DuckDB, PostgreSQL
 and Spark. Sessions split a user's events wherever the gap to the previous event exceeds
-the session gap (30 minutes by default), as Amplitude and Mixpanel do.
+the session gap (30 minutes by default), as Amplitude and Mixpanel do. Columns of the
+profile (`build.py`).
 """
 
 from __future__ import annotations

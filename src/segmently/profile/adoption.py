@@ -3,6 +3,7 @@
 Both come out in long form (one row per user and feature / milestone) because their names
 are the workspace's, not ours: a name never becomes a column name. Each is computed in one
 aggregation over the matching events, whatever the number of features or milestones.
+Read by the profile (`build.py`) and by `insights/basis.py` for a project never refreshed.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Payments and trials per user: revenue to date, payments made and missed, trial status."""
+"""Payments and trials per user: revenue to date, payments made and missed, trial status.
+Columns of the profile (`build.py`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The per-user profile: every metric in one table, one row per person known at as_of."""
+"""The per-user profile: every metric in one table, one row per person known at as_of.
+
+`build_profiles` joins the metrics of `activity.py`, `adoption.py`, `scores.py`,
+`feedback.py` and `billing.py`. Called by `core.Project.profile`, `stored.py` (a run),
+the metric conditions (`segments/kinds/product.py`) and `api.py`."""
 
 from __future__ import annotations
 

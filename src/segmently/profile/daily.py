@@ -2,7 +2,8 @@
 
 Each is one aggregation over the daily rollups (store/rollups.py): a user's events of one
 day are one row there, so a hundred million events are read as a fraction of that, and
-nothing loads users into Python.
+nothing loads users into Python. Read by the profile runs (`stored.py`) and
+`insights/overview.py`.
 """
 
 from __future__ import annotations

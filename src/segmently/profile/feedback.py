@@ -1,4 +1,5 @@
-"""NPS per user: the latest answer and its category (promoter 9-10, passive 7-8, detractor 0-6)."""
+"""NPS per user: the latest answer and its category (promoter 9-10, passive 7-8, detractor
+0-6). Columns of the profile (`build.py`)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 Property values are read from the JSON text of `properties` as the filter's value asks:
 numerically for a number, as text for a string (profile/jsonvalues.py has the rules).
+Used by the vocabulary's features and milestones (`config.py`, `adoption.py`) and by the
+event conditions' filters (`segments/kinds/`).
 """
 
 from __future__ import annotations

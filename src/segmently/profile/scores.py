@@ -1,4 +1,5 @@
-"""Engagement and health scores, and lifecycle states, over the per-user profile."""
+"""Engagement and health scores, and lifecycle states, over the per-user profile.
+Columns of the profile (`build.py`), weighted as the vocabulary says (`config.py`)."""
 
 from __future__ import annotations
 

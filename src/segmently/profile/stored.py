@@ -17,6 +17,10 @@ and `profile_runs` says which runs are complete, for which vocabulary, with the
 project's totals at that instant. Only the latest
 `KEEP` instants of a project are kept: they are caches of what the events say, never a
 source of truth, and a run at any instant can be computed again.
+
+Recorded by `core.Project.refresh` (with `profiles`, as `segments refresh` does) and by a
+`RunSource` (the server's is `runtime/profiles.py`); read by `segments/member_views.py`
+and `insights/` (through `basis.py`).
 """
 
 from __future__ import annotations

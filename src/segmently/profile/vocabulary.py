@@ -2,7 +2,8 @@
 
 Feedback and billing arrive as ordinary events, so they segment like everything else;
 these names are the contract (docs/events.md). Numbers may arrive as numeric strings
-(profile/jsonvalues.py says how values are read).
+(profile/jsonvalues.py says how values are read). Read by `feedback.py`, `billing.py`,
+the product conditions (`segments/kinds/product.py`) and the built-in library.
 """
 
 NPS_EVENT = "nps_submitted"  # properties: score (int 0-10), survey (str), comment (str)

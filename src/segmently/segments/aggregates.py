@@ -5,6 +5,9 @@ need the same aggregate share one column. `Aggregates.table` computes them all i
 `group_by(person_id).aggregate(...)` over the events of the widest window, and left-joins
 the result onto every known user (anyone with an event before as_of), so a user with no
 events in a window is still a user, with count 0.
+
+The kinds' lowerings (`lower.py`, `kinds/`) register the aggregates and side tables;
+`evaluate.py` and `explain.py` build the table their nodes read.
 """
 
 from __future__ import annotations

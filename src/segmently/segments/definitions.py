@@ -19,6 +19,9 @@ saves number their versions in turn. Across processes (several `serve` on one
 PostgreSQL database, or the CLI beside one) a unique index on (project_id, segment,
 version) refuses the second writer of a version number: `create` answers
 SegmentExistsError, other saves ConcurrentChangeError (retry; nothing was written).
+
+Written through `core.Project` (save, delete, revert, rename) and `apply.py`; read by
+`core.Project`, `refreshing.py`, `runtime/memberships.py` and `insights/basis.py`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 It evaluates the same lowered nodes as `evaluate`, over the per-user table restricted to one
 user (the filter is pushed down to the events), and turns each node's observed values into
-a sentence: "report_viewed 3 times in the last 30 days; needs at least 5".
+a sentence: "report_viewed 3 times in the last 30 days; needs at least 5". Called by
+`core.Project.explain` (every shell) and `examples.py`.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ the first page view; while it is being recorded, the previous run, and the table
 which instant its metrics are of), and each page joins, searches, sorts, counts and cuts
 the members against it in the engine: one page of rows reaches Python. Membership read
 live (no snapshot) has no stored instant; its profile is computed per request.
+
+`Members` is what `core.Project.member_ids` returns; the tables here are called by
+`web/ui_api.py` (`/api/segments/{name}/table|breakdown|transitions`).
 """
 
 from __future__ import annotations

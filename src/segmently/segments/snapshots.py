@@ -10,6 +10,9 @@ changed, and the full membership of any past snapshot is still one query away.
 Refreshing the same instant twice writes nothing (idempotent). A backfill between two
 existing snapshots also writes correcting transitions at the next snapshot, so that every
 snapshot's membership stays exactly what was evaluated for it.
+
+Written by `refreshing.py`; read by `core.Project` (members, sizes, summaries),
+`runtime/memberships.py` (the index) and `insights/basis.py` (the latest refresh).
 """
 
 from __future__ import annotations

@@ -2,6 +2,10 @@
 
 Teams keep it in git. It is validated by pydantic; every error names the file, line and
 field at fault. `segmently schema` exports the JSON Schema for editor autocompletion.
+
+Next hop: `apply.py` (`segmently apply`, `Segmently.apply`) writes a workspace to the
+database, and `export` writes one back; the shells' segment verbs (`core.Project`)
+evaluate what is stored, not the file.
 """
 
 from __future__ import annotations
