@@ -123,6 +123,19 @@ TEXT = Kind("text", _text)
 PATH = Kind("path", _text)
 
 
+def _flag(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(raw, str) and raw.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("is not true or false (1/0, true/false, yes/no, on/off)")
+
+
+FLAG = Kind("true or false", _flag, show=lambda v: "true" if v else "false")
+
+
 def _redacted(url: str) -> str:
     """A URL without its password (`postgres://ann:***@host/db`): describe() is printed."""
     return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
@@ -231,6 +244,15 @@ class Settings:
         "SEGMENTLY_AMPLITUDE_ACCOUNT_GROUP", None, TEXT,
         "The Amplitude group type that names the account in `import --from amplitude`; "
         "unset: the first type.")
+    deliver_seconds: float = _declare(
+        "SEGMENTLY_DELIVER_SECONDS", 1.0,
+        _seconds(zero=True, low="must be 0 (off) or a positive number of seconds"),
+        "Seconds between `serve`'s passes over the delivery outbox (docs/act.md); 0: `serve` "
+        "delivers nothing (run `segmently deliver` instead).")
+    allow_private_destinations: bool = _declare(
+        "SEGMENTLY_ALLOW_PRIVATE_DESTINATIONS", False, FLAG,
+        "Let destinations point at loopback, private or link-local addresses (refused by "
+        "default: a project's secret key must not reach the server's own network).")
     mixpanel_account_property: str | None = _declare(
         "SEGMENTLY_MIXPANEL_ACCOUNT_PROPERTY", None, TEXT,
         "The event property holding the account id in `import --from mixpanel` (e.g. "

@@ -29,6 +29,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from segmently.act import destinations, outbox
 from segmently.core.instants import Instant, instant, pair, steps
 from segmently.errors import NotFoundError
 from segmently.profile import stored, vocabularies
@@ -336,15 +337,18 @@ class Project:
 
     # -- snapshots -----------------------------------------------------------------------
     def refresh(self, as_of: Instant = None, known_at: Instant = None,
-                profiles: bool = False) -> list[snap.RefreshResult]:
+                profiles: bool = False, deliver: bool = True) -> list[snap.RefreshResult]:
         """Snapshot every live segment at as_of (and the transitions since its previous
         snapshot; idempotent for an instant already stored). A segment that cannot run is
-        recorded with its error and the others refresh. With `profiles`, the profile run
-        the UI's member tables read is stored too."""
+        recorded with its error and the others refresh. With `deliver`, the entries and
+        exits subscribed destinations want are queued in the same transaction (act/); a
+        backfill of the past queues none. With `profiles`, the profile run the UI's member
+        tables read is stored too."""
         at = instant(as_of)
         known = instant(known_at, "known_at") if known_at is not None else None
         vocab = self.vocabulary()
-        done = refreshing.refresh_stored(self.store, self.id, at, vocab, known)
+        queue = self._outbox(at) if deliver else None
+        done = refreshing.refresh_stored(self.store, self.id, at, vocab, known, queue)
         if profiles and done:
             stored.record(self.store, self.id, vocab, at)
         return done
@@ -357,10 +361,19 @@ class Project:
         known = instant(known_at, "known_at")
         out: list[snap.RefreshResult] = []
         for at in steps(instant(start, "backfill_from"), instant(end), every):
-            out.extend(self.refresh(at, known))
+            out.extend(self.refresh(at, known, deliver=False))
         if profiles and out:
             stored.record(self.store, self.id, self.vocabulary(), max(r.as_of for r in out))
         return out
+
+    def _outbox(self, at: datetime) -> refreshing.Outbox | None:
+        """The hook that turns a refresh's changes into outbox rows (none without
+        destinations: a refresh pays nothing for act/ then)."""
+        subscribed = destinations.current(self.store, self.id)
+        if not any(d.enabled and d.subscriptions for d in subscribed.values()):
+            return None
+        outbox.ensure_tables(self.store)
+        return lambda changes: outbox.rows_for(self.id, subscribed, at, changes)
 
     def size_history(self, segment: str | None = None) -> ir.Table:
         """segment, as_of, known_at, size, version, computed_at, data_through of every

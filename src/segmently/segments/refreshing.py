@@ -15,7 +15,7 @@ segment's latest error until a refresh records it again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 import ibis
@@ -34,6 +34,8 @@ from segmently.store import Store
 from segmently.store.connections import is_disconnect
 
 log = logging.getLogger(__name__)
+# segment -> (entered, exited) in, rows of other tables out (core/project.py: the outbox)
+Outbox = Callable[[dict[str, tuple[pa.Array, pa.Array]]], dict[str, pa.Table]]
 MAX_MESSAGE = 500  # characters of an error kept (engine errors can quote whole queries)
 
 
@@ -87,21 +89,24 @@ def refresh(store: Store, project_id: str, rules: Mapping[str, Rule],
             versions: Mapping[str, int], as_of: datetime | None = None,
             vocabulary: Vocabulary | None = None,
             failed: Mapping[str, str] | None = None,
-            known_at: datetime | None = None) -> list[snap.RefreshResult]:
+            known_at: datetime | None = None,
+            outbox: Outbox | None = None) -> list[snap.RefreshResult]:
     """Evaluate what can run at as_of as known at known_at (each default now) and record
     it; `failed` (name -> error) are segments known not to run (definitions that no
-    longer validate), recorded as failures."""
+    longer validate), recorded as failures. `outbox`: given each segment's entries and
+    exits, the rows that queue their deliveries, written in the snapshots' transaction."""
     as_of, known_at = instants(as_of, known_at)
     members, errors = evaluate_each(store, project_id, rules, as_of, vocabulary, known_at)
     errors.update(failed or {})
     return snap.record_all(store, project_id, members, as_of, versions=dict(versions),
                            data_through=data_through(store, project_id, as_of, known_at),
-                           errors=errors, known_at=known_at)
+                           errors=errors, known_at=known_at, also=outbox)
 
 
 def refresh_stored(store: Store, project_id: str, as_of: datetime | None = None,
                    vocabulary: Vocabulary | None = None,
-                   known_at: datetime | None = None) -> list[snap.RefreshResult]:
+                   known_at: datetime | None = None,
+                   outbox: Outbox | None = None) -> list[snap.RefreshResult]:
     """Refresh every live stored definition (`segments/definitions.py`) at one instant; a
     stored definition that no longer validates is recorded failed, the others refresh."""
     live, broken = defs.current(store, project_id), defs.broken(store, project_id)
@@ -110,7 +115,7 @@ def refresh_stored(store: Store, project_id: str, as_of: datetime | None = None,
     versions = {n: d.version for n, d in live.items()} | {n: b.version for n, b in broken.items()}
     return refresh(store, project_id, {n: d.rule for n, d in live.items()}, versions, as_of,
                    vocabulary, failed={n: b.error for n, b in broken.items()},
-                   known_at=known_at)
+                   known_at=known_at, outbox=outbox)
 
 
 def data_through(store: Store, project_id: str, as_of: datetime,

@@ -17,7 +17,7 @@ Written by `refreshing.py`; read by `core.Project` (members, sizes, summaries),
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -198,12 +198,15 @@ def record_all(
     data_through: datetime | None = None,
     errors: dict[str, str] | None = None,
     known_at: datetime | None = None,
+    also: Callable[[dict[str, tuple[pa.Array, pa.Array]]], dict[str, pa.Table]] | None = None,
 ) -> list[RefreshResult]:
     """Store the memberships of several segments evaluated at `as_of`: a few queries and
     one transaction for all of them (a refresh records every segment at once). `errors`
     are the segments that could not be evaluated (name -> why), recorded in the same
     transaction. `known_at` is what had been received (default as_of), kept with each
-    snapshot so its membership can be recomputed exactly."""
+    snapshot so its membership can be recomputed exactly. `also` is given each segment's
+    (entered, exited) at as_of (not a backfill's corrections of later snapshots) and
+    returns rows of other tables to write in the same transaction (the act outbox)."""
     ensure_tables(store)
     versions = versions or {}
     errors = errors or {}
@@ -216,6 +219,7 @@ def record_all(
         after = {n: a for n in new if (a := around.get(n, {}).get("after")) is not None}
         truth = _members_at_each(store, project_id, after)
         snaps, moves, results = [], [], []
+        changed: dict[str, tuple[pa.Array, pa.Array]] = {}
         for name, members in ids.items():
             if name not in new:
                 results.append(RefreshResult(name, as_of, len(members), 0, 0, skipped=True))
@@ -225,6 +229,8 @@ def record_all(
             snaps.append(_snapshot_row(project_id, name, versions.get(name, 1), as_of,
                                        len(members), data_through, known_at))
             moves.append(_transition_rows(project_id, name, as_of, entered, exited))
+            if name not in after and (len(entered) or len(exited)):
+                changed[name] = (entered, exited)
             if name in after:  # a backfill: keep the next snapshot's membership intact
                 moves.append(_transition_rows(project_id, name, after[name],
                                               _minus(truth[name], members),
@@ -235,6 +241,8 @@ def record_all(
         if snaps:
             tables.update({SNAPSHOTS: pa.concat_tables(snaps),
                            TRANSITIONS: pa.concat_tables(moves)})
+        if also is not None and changed:
+            tables.update(also(changed))
         if tables:
             store.insert_tables(tables)
     results += [RefreshResult(name, as_of, 0, 0, 0, error=message)

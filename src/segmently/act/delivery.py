@@ -1,0 +1,211 @@
+"""The delivery worker: sends every destination's outbox messages in order, at least once,
+and records each attempt (`act/outbox.py`).
+
+    deliver_due(store, settings)   # one pass over every project; what it did
+
+Per destination, one message at a time in `seq` order: the first unsettled one is sent
+when due; success is final, a failure is retried immediately, then after 5 s, 5 min,
+30 min, 2 h, 5 h, 10 h and 10 h (the message then counts as failed and the next one goes),
+and a destination that answers 410, or has failed for 5 days without a success, is
+disabled with the reason (a new version of it, source "delivery"). A sync message sends
+the diff between the segment's latest snapshot and the membership the destination last
+acknowledged (all pages delivered), in pages of 1,000, then records the new
+acknowledgement in the same transaction as its success. Run by `serve`
+(`runtime/deliverer.py`) or `segmently deliver`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from segmently.act import destinations, outbox, payloads, sending
+from segmently.act.destinations import Destination
+from segmently.act.outbox import Message
+from segmently.segments import snapshots as snap
+from segmently.settings import Settings
+from segmently.store import Store, utcnow
+from segmently.store.projects import list_projects
+
+log = logging.getLogger(__name__)
+RETRY_DELAYS = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)  # s after failures 1..8
+GIVE_UP_AFTER = timedelta(days=5)
+MAX_PER_PASS = 200  # messages one destination sends in one pass (others get their turn)
+
+
+@dataclass
+class Report:
+    delivered: int = 0
+    failed: int = 0  # attempts that failed (retried later, or given up)
+    disabled: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"delivered": self.delivered, "failed": self.failed, "disabled": self.disabled}
+
+
+def deliver_due(store: Store, settings: Settings | None = None,
+                project_id: str | None = None, now: datetime | None = None) -> Report:
+    """One pass: every enabled destination of every project (or one) sends what is due at
+    `now` (default: the clock's now; tests pass instants to walk the retry schedule)."""
+    settings = settings or Settings()
+    now = now or utcnow()
+    report = Report()
+    outbox.ensure_tables(store)
+    ids = [project_id] if project_id else [p.project_id for p in list_projects(store)]
+    with httpx.Client(follow_redirects=False, timeout=sending.TIMEOUT) as client:
+        for pid in ids:
+            for dest in destinations.current(store, pid).values():
+                if dest.enabled:
+                    _drain(store, pid, dest, settings, client, report, now)
+    return report
+
+
+def _drain(store: Store, project_id: str, dest: Destination, settings: Settings,
+           client: httpx.Client, report: Report, now: datetime) -> None:
+    for _ in range(MAX_PER_PASS):
+        message, due = outbox.head(store, project_id, dest.name)
+        if message is None or (due is not None and due > now):
+            return
+        outcome = _send(store, dest, message, settings, client, now)
+        if outcome is None:  # a sync found nothing to send: settled by _send
+            continue
+        if outcome.ok:
+            report.delivered += 1
+            continue
+        report.failed += 1
+        if _failed(store, dest, message, outcome, now):
+            report.disabled.append(f"{project_id}/{dest.name}")
+        return  # in order: nothing after it goes before it
+
+
+def _send(store: Store, dest: Destination, message: Message, settings: Settings,
+          client: httpx.Client, now: datetime) -> sending.Outcome | None:
+    if message.kind == "sync":
+        return _sync(store, dest, message, settings, client, now)
+    if dest.kind == "files":
+        outcome = _write_file(dest, message, message.user_ids or [], message.kind)
+    else:
+        outcome = sending.send(dest, payloads.changes(dest, message),
+                               settings.allow_private_destinations, client)
+    if outcome.ok:
+        outbox.record_attempt(store, message, attempt=message.attempts + 1, ok=True,
+                              final=True, status=outcome.status, latency_ms=outcome.latency_ms,
+                              excerpt=outcome.excerpt, at=now)
+    return outcome
+
+
+def _sync(store: Store, dest: Destination, message: Message, settings: Settings,
+          client: httpx.Client, now: datetime) -> sending.Outcome | None:
+    """Send the diff from the acknowledged membership to the latest snapshot's; on success
+    the acknowledgement moves there (and older sync messages of the segment are settled)."""
+    latest = snap.latest(store, message.project_id).get(message.segment)
+    target = latest["as_of"] if latest else message.as_of
+    current = _members(store, message.project_id, message.segment, target)
+    acked = outbox.acked(store, message.project_id, dest.name, message.segment)
+    if acked is not None and acked >= target:
+        _settle(store, message, f"already acknowledged as of {acked.isoformat()}", now)
+        return None
+    old = _members(store, message.project_id, message.segment, acked) if acked else []
+    added = sorted(set(current) - set(old))
+    removed = sorted(set(old) - set(current))
+    started = time.perf_counter()
+    if dest.kind == "files":
+        outcome = _write_file(dest, message, current, "members")
+    else:
+        outcome = sending.Outcome(True, None, 0.0)
+        for page in payloads.pages(current, added, removed, first=acked is None):
+            page_id = outbox.message_id(message.message_id, acked, target, page.action,
+                                        page.number)
+            outcome = sending.send(dest, payloads.sync(dest, message, page, page_id),
+                                   settings.allow_private_destinations, client)
+            if not outcome.ok:
+                return outcome
+    if outcome.ok:
+        outbox.record_attempt(store, message, attempt=message.attempts + 1, ok=True,
+                              final=True, status=outcome.status,
+                              latency_ms=round((time.perf_counter() - started) * 1000, 2),
+                              excerpt=f"{len(added)} added, {len(removed)} removed"
+                              if acked else f"{len(current)} members", at=now,
+                              also=outbox.ack_rows(message, target))
+    return outcome
+
+
+def _members(store: Store, project_id: str, segment: str, at: datetime) -> list[str]:
+    ids = snap.members_at(store, project_id, segment, at).to_pyarrow()["user_id"]
+    return sorted(ids.to_pylist())
+
+
+def _settle(store: Store, message: Message, why: str, now: datetime) -> None:
+    outbox.record_attempt(store, message, attempt=message.attempts + 1, ok=True, final=True,
+                          excerpt=why, at=now)
+
+
+def _failed(store: Store, dest: Destination, message: Message, outcome: sending.Outcome,
+            now: datetime) -> bool:
+    """Record a failed attempt and when to retry; True if the destination was disabled."""
+    step = outbox.streak(store, message) + 1  # this failure's number since queued/replayed
+    since = _failing_since(store, message)
+    reason = None
+    if outcome.gone:
+        reason = f"the receiver answered 410 Gone ({message.message_id})"
+    elif since is not None and now - since >= GIVE_UP_AFTER:
+        reason = f"failing for {GIVE_UP_AFTER.days} days: {outcome.error}"
+    final = reason is not None or step > len(RETRY_DELAYS)
+    next_at = None if final else now + timedelta(seconds=RETRY_DELAYS[step - 1])
+    outbox.record_attempt(store, message, attempt=message.attempts + 1, ok=False, final=final,
+                          status=outcome.status, latency_ms=outcome.latency_ms,
+                          error=outcome.error, excerpt=outcome.excerpt, next_at=next_at,
+                          at=now)
+    if reason is None:
+        return False
+    disabled = dest.model_copy(update={"enabled": False, "disabled_reason": reason})
+    destinations.save(store, message.project_id, disabled, source="delivery")
+    log.warning("destination %s of %s disabled: %s", dest.name, message.project_id, reason)
+    return True
+
+
+def _failing_since(store: Store, message: Message) -> datetime | None:
+    """When the destination's current run of failures began (None: its last attempt
+    succeeded, or it never tried)."""
+    rows = outbox.attempts(store, message.project_id, destination=message.destination,
+                           limit=10_000)
+    since = None
+    for row in rows:  # newest first
+        if row["ok"]:
+            break
+        if row["attempt"] > 0:
+            since = row["at"]
+    return since
+
+
+def _write_file(dest: Destination, message: Message, users: list[str],
+                what: str) -> sending.Outcome:
+    """A files destination: `<folder>/<segment>/<as_of>-<what>-<id>.<csv|parquet>`, readable
+    by its owner only (user ids are the project's data)."""
+    started = time.perf_counter()
+    folder = Path(dest.folder or ".") / message.segment.replace("/", "_")
+    name = f"{message.as_of:%Y%m%dT%H%M%S}-{what}-{message.message_id}.{dest.format}"
+    table = pa.table({"user_id": pa.array(users, pa.string())})
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = folder / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as sink:
+            if dest.format == "parquet":
+                pq.write_table(table, sink)
+            else:
+                pacsv.write_csv(table, sink)
+    except OSError as exc:
+        return sending.Outcome(False, None, 0.0, f"cannot write {folder}: {exc.strerror}")
+    return sending.Outcome(True, None, round((time.perf_counter() - started) * 1000, 2),
+                           excerpt=str(path))
