@@ -1,4 +1,8 @@
-"""The Python API: `segmently.connect(url)` and a handle whose tables are Ibis tables."""
+"""The Python API: `segmently.connect(url)` and a handle whose tables are Ibis tables.
+
+Tables come from `store/views.py`; the segment verbs (apply, evaluate, members, explain,
+refresh) are `core.Project`'s over the definitions stored in the database, their results
+turned into pandas frames; `import_file` is `collect/importer.py` into this store."""
 
 from __future__ import annotations
 

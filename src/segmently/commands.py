@@ -1,7 +1,9 @@
 """Core operations behind CLI commands, callable locally or inside the running server.
 
 Each takes the Store plus JSON-able arguments and returns a JSON-able result, so the CLI
-can run it in-process or ship it to `segmently serve` (see control.py) unchanged.
+can run it in-process or ship it to `segmently serve` (see control.py) unchanged. Called by
+`cli/context.py` `run` and, in the server, by `web/internal_routes.py`; each translates to
+the application core (`core.Project`) or, for projects and stats, `store/`.
 """
 
 from __future__ import annotations

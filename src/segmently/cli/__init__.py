@@ -2,6 +2,9 @@
 
 One module per group of commands; importing them registers their commands on `app`
 (order: the order of `segmently --help`). The console script is `segmently.cli:entry`.
+Most commands run a function of `commands.py` (`cli/context.py` `run`: here, or in the
+`serve` that holds the DuckDB file), which calls the application core (`core.Project`);
+`demo`, `import` and `serve` open the store themselves.
 """
 
 # ruff: noqa: I001 (the order of these imports is the order of `segmently --help`)

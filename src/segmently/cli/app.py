@@ -1,4 +1,7 @@
-"""The root `segmently` app, its global options, and `entry` (the one CLI error handler)."""
+"""The root `segmently` app, its global options, and `entry` (the one CLI error handler).
+
+`entry` is the console script; the root callback loads the settings once into
+`Ctx.settings` (`cli/context.py`), which every command's store, server and import use."""
 
 from __future__ import annotations
 

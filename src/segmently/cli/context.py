@@ -1,5 +1,8 @@
 """What every command shares: the global options' values (`Ctx`), the store, and running a
-core command here or in the `segmently serve` that holds the DuckDB file."""
+core command here or in the `segmently serve` that holds the DuckDB file.
+
+`run` calls `commands.REGISTRY` on this process's store, or ships the call through
+`control.py` to `/internal/v1/call` (`web/internal_routes.py`) when the file is locked."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""`segmently import FILE`: events from a file, into this process's store or the server's."""
+"""`segmently import FILE`: events from a file, into this process's store or the server's.
+
+The file is converted by `collect/importer.py`, which hands each batch to its sink: the
+store's (`Store.append_rows`), or `RemoteSink` (framed Arrow IPC to `serve`'s
+`/internal/v1/append`) while `serve` holds the DuckDB file."""
 
 from __future__ import annotations
 

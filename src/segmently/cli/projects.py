@@ -1,4 +1,5 @@
-"""`segmently projects create|password|list`."""
+"""`segmently projects create|password|list`: `commands.projects_*` (`store/projects.py`,
+`store/passwords.py`), here or in the running server."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """`segmently segments list|show|eval|members|explain|refresh` and `segmently schema`: the
-stored segments (`segmently apply` writes them from the workspace file)."""
+stored segments (`segmently apply` writes them from the workspace file). Each runs a
+`commands.segments_*` function (`core.Project`), here or in the running server."""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""`segmently serve`: the HTTP server (ingestion, segment API, UI) over the store."""
+"""`segmently serve`: the HTTP server (ingestion, segment API, UI) over the store.
+
+It warns at start when the workspace file differs from the stored definitions (it serves
+the database, never the file), writes the control file (`control.py`) through which other
+CLI commands reach it, and runs `web/app.py`'s `create_app` under uvicorn
+(`web/serving.py`) with the settings the CLI loaded."""
 
 from __future__ import annotations
 

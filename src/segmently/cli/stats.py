@@ -1,4 +1,4 @@
-"""`segmently stats`."""
+"""`segmently stats`: row counts per project and table (`commands.stats`)."""
 
 from __future__ import annotations
 

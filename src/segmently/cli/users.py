@@ -1,4 +1,5 @@
-"""`segmently user USER_ID`: one user's profile and the segments they are in."""
+"""`segmently user USER_ID`: one user's profile and the segments they are in
+(`commands.user_profile`: `core.Project.profile` and `user_segments`)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The instants and periods people type (`--as-of`, `known_at=`, `--every`), read once
-for every shell: ISO 8601 text or a datetime in, an aware UTC datetime out."""
+for every shell: ISO 8601 text or a datetime in, an aware UTC datetime out. Used by
+`core.Project`, `commands.py` and `api.py`."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ Sessions are drawn per user and active period (Poisson in the period's length an
 persona's rate), placed on working hours of the user's day with quieter weekends; inside
 a session events follow each other by seconds to minutes, so a 30-minute sessionisation
 recovers them. All of it is array arithmetic over every session / event of the chunk.
+Its `EventPart`s go to `generate.py`, which assembles a chunk's rows (`rows.py`).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ A trial that ends unconverted emits subscription_cancelled with reason trial_exp
 "on trial" (started, neither converted nor cancelled since) ends when the trial does.
 The first payment, made when converting, always succeeds; a failed one is retried
 PAYMENT_RETRY_DAYS later. Nothing of an account is billed after its cancellation.
+Its `EventPart`s go to `generate.py`, which assembles a chunk's rows (`rows.py`).
 """
 
 from __future__ import annotations

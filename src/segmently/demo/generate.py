@@ -4,7 +4,8 @@ Memory stays bounded by the chunk size (10k users, about 1M events); every chunk
 pure function of (seed, chunk number, options), so the same options store identical rows.
 Time is anchored on `end` (exclusive, midnight UTC): the window is [end - days, end).
 The default end is today's midnight UTC, which is only deterministic within a day; pass
-`end` for rows identical across days.
+`end` for rows identical across days. Called by `cli/demo.py` (`run_demo`); each chunk
+goes to `Store.append_new_rows` (no dedup lookup: its ids are new by construction).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 Every user's first event is signed_up; the identify (user traits) and group (account link,
 and the account's traits when the owner creates it) follow within a second. Later
 milestones happen in journey order, each user stopping at their own stage.
+Its `EventPart`s go to `generate.py`, which assembles a chunk's rows (`rows.py`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ Causality is built in so segments find real structure: an owner who reaches
 first_report_created converts far more often; a converted account may cancel, and then
 its users fade out before the cancellation (churned); an unconverted trial expires and
 its users go quiet (dormant); some users of live accounts vanish for weeks and come back
-(resurrected).
+(resurrected). Read by the event generators (`journey.py`, `activity.py`, `billing.py`)
+and `rows.py`; `generate.py` draws one per chunk.
 """
 
 from __future__ import annotations

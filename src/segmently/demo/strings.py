@@ -4,7 +4,7 @@ Properties are stored as JSON text. Serialising millions of dicts one by one is 
 part of any generator, so JSON objects are assembled column-wise from templates: every
 value is already JSON-encoded text (numbers cast, strings quoted) and the pieces are
 joined element-wise by Arrow. Values come from fixed vocabularies without quotes or
-backslashes, so quoting is concatenation.
+backslashes, so quoting is concatenation. Used by the event generators and `rows.py`.
 """
 
 from __future__ import annotations

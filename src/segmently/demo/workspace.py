@@ -4,7 +4,7 @@
 milestones in journey order; engagement weights; the default health score).
 `demo_workspace()` adds the built-in segment library, and `write_workspace` writes it as
 the segmently.yaml a team would keep in git, which `segments.workspace.load_workspace`
-reads back.
+reads back and `segmently demo` applies to the project (`cli/demo.py`).
 """
 
 from __future__ import annotations
