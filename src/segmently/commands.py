@@ -16,6 +16,7 @@ from segmently.core.project import Project, plain, result_json
 from segmently.segments.apply import version_diffs
 from segmently.segments.rules import rule_json
 from segmently.segments.workspace import parse_workspace
+from segmently.settings import load as load_settings
 from segmently.store import Store, schema
 from segmently.store.passwords import set_password
 from segmently.store.projects import create_project, list_projects
@@ -185,3 +186,57 @@ def user_profile(store: Store, user_id: str, as_of: str | None = None,
     out["segments"] = [{"segment": name, "explanation": why.to_dict(), "text": why.text()}
                        for name, why in p.user_segments(user_id, at, known).items()]
     return out
+
+
+# -- act: destinations and deliveries ----------------------------------------------------
+@command
+def destinations_list(store: Store, project: str | None = None) -> list[dict[str, Any]]:
+    return [d.public() for d in _project(store, project).destinations().values()]
+
+
+@command
+def destinations_save(store: Store, definition: dict[str, Any], project: str | None = None,
+                      create: bool = False) -> dict[str, Any]:
+    """Store a destination; at creation its signing secret is returned whole (once)."""
+    saved = _project(store, project).save_destination(definition, "cli", create=create)
+    return saved.model_dump(mode="json") if create else saved.public()
+
+
+@command
+def destinations_delete(store: Store, name: str, project: str | None = None
+                        ) -> dict[str, Any]:
+    version = _project(store, project).delete_destination(name, "cli")
+    return {"name": name, "deleted": True, "version": version}
+
+
+@command
+def destinations_show(store: Store, name: str, project: str | None = None,
+                      limit: int = 50) -> dict[str, Any]:
+    p = _project(store, project)
+    dest = p.destinations().get(name)
+    if dest is None:
+        return p.deliveries(name)  # raises the unknown-destination error
+    return {**dest.public(), "deliveries": p.deliveries(name, limit)}
+
+
+@command
+def destinations_test(store: Store, name: str, project: str | None = None) -> dict[str, Any]:
+    return _project(store, project).test_destination(name, load_settings())
+
+
+@command
+def deliver(store: Store, project: str | None = None) -> dict[str, Any]:
+    """One delivery pass (all projects when none is named)."""
+    from segmently.act.delivery import deliver_due
+
+    pid = _project(store, project).id if project else None
+    return deliver_due(store, load_settings(), pid).to_json()
+
+
+@command
+def deliveries_replay(store: Store, message_ids: list[str] | None = None,
+                      destination: str | None = None, since: str | None = None,
+                      until: str | None = None, project: str | None = None
+                      ) -> dict[str, Any]:
+    count = _project(store, project).replay(message_ids, destination, since, until)
+    return {"queued": count}

@@ -188,6 +188,16 @@ def _failing_since(store: Store, message: Message) -> datetime | None:
     return since
 
 
+def send_test(dest: Destination, settings: Settings) -> sending.Outcome:
+    """A signed `{"type": "test"}` to the destination now (a files destination writes an
+    empty file): what the UI's "send test" button and `destinations test` do."""
+    message = Message("", outbox.message_id("test", dest.name, utcnow()), dest.name, 0,
+                      "test", "test", utcnow(), [], utcnow())
+    if dest.kind == "files":
+        return _write_file(dest, message, [], "test")
+    return sending.send(dest, payloads.test(dest, message), settings.allow_private_destinations)
+
+
 def _write_file(dest: Destination, message: Message, users: list[str],
                 what: str) -> sending.Outcome:
     """A files destination: `<folder>/<segment>/<as_of>-<what>-<id>.<csv|parquet>`, readable

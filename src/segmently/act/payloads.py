@@ -86,6 +86,17 @@ def sync(dest: Destination, message: Message, page: Page, page_id: str) -> Reque
         dict(dest.headers), page_id)
 
 
+def test(dest: Destination, message: Message) -> Request:
+    """What `send test` posts: a signed ping that changes nothing."""
+    if dest.kind == "slack":
+        return Request(dest.url or "", _json({"text": f"Segmently test message for {dest.name}"}))
+    if dest.kind == "segment":
+        return _segment_batch(dest, message, [], True)
+    return Request(dest.url or "", _json({"type": "test", "message_id": message.message_id,
+                                          "destination": dest.name}),
+                   dict(dest.headers), message.message_id)
+
+
 def _names(users: list[str]) -> str:
     shown = ", ".join(users[:SLACK_NAMES])
     more = len(users) - SLACK_NAMES

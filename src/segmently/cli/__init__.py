@@ -16,5 +16,6 @@ from segmently.cli.app import app, entry
 from segmently.cli import projects, stats, importing, demo, serve, segments, users  # noqa: F401
 from segmently.cli import config  # noqa: F401
 from segmently.cli import definitions  # noqa: F401
+from segmently.cli import act  # noqa: F401
 
 __all__ = ["app", "entry"]

@@ -29,7 +29,8 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from segmently.act import destinations, outbox
+from segmently.act import delivery, outbox
+from segmently.act import destinations as dests
 from segmently.core.instants import Instant, instant, pair, steps
 from segmently.errors import NotFoundError
 from segmently.profile import stored, vocabularies
@@ -45,6 +46,7 @@ from segmently.segments.explain import Explanation, explain
 from segmently.segments.member_views import Members
 from segmently.segments.rules import Rule, parse_rule
 from segmently.segments.workspace import Workspace
+from segmently.settings import Settings
 from segmently.store import Store
 from segmently.store.projects import list_projects
 
@@ -204,6 +206,67 @@ class Project:
         defs.write(self.store, self.id, {new_name: (old.description, old.rule), name: None},
                    source=source)
         return defs.get(self.store, self.id, new_name)
+
+    # -- acting --------------------------------------------------------------------------
+    def destinations(self) -> dict[str, dests.Destination]:
+        return dests.current(self.store, self.id)
+
+    def save_destination(self, data: dict[str, Any] | dests.Destination,
+                         source: str = "api", create: bool = False
+                         ) -> dests.Destination:
+        """Store a destination (every segment it subscribes to must exist)."""
+        dest = data if isinstance(data, dests.Destination) else \
+            dests.parse(data)
+        live = self.definitions()
+        for sub in dest.subscriptions:
+            for name in sub.segments:
+                if name not in live:
+                    raise dests.DestinationError(
+                        f"subscriptions: no segment named {name!r}; known: "
+                        f"{', '.join(sorted(live)) or 'none'}")
+        dests.save(self.store, self.id, dest, source, create=create)
+        return dests.get(self.store, self.id, dest.name)
+
+    def delete_destination(self, name: str, source: str = "api") -> int:
+        return dests.delete(self.store, self.id, name, source)
+
+    def deliveries(self, name: str | None = None, limit: int = 200) -> dict[str, Any]:
+        """A destination's (or every one's) messages by state and its latest attempts."""
+        if name is not None:
+            dests.get(self.store, self.id, name)
+        states = outbox.states(self.store, self.id, name)
+        counts = states.group_by("state").aggregate(n=states.count()).to_pyarrow().to_pylist()
+        return {"destination": name, "counts": {r["state"]: int(r["n"]) for r in counts},
+                "attempts": [{k: plain(v) for k, v in row.items()} for row in
+                             outbox.attempts(self.store, self.id, destination=name,
+                                             limit=limit)]}
+
+    def replay(self, message_ids: list[str] | None = None, destination: str | None = None,
+               since: Instant = None, until: Instant = None) -> int:
+        """Queue messages again: these ids, or a destination's messages created in
+        [since, until) (delivered and failed ones too; the same webhook-id is sent)."""
+        if message_ids is None:
+            if destination is None or since is None:
+                raise dests.DestinationError(
+                    "replay: give message ids, or a destination and --since")
+            t = outbox.states(self.store, self.id, destination)
+            t = t.filter(t.created_at >= instant(since, "since"))
+            if until is not None:
+                t = t.filter(t.created_at < instant(until, "until"))
+            message_ids = t.message_id.to_pyarrow().to_pylist()
+        return outbox.replay(self.store, self.id, message_ids)
+
+    def test_destination(self, name: str, settings: Settings | None = None) -> dict[str, Any]:
+        """Send one signed test message now (not through the outbox) and say how it went."""
+        dest = dests.get(self.store, self.id, name)
+        found = delivery.send_test(dest, settings or Settings())
+        return {"destination": name, "ok": found.ok, "status": found.status,
+                "latency_ms": found.latency_ms, "error": found.error,
+                "excerpt": found.excerpt}
+
+    def deliver(self, settings: Settings | None = None) -> delivery.Report:
+        """One delivery pass over this project's destinations (`segmently deliver`)."""
+        return delivery.deliver_due(self.store, settings, self.id)
 
     # -- evaluating ----------------------------------------------------------------------
     def evaluation(self, as_of: Instant = None, known_at: Instant = None,
@@ -369,7 +432,7 @@ class Project:
     def _outbox(self, at: datetime) -> refreshing.Outbox | None:
         """The hook that turns a refresh's changes into outbox rows (none without
         destinations: a refresh pays nothing for act/ then)."""
-        subscribed = destinations.current(self.store, self.id)
+        subscribed = dests.current(self.store, self.id)
         if not any(d.enabled and d.subscriptions for d in subscribed.values()):
             return None
         outbox.ensure_tables(self.store)

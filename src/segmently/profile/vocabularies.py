@@ -31,7 +31,7 @@ VERSIONS_SCHEMA = ibis.schema({
     "version": dt.Int64(nullable=False),
     "definition": dt.String(nullable=False),  # Vocabulary as JSON
     "created_at": dt.Timestamp(nullable=False),
-    "source": dt.string,  # "apply", "api", "python"...: who wrote it
+    "source": dt.string,  # who wrote it: "apply" (a workspace file), or the writer
 })
 TABLES = {VERSIONS: VERSIONS_SCHEMA}
 _ARROW = arrow_schema(VERSIONS_SCHEMA)

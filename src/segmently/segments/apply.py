@@ -97,8 +97,8 @@ def _diff(stored: Any, wanted: Any, name: str) -> list[str]:
 
 
 def _by(source: str | None) -> str:
-    return {"ui": "in the UI", "api": "over the HTTP API", "python": "by the Python API",
-            "revert": "by a revert"}.get(source or "", "outside a workspace file")
+    return {"ui": "in the UI", "api": "over the HTTP API", "cli": "from the command line"
+            }.get(source or "", "outside a workspace file")
 
 
 def _item(kind: str, name: str, stored: Any, wanted: Any, source: str | None,

@@ -56,7 +56,7 @@ VERSIONS_SCHEMA = ibis.schema({
     "definition": dt.string,  # JSON text: {"name", "description", "rule"}; null if deleted
     "created_at": dt.Timestamp(nullable=False),
     "deleted": dt.Boolean(nullable=False),
-    # who wrote it: "apply" (a workspace file), "ui", "api", "python", "revert"; null in
+    # who wrote it: "apply" (a workspace file), "ui", "api" (the secret key), "cli"; null in
     # tables from before sources were kept. `segments/apply.py` calls a live version not
     # written by "apply" drift, and never overwrites it unless told to.
     "source": dt.string,

@@ -22,6 +22,7 @@ from segmently.settings import Settings
 from segmently.settings import load as load_settings
 from segmently.store import Store
 from segmently.web import (
+    act_api,
     internal_routes,
     native_routes,
     posthog_routes,
@@ -51,9 +52,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.writer.start()
         state.refresher.start()
+        state.deliverer.start()
         try:
             yield
         finally:
+            state.deliverer.stop()
             state.refresher.stop()
             state.writer.stop()
 
@@ -98,6 +101,7 @@ def create_app(
     app.include_router(segment_routes.router)
     app.include_router(segment_api.router)
     app.include_router(ui_api.router)
+    app.include_router(act_api.router)
     app.include_router(internal_routes.router)
     mount_ui(app)
     return app

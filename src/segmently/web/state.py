@@ -11,6 +11,7 @@ from datetime import datetime
 
 from segmently.collect.limits import Limits
 from segmently.profile import vocabularies
+from segmently.runtime.deliverer import Deliverer
 from segmently.runtime.memberships import MembershipIndex
 from segmently.runtime.profiles import Keeper
 from segmently.runtime.refresher import Refresher
@@ -32,6 +33,7 @@ class AppState:
     keys: KeyCache = field(init=False)
     index: MembershipIndex = field(init=False)  # current memberships, for targeting
     refresher: Refresher = field(init=False)  # segment refreshes, on request and scheduled
+    deliverer: Deliverer = field(init=False)  # the outbox to destinations (act/)
     sessions: Sessions = field(init=False)  # UI sign-ins
     sign_ins: SignInThrottle = field(default_factory=SignInThrottle)  # failed ones
     profiles: Keeper = field(default_factory=Keeper)  # member tables
@@ -43,10 +45,12 @@ class AppState:
         self.index = MembershipIndex(self.store)
         self.refresher = Refresher(self.store, self.index, self.settings.refresh_seconds,
                                    self._refreshed)
+        self.deliverer = Deliverer(self.store, self.settings)
 
     def _refreshed(self, project_id: str, as_of: datetime) -> None:
         """Store the new instant's profiles in the background: a refresh answers without
-        them."""
+        them. Deliveries the refresh queued go out now."""
+        self.deliverer.wake()
         self.profiles.later(self.store, project_id,
                             vocabularies.vocabulary(self.store, project_id), as_of,
                             only_if_used=True)
