@@ -40,7 +40,8 @@ from segmently.store.projects import list_projects
 log = logging.getLogger(__name__)
 RETRY_DELAYS = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)  # s after failures 1..8
 GIVE_UP_AFTER = timedelta(days=5)
-MAX_PER_PASS = 200  # messages one destination sends in one pass (others get their turn)
+MAX_PER_PASS = 500  # messages one destination sends in one pass (others get their turn)
+FLUSH = 100  # successes recorded in one transaction
 
 
 @dataclass
@@ -72,20 +73,39 @@ def deliver_due(store: Store, settings: Settings | None = None,
 
 def _drain(store: Store, project_id: str, dest: Destination, settings: Settings,
            client: httpx.Client, report: Report, now: datetime) -> None:
-    for _ in range(MAX_PER_PASS):
-        message, due = outbox.head(store, project_id, dest.name)
-        if message is None or (due is not None and due > now):
-            return
-        outcome = _send(store, dest, message, settings, client, now)
-        if outcome is None:  # a sync found nothing to send: settled by _send
-            continue
-        if outcome.ok:
-            report.delivered += 1
-            continue
-        report.failed += 1
-        if _failed(store, dest, message, outcome, now):
-            report.disabled.append(f"{project_id}/{dest.name}")
-        return  # in order: nothing after it goes before it
+    """Send the destination's due messages in order until one fails. Successes are
+    recorded together, every FLUSH and before anything else is written (a crash between
+    a send and its record resends that message: at least once, with the same id)."""
+    done: list[dict[str, object]] = []
+    try:
+        for message, due in outbox.pending(store, project_id, dest.name, MAX_PER_PASS):
+            if due is not None and due > now:
+                return
+            if message.kind == "sync":
+                outbox.record_attempts(store, done)
+                done = []
+            outcome = _send(store, dest, message, settings, client, now)
+            if outcome is None:  # a sync found nothing to send: settled by _send
+                continue
+            if outcome.ok:
+                report.delivered += 1
+                if message.kind != "sync":  # a sync records itself, with its ack
+                    done.append(outbox.attempt_row(
+                        message, attempt=message.attempts + 1, ok=True, final=True,
+                        status=outcome.status, latency_ms=outcome.latency_ms,
+                        excerpt=outcome.excerpt, at=now))
+                if len(done) >= FLUSH:
+                    outbox.record_attempts(store, done)
+                    done = []
+                continue
+            report.failed += 1
+            outbox.record_attempts(store, done)
+            done = []
+            if _failed(store, dest, message, outcome, now):
+                report.disabled.append(f"{project_id}/{dest.name}")
+            return  # in order: nothing after it goes before it
+    finally:
+        outbox.record_attempts(store, done)
 
 
 def _send(store: Store, dest: Destination, message: Message, settings: Settings,
@@ -93,15 +113,9 @@ def _send(store: Store, dest: Destination, message: Message, settings: Settings,
     if message.kind == "sync":
         return _sync(store, dest, message, settings, client, now)
     if dest.kind == "files":
-        outcome = _write_file(dest, message, message.user_ids or [], message.kind)
-    else:
-        outcome = sending.send(dest, payloads.changes(dest, message),
-                               settings.allow_private_destinations, client)
-    if outcome.ok:
-        outbox.record_attempt(store, message, attempt=message.attempts + 1, ok=True,
-                              final=True, status=outcome.status, latency_ms=outcome.latency_ms,
-                              excerpt=outcome.excerpt, at=now)
-    return outcome
+        return _write_file(dest, message, message.user_ids or [], message.kind)
+    return sending.send(dest, payloads.changes(dest, message),
+                        settings.allow_private_destinations, client)
 
 
 def _sync(store: Store, dest: Destination, message: Message, settings: Settings,

@@ -177,31 +177,47 @@ def _message(row: dict[str, Any]) -> Message:
                    row["created_at"], int(row["tries"]))
 
 
+def pending(store: Store, project_id: str, destination: str, limit: int = 200
+            ) -> list[tuple[Message, datetime | None]]:
+    """The destination's first unsettled messages in order, each with when it is due
+    (None: now): one query for a pass's worth of deliveries."""
+    t = states(store, project_id, destination)
+    rows = t.filter(t.state == "pending").order_by("seq").limit(limit).to_pyarrow().to_pylist()
+    return [(_message(row), row["next_at"]) for row in rows]
+
+
 def head(store: Store, project_id: str, destination: str
          ) -> tuple[Message | None, datetime | None]:
     """The destination's first unsettled message and when it is due (None: now); (None,
     None) when nothing is owed."""
-    t = states(store, project_id, destination)
-    rows = t.filter(t.state == "pending").order_by("seq").limit(1).to_pyarrow().to_pylist()
-    if not rows:
-        return None, None
-    return _message(rows[0]), rows[0]["next_at"]
+    first = pending(store, project_id, destination, limit=1)
+    return first[0] if first else (None, None)
 
 
-def record_attempt(store: Store, message: Message, *, attempt: int, ok: bool, final: bool,
-                   status: int | None = None, latency_ms: float | None = None,
-                   error: str | None = None, excerpt: str | None = None,
-                   next_at: datetime | None = None, at: datetime | None = None,
-                   also: dict[str, pa.Table] | None = None) -> None:
-    """Append one attempt (with `also`'s rows in the same transaction: a sync's ack)."""
-    row = {"project_id": message.project_id, "message_id": message.message_id,
-           "destination": message.destination, "attempt": attempt, "at": at or utcnow(),
-           "ok": ok,
-           "final": final, "status": status, "latency_ms": latency_ms,
-           "error": error[:500] if error else None,
-           "excerpt": excerpt[:500] if excerpt else None, "next_at": next_at}
-    store.insert_tables({ATTEMPTS: pa.Table.from_pylist([row], schema=_ARROW[ATTEMPTS]),
-                         **(also or {})})
+def attempt_row(message: Message, *, attempt: int, ok: bool, final: bool,
+                status: int | None = None, latency_ms: float | None = None,
+                error: str | None = None, excerpt: str | None = None,
+                next_at: datetime | None = None, at: datetime | None = None
+                ) -> dict[str, Any]:
+    return {"project_id": message.project_id, "message_id": message.message_id,
+            "destination": message.destination, "attempt": attempt, "at": at or utcnow(),
+            "ok": ok, "final": final, "status": status, "latency_ms": latency_ms,
+            "error": error[:500] if error else None,
+            "excerpt": excerpt[:500] if excerpt else None, "next_at": next_at}
+
+
+def record_attempts(store: Store, rows: list[dict[str, Any]],
+                    also: dict[str, pa.Table] | None = None) -> None:
+    """Append attempts (with `also`'s rows in the same transaction: a sync's ack)."""
+    if rows or also:
+        store.insert_tables({ATTEMPTS: pa.Table.from_pylist(rows, schema=_ARROW[ATTEMPTS]),
+                             **(also or {})})
+
+
+def record_attempt(store: Store, message: Message, *, also: dict[str, pa.Table] | None = None,
+                   **fields: Any) -> None:
+    """Append one attempt (`attempt_row`'s fields)."""
+    record_attempts(store, [attempt_row(message, **fields)], also)
 
 
 def acked(store: Store, project_id: str, destination: str, segment: str) -> datetime | None:
