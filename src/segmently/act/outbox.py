@@ -149,7 +149,7 @@ def _latest_attempts(store: Store, project_id: str) -> ir.Table:
     a = a.filter(a.project_id == project_id)
     ranked = a.mutate(_r=ibis.row_number().over(group_by=a.message_id,
                                                 order_by=[a.at.desc(), a.attempt.desc()]),
-                      _n=(a.attempt > 0).cast("int64").sum().over(group_by=a.message_id))
+                      _n=ibis.ifelse(a.attempt > 0, 1, 0).sum().over(group_by=a.message_id))
     return ranked.filter(ranked._r == 0).drop("_r")
 
 
