@@ -90,7 +90,7 @@ def import_file(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from segmently.collect.errors import InputError
+    from segmently.errors import SegmentlyError
     from segmently.collect.formats import parse_constants, parse_mapping
     from segmently.collect.importer import import_file as run_import
     from segmently.collect.importer import import_options
@@ -113,7 +113,7 @@ def import_file(
                 bar.update(task, completed=position, total=total, rows=rows, rate=rows / elapsed)
 
             report = run_import(file, project_id, sink, options, progress)
-    except (InputError, RuntimeError) as exc:  # RuntimeError: the server refused a batch
+    except (SegmentlyError, RuntimeError) as exc:  # RuntimeError: the server refused a batch
         from rich.markup import escape  # the message may quote the file: [ ] are text
 
         console.print(f"[red]error:[/red] {escape(str(getattr(exc, 'message', exc)))}",
