@@ -59,7 +59,7 @@ def blocked_address(url: str) -> str | None:
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if address.is_loopback or address.is_private or address.is_link_local or \
-                address.is_multicast or address.is_reserved or address.is_unspecified:
+                address.is_multicast or address.is_reserved or not address.is_global:
             return (f"{host} is {address}, a loopback, private or link-local address "
                     "(SEGMENTLY_ALLOW_PRIVATE_DESTINATIONS allows it)")
     return None
