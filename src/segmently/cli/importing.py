@@ -90,10 +90,10 @@ def import_file(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from segmently.errors import SegmentlyError
     from segmently.collect.formats import parse_constants, parse_mapping
     from segmently.collect.importer import import_file as run_import
     from segmently.collect.importer import import_options
+    from segmently.errors import SegmentlyError
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(),
                    TextColumn("{task.fields[rows]:>12,} rows  {task.fields[rate]:>10,.0f} rows/s"),
