@@ -226,7 +226,7 @@ def acked(store: Store, project_id: str, destination: str, segment: str) -> date
     t = store.table(ACKS)
     t = t.filter((t.project_id == project_id) & (t.destination == destination)
                  & (t.segment == segment))
-    return t.as_of.max().to_pyarrow().as_py()
+    return t.as_of.cast(dt.timestamp).max().to_pyarrow().as_py()  # nullable: none yet
 
 
 def ack_rows(message: Message, as_of: datetime) -> dict[str, pa.Table]:
