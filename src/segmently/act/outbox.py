@@ -100,7 +100,7 @@ def message_id(*parts: object) -> str:
 
 
 def _batches(ids: pa.Array, size: int) -> Iterable[list[str]]:
-    values = ids.to_pylist()
+    values = sorted(ids.to_pylist())  # by user id: a readable, reproducible batch
     for start in range(0, len(values), size):
         yield values[start:start + size]
 
