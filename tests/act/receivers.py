@@ -127,10 +127,6 @@ class Receiver:
     def fail(self, n: int, status: int = 500) -> Receiver:
         return self.then(*[Status(status)] * n)
 
-    def clear_faults(self) -> None:
-        with self._lock:
-            self.faults.clear()
-
     def up(self) -> None:
         """Listen (again, on the same port after `down`)."""
         if self._server is not None:
@@ -167,9 +163,6 @@ class Receiver:
     # -- what was received -----------------------------------------------------------------
     def ids(self, accepted_only: bool = False) -> list[str | None]:
         return [a.webhook_id for a in self.arrivals if a.accepted or not accepted_only]
-
-    def bodies(self, accepted_only: bool = True) -> list[Any]:
-        return [a.json for a in self.arrivals if a.accepted or not accepted_only]
 
     def wait_for(self, n: int, timeout: float = 10) -> None:
         deadline = time.monotonic() + timeout
@@ -321,6 +314,3 @@ def table_rows(store: Store, name: str, project_id: str) -> list[dict[str, Any]]
     t = store.table(name)
     return t.filter(t.project_id == project_id).to_pyarrow().to_pylist()
 
-
-def webhook_headers(arrival: Arrival) -> dict[str, str]:
-    return {k: v for k, v in arrival.headers.items() if k.startswith("webhook-")}

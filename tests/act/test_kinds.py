@@ -131,32 +131,30 @@ def read_ids(path: Path) -> list[str]:
 
 
 @DUCKDB
-@pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_files_are_written_owner_only_with_the_user_ids(store: Store, tmp_path: Path,
-                                                        fmt: str) -> None:
-    out = tmp_path / "exports"
+def test_files_are_written_owner_only_with_the_user_ids(store: Store, tmp_path: Path) -> None:
     project = shop(store)
-    project.save_destination({"name": "lake", "kind": "files", "folder": str(out),
-                              "format": fmt, "subscriptions": [{"segments": ["buyers"],
-                                                                "batch_size": 3}]})
+    for fmt in ("csv", "parquet"):
+        project.save_destination({"name": fmt, "kind": "files", "format": fmt,
+                                  "folder": str(tmp_path / fmt),
+                                  "subscriptions": [{"segments": ["buyers"],
+                                                     "batch_size": 3}]})
     buy(store, project.id, ["u0", "u1", "u2", "u3"], T - HOUR)
     project.refresh(T)
     buy(store, project.id, ["u0"], T + DAY)
     project.refresh(T + DAY + HOUR)
-    rows = queued(store, project.id)
-    assert deliver(store).delivered == 3
-    folder = out / "buyers"
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    files = sorted(folder.iterdir())
-    expected = {f"20260501T000000-entered-{rows[0]['message_id']}.{fmt}",
-                f"20260501T000000-entered-{rows[1]['message_id']}.{fmt}",
-                f"20260502T010000-exited-{rows[2]['message_id']}.{fmt}"}
-    assert {f.name for f in files} == expected
-    for f in files:
-        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
-    by_id = {r["message_id"]: json.loads(r["user_ids"]) for r in rows}
-    for f in files:
-        assert read_ids(f) == by_id[f.stem.rsplit("-", 1)[1]]
-    assert [read_ids(next(folder.glob(f"*-{r['message_id']}.{fmt}"))) for r in rows] == [
-        ["u0", "u1", "u2"], ["u3"], ["u1", "u2", "u3"]]
-    assert {r["state"] for r in queued(store, project.id)} == {"delivered"}
+    assert deliver(store).delivered == 6
+    for fmt in ("csv", "parquet"):
+        rows = queued(store, project.id, fmt)
+        folder = tmp_path / fmt / "buyers"
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        files = sorted(folder.iterdir())
+        assert {f.name for f in files} == {
+            f"20260501T000000-entered-{rows[0]['message_id']}.{fmt}",
+            f"20260501T000000-entered-{rows[1]['message_id']}.{fmt}",
+            f"20260502T010000-exited-{rows[2]['message_id']}.{fmt}"}
+        for f in files:
+            assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+        assert [read_ids(folder / f"{r['as_of']:%Y%m%dT%H%M%S}-{r['kind']}-"
+                                  f"{r['message_id']}.{fmt}") for r in rows] == [
+            ["u0", "u1", "u2"], ["u3"], ["u1", "u2", "u3"]]
+        assert {r["state"] for r in rows} == {"delivered"}
