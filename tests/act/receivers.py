@@ -1,8 +1,8 @@
 """Real HTTP receivers on loopback for the act/ tests, and the data the tests refresh.
 
     with Receiver(secret) as hook:            # a threaded HTTP/1.1 server on 127.0.0.1
-        hook.then(Status(500), Reset(), Hang(3), Slow(0.3), Status(410),
-                  Status(302, {"location": other.url}))   # one fault per request, in order
+        hook.then(Status(500), Reset(), Hang(3), Slow(0.3), Drip(0.5, 6), Status(410),
+                  Status(302, {"location": other.url}), Ok())  # one per request, in order
         hook.fail(3)                          # the next 3 requests answer 500
         hook.down(); ...; hook.up()           # the port closed (connection refused), then back
         hook.arrivals                         # every request seen: webhook-id, body, verified
@@ -69,6 +69,15 @@ class Slow:
 
 
 @dataclass(frozen=True)
+class Drip:
+    """Answer 204, a few bytes of it every `interval` seconds: each read of the sender's
+    is answered in time, the whole answer is not."""
+
+    interval: float
+    pieces: int
+
+
+@dataclass(frozen=True)
 class Reset:
     """Read the request and close the connection without answering (a TCP reset)."""
 
@@ -78,7 +87,7 @@ class Lost:
     """Forward the request (it is processed) and answer 500: the answer was lost."""
 
 
-Fault = Ok | Status | Hang | Slow | Reset | Lost
+Fault = Ok | Status | Hang | Slow | Drip | Reset | Lost
 
 
 @dataclass
@@ -224,6 +233,8 @@ class Receiver:
                     return None
                 if isinstance(fault, Slow):
                     time.sleep(fault.seconds)
+                if isinstance(fault, Drip):
+                    return self._drip(fault)
                 if isinstance(fault, Status):
                     return self._answer(fault.code, fault.body, fault.headers)
                 if outer.forward_to is not None:
@@ -251,6 +262,19 @@ class Receiver:
                         self.wfile.write(body)
                 except OSError:
                     self.close_connection = True
+
+            def _drip(self, fault: Drip) -> None:
+                raw = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"
+                size = -(-len(raw) // fault.pieces)
+                try:
+                    for start in range(0, len(raw), size):
+                        if start:
+                            time.sleep(fault.interval)
+                        self.wfile.write(raw[start:start + size])
+                        self.wfile.flush()
+                except OSError:
+                    pass
+                self.close_connection = True
 
             def log_message(self, *args: Any) -> None:
                 pass

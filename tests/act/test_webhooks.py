@@ -11,6 +11,7 @@ import pytest
 from receivers import (
     DAY,
     HOUR,
+    Drip,
     Hang,
     Receiver,
     Reset,
@@ -146,6 +147,29 @@ def test_retries_keep_the_webhook_id_and_a_duplicate_has_the_same_id(
         assert [a["next_at"] for a in attempts] == [at[1], at[2], at[3], None]
         assert attempts[3]["latency_ms"] >= 400
         assert queued(store, project.id)[0]["state"] == "delivered"
+
+
+@DUCKDB
+@pytest.mark.slow
+def test_an_answer_dripped_past_the_timeout_is_a_failure(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """"A 2xx within 15 s" (here 1 s): a receiver that sends its status line a few bytes
+    every half second answers every read in time, and the whole answer in 2.5 s. That is
+    no success, and it must not hold the worker (every destination waits behind it) for
+    longer than the timeout."""
+    monkeypatch.setattr(sending, "TIMEOUT", 1.0)
+    secret = new_secret()
+    with Receiver(secret) as hook:
+        hook.then(Drip(0.5, 6))
+        project = shop(store)
+        project.save_destination(webhook(hook.url, secret))
+        buy(store, project.id, ["u0"], T - HOUR)
+        project.refresh(T)
+        [row] = queued(store, project.id)
+        deliver(store)
+        [attempt] = log(store, project.id, row["message_id"])
+        assert (attempt["ok"], attempt["latency_ms"] < 1800) == (False, True), \
+            f"ok={attempt['ok']} after {attempt['latency_ms']} ms with a 1 s timeout"
 
 
 def test_an_exit_follows_its_entry_through_the_retry_schedule(store: Store) -> None:
