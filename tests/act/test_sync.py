@@ -122,6 +122,7 @@ def outage_plan(store: Store, project_id: str) -> None:
     buy(store, project_id, ["a", "c", "e"], T + 2 * DAY + HOUR)
 
 
+@pytest.mark.slow
 def test_after_an_outage_one_diff_brings_the_receiver_to_the_latest_snapshot(
         store: Store) -> None:
     secret = new_secret()

@@ -209,6 +209,7 @@ def test_an_exit_follows_its_entry_through_the_retry_schedule(store: Store) -> N
 
 
 @DUCKDB
+@pytest.mark.slow
 def test_after_the_schedule_the_message_fails_and_the_next_one_goes(store: Store) -> None:
     secret = new_secret()
     with Receiver(secret) as hook:
