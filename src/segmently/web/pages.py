@@ -144,6 +144,16 @@ async def journey(request: Request) -> Response:
     return await _page(request, "journey.html", "Journey and features")
 
 
+@router.get("/destinations")
+async def destinations(request: Request) -> Response:
+    return await _page(request, "destinations.html", "Destinations")
+
+
+@router.get("/destinations/{name}")
+async def destination(request: Request, name: str) -> Response:
+    return await _page(request, "destination.html", name, destination=name)
+
+
 @cache
 def _plotly_js() -> bytes:
     from plotly.offline import get_plotlyjs
