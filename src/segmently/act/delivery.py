@@ -19,12 +19,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -40,6 +39,7 @@ from segmently.store.projects import list_projects
 log = logging.getLogger(__name__)
 RETRY_DELAYS = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)  # s after failures 1..8
 GIVE_UP_AFTER = timedelta(days=5)
+PARTLY = "partly delivered:"  # a sync attempt's excerpt when some of its pages went
 MAX_PER_PASS = 500  # messages one destination sends in one pass (others get their turn)
 FLUSH = 100  # successes recorded in one transaction
 
@@ -63,7 +63,7 @@ def deliver_due(store: Store, settings: Settings | None = None,
     report = Report()
     outbox.ensure_tables(store)
     ids = [project_id] if project_id else [p.project_id for p in list_projects(store)]
-    with httpx.Client(follow_redirects=False, timeout=sending.TIMEOUT) as client:
+    with sending.Channel() as client:
         for pid in ids:
             for dest in destinations.current(store, pid).values():
                 if dest.enabled:
@@ -72,7 +72,7 @@ def deliver_due(store: Store, settings: Settings | None = None,
 
 
 def _drain(store: Store, project_id: str, dest: Destination, settings: Settings,
-           client: httpx.Client, report: Report, now: datetime) -> None:
+           client: sending.Channel, report: Report, now: datetime) -> None:
     """Send the destination's due messages in order until one fails. Successes are
     recorded together, every FLUSH and before anything else is written (a crash between
     a send and its record resends that message: at least once, with the same id)."""
@@ -109,7 +109,7 @@ def _drain(store: Store, project_id: str, dest: Destination, settings: Settings,
 
 
 def _send(store: Store, dest: Destination, message: Message, settings: Settings,
-          client: httpx.Client, now: datetime) -> sending.Outcome | None:
+          client: sending.Channel, now: datetime) -> sending.Outcome | None:
     if message.kind == "sync":
         return _sync(store, dest, message, settings, client, now)
     if dest.kind == "files":
@@ -119,7 +119,7 @@ def _send(store: Store, dest: Destination, message: Message, settings: Settings,
 
 
 def _sync(store: Store, dest: Destination, message: Message, settings: Settings,
-          client: httpx.Client, now: datetime) -> sending.Outcome | None:
+          client: sending.Channel, now: datetime) -> sending.Outcome | None:
     """Send the diff from the acknowledged membership to the latest snapshot's; on success
     the acknowledgement moves there (and older sync messages of the segment are settled)."""
     latest = snap.latest(store, message.project_id).get(message.segment)
@@ -137,12 +137,19 @@ def _sync(store: Store, dest: Destination, message: Message, settings: Settings,
         outcome = _write_file(dest, message, current, "members")
     else:
         outcome = sending.Outcome(True, None, 0.0)
-        for page in payloads.pages(current, added, removed, first=acked is None):
+        # after a diff delivered in part (its additions, not its removals) the receiver's
+        # state is no base for a diff: the whole membership goes
+        whole = acked is None or _partly_delivered(store, message)
+        sent = payloads.pages(current, added, removed, first=whole)
+        for page in sent:
             page_id = outbox.message_id(message.message_id, acked, target, page.action,
                                         page.number)
             outcome = sending.send(dest, payloads.sync(dest, message, page, page_id),
                                    settings.allow_private_destinations, client)
             if not outcome.ok:
+                if page.number > 1:
+                    return replace(outcome, excerpt=f"{PARTLY} {page.number - 1} of "
+                                   f"{len(sent)} pages; {outcome.excerpt or ''}".strip())
                 return outcome
     if outcome.ok:
         outbox.record_attempt(store, message, attempt=message.attempts + 1, ok=True,
@@ -152,6 +159,12 @@ def _sync(store: Store, dest: Destination, message: Message, settings: Settings,
                               if acked else f"{len(current)} members", at=now,
                               also=outbox.ack_rows(message, target))
     return outcome
+
+
+def _partly_delivered(store: Store, message: Message) -> bool:
+    """Whether the message's latest attempt delivered some of its pages, not all."""
+    latest = outbox.attempts(store, message.project_id, message.message_id, limit=1)
+    return bool(latest) and (latest[0]["excerpt"] or "").startswith(PARTLY)
 
 
 def _members(store: Store, project_id: str, segment: str, at: datetime) -> list[str]:
