@@ -140,7 +140,8 @@ def _sync(store: Store, dest: Destination, message: Message, settings: Settings,
         # after a diff delivered in part (its additions, not its removals) the receiver's
         # state is no base for a diff: the whole membership goes
         whole = acked is None or _partly_delivered(store, message)
-        sent = payloads.pages(current, added, removed, first=whole)
+        size = payloads.SEGMENT_PAGE if dest.kind == "segment" else payloads.SYNC_PAGE
+        sent = payloads.pages(current, added, removed, first=whole, size=size)
         for page in sent:
             page_id = outbox.message_id(message.message_id, acked, target, page.action,
                                         page.number)

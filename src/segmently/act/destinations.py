@@ -97,6 +97,9 @@ class Destination(Strict):
         if self.kind in ("webhook", "slack", "segment"):
             if not self.url or not self.url.startswith(("http://", "https://")):
                 raise ValueError(f"url: a {self.kind} destination needs an http(s) URL")
+        if self.kind == "segment" and any(s.batch_size > 200 for s in self.subscriptions):
+            raise ValueError("subscriptions: batch_size: at most 200 users a batch for a "
+                             "Segment-compatible endpoint (its 500 KB limit a batch)")
         if self.kind == "files" and not self.folder:
             raise ValueError("folder: a files destination needs a folder")
         if self.kind == "webhook" and self.secret is None:

@@ -26,6 +26,8 @@ from segmently.act.outbox import Message
 
 SLACK_NAMES = 10  # user ids a Slack message names before "and N more"
 SYNC_PAGE = 1000  # users a sync request carries (Mixpanel's cohort sync pages by 1,000)
+SEGMENT_PAGE = 200  # users a Segment-compatible batch carries: 2 calls each, well under
+#                     Segment's 500 KB a batch with long user and segment names
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ def changes(dest: Destination, message: Message) -> Request:
     """The request for a batch of entries or exits."""
     users = message.user_ids or []
     if dest.kind == "slack":
-        return Request(dest.url or "", _json({"text": slack_text(dest, message)}))
+        return Request(dest.url or "", _json({"text": slack_text(dest, message)}),
+                       dict(dest.headers))
     if dest.kind == "segment":
         return _segment_batch(dest, message, users, message.kind == "entered")
     return Request(dest.url or "", _json({
@@ -74,10 +77,12 @@ def sync(dest: Destination, message: Message, page: Page, page_id: str) -> Reque
         return _segment_batch(dest, message, page.user_ids, page.action != "remove_members",
                               page_id)
     if dest.kind == "slack":
-        verb = "left" if page.action == "remove_members" else "are in"
-        text = f"{len(page.user_ids)} users {verb} {message.segment}: " + \
+        verb = "left" if page.action == "remove_members" else \
+            ("is in" if len(page.user_ids) == 1 else "are in")
+        noun = "user" if len(page.user_ids) == 1 else "users"
+        text = f"{len(page.user_ids)} {noun} {verb} {message.segment}: " + \
             _names(page.user_ids)
-        return Request(dest.url or "", _json({"text": text}))
+        return Request(dest.url or "", _json({"text": text}), dict(dest.headers))
     return Request(dest.url or "", _json({
         "type": "segment.sync", "message_id": page_id, "action": page.action,
         "segment": message.segment, "as_of": _iso(message.as_of),
@@ -89,9 +94,14 @@ def sync(dest: Destination, message: Message, page: Page, page_id: str) -> Reque
 def test(dest: Destination, message: Message) -> Request:
     """What `send test` posts: a signed ping that changes nothing."""
     if dest.kind == "slack":
-        return Request(dest.url or "", _json({"text": f"Segmently test message for {dest.name}"}))
-    if dest.kind == "segment":
-        return _segment_batch(dest, message, [], True)
+        return Request(dest.url or "", _json({"text": f"Segmently test message for {dest.name}"}),
+                       dict(dest.headers))
+    if dest.kind == "segment":  # one event of an anonymous test visitor (an empty batch is
+        url = _batch_url(dest)    # refused by Segment-compatible endpoints)
+        return Request(url, _json({"batch": [{
+            "type": "track", "anonymousId": "segmently-test", "event": "Segmently Test",
+            "messageId": message.message_id, "properties": {"destination": dest.name}}]}),
+            {**dest.headers, "Authorization": _basic(dest)})
     return Request(dest.url or "", _json({"type": "test", "message_id": message.message_id,
                                           "destination": dest.name}),
                    dict(dest.headers), message.message_id)
@@ -127,22 +137,28 @@ def _segment_batch(dest: Destination, message: Message, users: list[str], inside
         batch.append({"type": "track", "userId": user, "messageId": f"{base}:t:{user}",
                       "timestamp": at, "event": event,
                       "properties": {"segment": message.segment}})
+    return Request(_batch_url(dest), _json({"batch": batch}),
+                   {**dest.headers, "Authorization": _basic(dest)})
+
+
+def _batch_url(dest: Destination) -> str:
     url = (dest.url or "").rstrip("/")
-    if not url.endswith("/v1/batch"):
-        url += "/v1/batch"
-    auth = base64.b64encode(f"{dest.write_key or ''}:".encode()).decode()
-    return Request(url, _json({"batch": batch}),
-                   {**dest.headers, "Authorization": f"Basic {auth}"})
+    return url if url.endswith("/v1/batch") else url + "/v1/batch"
 
 
-def pages(members: list[str], added: list[str], removed: list[str], first: bool) -> list[Page]:
+def _basic(dest: Destination) -> str:
+    return "Basic " + base64.b64encode(f"{dest.write_key or ''}:".encode()).decode()
+
+
+def pages(members: list[str], added: list[str], removed: list[str], first: bool,
+          size: int = SYNC_PAGE) -> list[Page]:
     """A sync's requests: the whole membership the first time, else the additions then the
-    removals, SYNC_PAGE users a request (an empty first sync is one empty page)."""
+    removals, `size` users a request (an empty first sync is one empty page)."""
     chunks: list[tuple[str, list[str]]] = []
     if first:
-        chunks = [("members", members[i:i + SYNC_PAGE])
-                  for i in range(0, max(len(members), 1), SYNC_PAGE)]
+        chunks = [("members", members[i:i + size])
+                  for i in range(0, max(len(members), 1), size)]
     else:
         for action, ids in (("add_members", added), ("remove_members", removed)):
-            chunks += [(action, ids[i:i + SYNC_PAGE]) for i in range(0, len(ids), SYNC_PAGE)]
+            chunks += [(action, ids[i:i + size]) for i in range(0, len(ids), size)]
     return [Page(action, ids, n + 1, len(chunks)) for n, (action, ids) in enumerate(chunks)]

@@ -26,7 +26,7 @@ app.add_typer(deliveries_app, name="deliveries")
 @destinations_app.command("add")
 def destinations_add(
     name: str,
-    kind: str = typer.Option(..., "--kind", help="webhook, slack, segment or files."),
+    kind: str = typer.Option(None, "--kind", help="webhook, slack, segment or files."),
     url: str = typer.Option(None, "--url", help="Where to send (webhook, slack, segment)."),
     segment: list[str] = typer.Option([], "--segment", help="A segment to subscribe to "
                                       "(repeat for several)."),
@@ -57,6 +57,8 @@ def destinations_add(
         definition: dict[str, Any] = yaml.safe_load(from_file.read_text()) or {}
         definition.setdefault("name", name)
     else:
+        if kind is None:
+            fail("--kind: give webhook, slack, segment or files (or --from FILE)")
         headers = dict(h.split("=", 1) for h in header if "=" in h)
         if len(headers) != len(header):
             fail("--header: give NAME=VALUE")

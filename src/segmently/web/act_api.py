@@ -41,8 +41,9 @@ def _update(ctx: Any, name: str, body: dict[str, Any]) -> dict[str, Any]:
     """Replace a destination's definition; secrets left out keep their stored values."""
     old = dests.get(ctx.state.store, ctx.project_id, name)
     data = {**body, "name": name}
-    for key in ("secret", "previous_secret", "write_key"):
-        data.setdefault(key, getattr(old, key))
+    for key in ("secret", "previous_secret", "write_key"):  # left out or null: kept
+        if data.get(key) is None:
+            data[key] = getattr(old, key)
     data.setdefault("disabled_reason", None)  # saving re-enables unless told otherwise
     return ctx.project.save_destination(data, ctx.source).public()
 
