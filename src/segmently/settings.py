@@ -245,10 +245,12 @@ class Settings:
         "The Amplitude group type that names the account in `import --from amplitude`; "
         "unset: the first type.")
     deliver_seconds: float = _declare(
-        "SEGMENTLY_DELIVER_SECONDS", 1.0,
+        "SEGMENTLY_DELIVER_SECONDS", 10.0,
         _seconds(zero=True, low="must be 0 (off) or a positive number of seconds"),
-        "Seconds between `serve`'s passes over the delivery outbox (docs/act.md); 0: `serve` "
-        "delivers nothing (run `segmently deliver` instead).")
+        "Seconds between `serve`'s idle passes over the delivery outbox, for messages "
+        "another process queued (after its own refreshes and replays, and when a retry is "
+        "due, it delivers at once; docs/act.md); 0: `serve` delivers nothing (run "
+        "`segmently deliver`).")
     allow_private_destinations: bool = _declare(
         "SEGMENTLY_ALLOW_PRIVATE_DESTINATIONS", False, FLAG,
         "Let destinations point at loopback, private or link-local addresses (refused by "

@@ -155,9 +155,9 @@ def test_after_an_outage_one_diff_brings_the_receiver_to_the_latest_snapshot(
             ("add_members", {"total_pages": 2, "page_count": 1}, ["e"]),
             ("remove_members", {"total_pages": 2, "page_count": 2}, ["b"])]
         assert all(a.verified for a in crm.arrivals)
-        # dated by the refresh that queued the marker sent (docs/act.md), R2, though the
-        # membership it brings is R4's
-        assert {b["as_of"] for b in after} == {"2026-05-02T00:00:00Z"}
+        # dated by the snapshot whose membership it brings, R4's (not R2's, whose refresh
+        # queued the marker that was sent)
+        assert {b["as_of"] for b in after} == {"2026-05-04T00:00:00Z"}
         assert reconstruct([a.json for a in crm.arrivals]) == {"a", "c", "e"} == \
             latest_members(store, project.id)
         assert [r["state"] for r in queued(store, project.id)] == ["delivered"] * 4

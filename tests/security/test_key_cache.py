@@ -105,8 +105,9 @@ def test_a_repeated_unknown_key_costs_one_lookup(pg_database: str, tmp_path: Pat
     with Store(pg_database) as store:
         create_project(store, "p")
     database = pg_database.replace("postgres://", "postgresql://")
-    proc, url = start_server(pg_database, tmp_path / "server.log",
-                             env={"SEGMENTLY_REFRESH_SECONDS": "0"})
+    proc, url = start_server(pg_database, tmp_path / "server.log",  # (no background pass
+                             env={"SEGMENTLY_REFRESH_SECONDS": "0",  # reads projects)
+                                  "SEGMENTLY_DELIVER_SECONDS": "0"})
     try:
         def send(key: str, times: int) -> None:
             for _ in range(times):

@@ -49,6 +49,7 @@ class Report:
     delivered: int = 0
     failed: int = 0  # attempts that failed (retried later, or given up)
     disabled: list[str] = field(default_factory=list)
+    next_due: datetime | None = None  # the earliest retry seen waiting (the next pass)
 
     def to_json(self) -> dict[str, Any]:
         return {"delivered": self.delivered, "failed": self.failed, "disabled": self.disabled}
@@ -80,6 +81,7 @@ def _drain(store: Store, project_id: str, dest: Destination, settings: Settings,
     try:
         for message, due in outbox.pending(store, project_id, dest.name, MAX_PER_PASS):
             if due is not None and due > now:
+                report.next_due = min(report.next_due or due, due)
                 return
             if message.kind == "sync":
                 outbox.record_attempts(store, done)
@@ -101,8 +103,11 @@ def _drain(store: Store, project_id: str, dest: Destination, settings: Settings,
             report.failed += 1
             outbox.record_attempts(store, done)
             done = []
-            if _failed(store, dest, message, outcome, now):
+            retry = _failed(store, dest, message, outcome, now)
+            if retry is None:
                 report.disabled.append(f"{project_id}/{dest.name}")
+            elif isinstance(retry, datetime):
+                report.next_due = min(report.next_due or retry, retry)
             return  # in order: nothing after it goes before it
     finally:
         outbox.record_attempts(store, done)
@@ -145,7 +150,8 @@ def _sync(store: Store, dest: Destination, message: Message, settings: Settings,
         for page in sent:
             page_id = outbox.message_id(message.message_id, acked, target, page.action,
                                         page.number)
-            outcome = sending.send(dest, payloads.sync(dest, message, page, page_id),
+            dated = replace(message, as_of=target)  # the snapshot it brings, not the queuing
+            outcome = sending.send(dest, payloads.sync(dest, dated, page, page_id),
                                    settings.allow_private_destinations, client)
             if not outcome.ok:
                 if page.number > 1:
@@ -179,8 +185,9 @@ def _settle(store: Store, message: Message, why: str, now: datetime) -> None:
 
 
 def _failed(store: Store, dest: Destination, message: Message, outcome: sending.Outcome,
-            now: datetime) -> bool:
-    """Record a failed attempt and when to retry; True if the destination was disabled."""
+            now: datetime) -> datetime | bool | None:
+    """Record a failed attempt; when it is retried (False: given up, the next message
+    goes at the next pass; None: the destination was disabled)."""
     step = outbox.streak(store, message) + 1  # this failure's number since queued/replayed
     since = _failing_since(store, message)
     reason = None
@@ -195,11 +202,11 @@ def _failed(store: Store, dest: Destination, message: Message, outcome: sending.
                           error=outcome.error, excerpt=outcome.excerpt, next_at=next_at,
                           at=now)
     if reason is None:
-        return False
+        return next_at if next_at is not None else False
     disabled = dest.model_copy(update={"enabled": False, "disabled_reason": reason})
     destinations.save(store, message.project_id, disabled, source="delivery")
     log.warning("destination %s of %s disabled: %s", dest.name, message.project_id, reason)
-    return True
+    return None
 
 
 def _failing_since(store: Store, message: Message) -> datetime | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,7 @@ from segmently.store import Store, utcnow
 from segmently.store.rows import arrow_schema
 
 OUTBOX = "outbox"
+MESSAGE_ID = re.compile(r"msg_[0-9a-f]{32}")  # every id `message_id` makes
 ATTEMPTS = "delivery_attempts"
 OUTBOX_SCHEMA = ibis.schema({
     "project_id": dt.String(nullable=False),

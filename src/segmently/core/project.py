@@ -248,12 +248,17 @@ class Project:
         if message_ids is None:
             if destination is None or since is None:
                 raise dests.DestinationError(
-                    "replay: give message ids, or a destination and --since")
+                    "replay: give message ids, or a destination and since")
+            dests.get(self.store, self.id, destination)  # unknown: a 404 naming it
             t = outbox.states(self.store, self.id, destination)
             t = t.filter(t.created_at >= instant(since, "since"))
             if until is not None:
                 t = t.filter(t.created_at < instant(until, "until"))
             message_ids = t.message_id.to_pyarrow().to_pylist()
+        wrong = [m for m in message_ids if not outbox.MESSAGE_ID.fullmatch(m)]
+        if wrong:
+            raise dests.DestinationError(f"message_ids: {wrong[0]!r} is not a message id "
+                                         "(msg_ and 32 hex digits)")
         return outbox.replay(self.store, self.id, message_ids)
 
     def test_destination(self, name: str, settings: Settings | None = None) -> dict[str, Any]:

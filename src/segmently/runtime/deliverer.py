@@ -1,6 +1,8 @@
 """The delivery loop of a running server: a thread that runs `act.delivery.deliver_due`
-every `deliver_seconds` (SEGMENTLY_DELIVER_SECONDS; 0: none, run `segmently deliver`), and
-at once after a refresh queued messages (`wake`). One pass at a time; a pass that fails
+at once after a refresh or a replay queued messages (`wake`), when the earliest retry it
+saw waiting is due, and otherwise every `deliver_seconds` (SEGMENTLY_DELIVER_SECONDS; for
+messages queued by another process; 0: no loop, run `segmently deliver`). An idle server
+reads the outbox that seldom, not every second. One pass at a time; a pass that fails
 (the database down) is logged and the next one retries: the outbox keeps every message.
 """
 
@@ -11,7 +13,7 @@ import threading
 
 from segmently.act.delivery import Report, deliver_due
 from segmently.settings import Settings
-from segmently.store import Store
+from segmently.store import Store, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +45,20 @@ class Deliverer:
             return deliver_due(self.store, self.settings, project_id)
 
     def _loop(self) -> None:
+        wait = self.interval
         while not self._stop.is_set():
-            self._wake.wait(self.interval)
+            self._wake.wait(wait)
             self._wake.clear()
             if self._stop.is_set():
                 return
+            wait = self.interval
             try:
-                self.run_once()
+                due = self.run_once().next_due
             except Exception:  # noqa: BLE001 - the next pass retries; nothing is lost
                 log.exception("delivery pass failed")
+                continue
+            if due is not None:
+                wait = min(wait, max((due - utcnow()).total_seconds(), 0.05))
 
     def stop(self) -> None:
         self._stop.set()

@@ -4,7 +4,7 @@ afterwards secrets are cut), the delivery log, replays and "send test". docs/act
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,10 +16,13 @@ from segmently.web.segment_api import _run as run
 router = APIRouter(prefix="/api", tags=["destinations"], route_class=SecretKeyRoute)
 
 
+MessageId = Annotated[str, Field(pattern=r"^msg_[0-9a-f]{32}$")]  # outbox.MESSAGE_ID
+
+
 class Replay(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    message_ids: list[str] | None = Field(default=None, max_length=10_000)
-    destination: str | None = Field(default=None, max_length=128)
+    message_ids: list[MessageId] | None = Field(default=None, max_length=10_000)
+    destination: str | None = Field(default=None, pattern=dests.NAME)
     since: str | None = Field(default=None, max_length=64)
     until: str | None = Field(default=None, max_length=64)
 
