@@ -255,6 +255,11 @@ class Settings:
         "SEGMENTLY_ALLOW_PRIVATE_DESTINATIONS", False, FLAG,
         "Let destinations point at loopback, private or link-local addresses (refused by "
         "default: a project's secret key must not reach the server's own network).")
+    files_root: str = _declare(
+        "SEGMENTLY_FILES_ROOT", "segmently-files", PATH,
+        "Where `files` destinations write: `<root>/<project id>/<the destination's "
+        "folder>/...` (a destination names a folder inside its project's, never a path of "
+        "its own choosing); relative to the working directory of the delivering process.")
     mixpanel_account_property: str | None = _declare(
         "SEGMENTLY_MIXPANEL_ACCOUNT_PROPERTY", None, TEXT,
         "The event property holding the account id in `import --from mixpanel` (e.g. "

@@ -14,6 +14,8 @@ import pytest
 from receivers import DAY, HOUR, Lost, Receiver, T, buy, deliver, queued, shop
 
 from conftest import start_server  # tests/conftest.py: the only conftest.py of the suite
+from segmently.act.destinations import DestinationError
+from segmently.settings import Settings
 from segmently.store import Store, utcnow
 from segmently.store.projects import create_project
 
@@ -135,17 +137,18 @@ def test_files_are_written_owner_only_with_the_user_ids(store: Store, tmp_path: 
     project = shop(store)
     for fmt in ("csv", "parquet"):
         project.save_destination({"name": fmt, "kind": "files", "format": fmt,
-                                  "folder": str(tmp_path / fmt),
+                                  "folder": f"exports/{fmt}",
                                   "subscriptions": [{"segments": ["buyers"],
                                                      "batch_size": 3}]})
     buy(store, project.id, ["u0", "u1", "u2", "u3"], T - HOUR)
     project.refresh(T)
     buy(store, project.id, ["u0"], T + DAY)
     project.refresh(T + DAY + HOUR)
-    assert deliver(store).delivered == 6
+    rooted = Settings(allow_private_destinations=True, files_root=str(tmp_path / "root"))
+    assert deliver(store, settings=rooted).delivered == 6
     for fmt in ("csv", "parquet"):
-        rows = queued(store, project.id, fmt)
-        folder = tmp_path / fmt / "buyers"
+        rows = queued(store, project.id, fmt)  # inside the project's own folder of the root
+        folder = tmp_path / "root" / project.id / "exports" / fmt / "buyers"
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
         files = sorted(folder.iterdir())
         assert {f.name for f in files} == {
@@ -158,3 +161,14 @@ def test_files_are_written_owner_only_with_the_user_ids(store: Store, tmp_path: 
                                   f"{r['message_id']}.{fmt}") for r in rows] == [
             ["u0", "u1", "u2"], ["u3"], ["u1", "u2", "u3"]]
         assert {r["state"] for r in rows} == {"delivered"}
+
+
+@DUCKDB
+def test_a_files_folder_stays_inside_the_projects_own(store: Store) -> None:
+    """A destination names a folder inside its project's folder of SEGMENTLY_FILES_ROOT:
+    an absolute path or one climbing out with `..` is refused, naming the field."""
+    project = shop(store)
+    for folder in ("/etc/cron.d", "../other_project", "a/../../b", "a\\..\\b", ""):
+        with pytest.raises(DestinationError, match="folder: a files destination needs a "
+                           "relative folder"):
+            project.save_destination({"name": "f", "kind": "files", "folder": folder})

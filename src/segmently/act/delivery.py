@@ -118,7 +118,7 @@ def _send(store: Store, dest: Destination, message: Message, settings: Settings,
     if message.kind == "sync":
         return _sync(store, dest, message, settings, client, now)
     if dest.kind == "files":
-        return _write_file(dest, message, message.user_ids or [], message.kind)
+        return _write_file(dest, message, message.user_ids or [], message.kind, settings)
     return sending.send(dest, payloads.changes(dest, message),
                         settings.allow_private_destinations, client)
 
@@ -139,7 +139,7 @@ def _sync(store: Store, dest: Destination, message: Message, settings: Settings,
     removed = sorted(set(old) - set(current))
     started = time.perf_counter()
     if dest.kind == "files":
-        outcome = _write_file(dest, message, current, "members")
+        outcome = _write_file(dest, message, current, "members", settings)
     else:
         outcome = sending.Outcome(True, None, 0.0)
         # after a diff delivered in part (its additions, not its removals) the receiver's
@@ -223,22 +223,24 @@ def _failing_since(store: Store, message: Message) -> datetime | None:
     return since
 
 
-def send_test(dest: Destination, settings: Settings) -> sending.Outcome:
+def send_test(dest: Destination, settings: Settings, project_id: str) -> sending.Outcome:
     """A signed `{"type": "test"}` to the destination now (a files destination writes an
     empty file): what the UI's "send test" button and `destinations test` do."""
-    message = Message("", outbox.message_id("test", dest.name, utcnow()), dest.name, 0,
+    message = Message(project_id, outbox.message_id("test", dest.name, utcnow()), dest.name, 0,
                       "test", "test", utcnow(), [], utcnow())
     if dest.kind == "files":
-        return _write_file(dest, message, [], "test")
+        return _write_file(dest, message, [], "test", settings)
     return sending.send(dest, payloads.test(dest, message), settings.allow_private_destinations)
 
 
-def _write_file(dest: Destination, message: Message, users: list[str],
-                what: str) -> sending.Outcome:
-    """A files destination: `<folder>/<segment>/<as_of>-<what>-<id>.<csv|parquet>`, readable
-    by its owner only (user ids are the project's data)."""
+def _write_file(dest: Destination, message: Message, users: list[str], what: str,
+                settings: Settings) -> sending.Outcome:
+    """A files destination: `<files root>/<project>/<folder>/<segment>/<as_of>-<what>-<id>.
+    <csv|parquet>`, readable by its owner only (user ids are the project's data); a
+    project writes only inside its own folder of the root."""
     started = time.perf_counter()
-    folder = Path(dest.folder or ".") / message.segment.replace("/", "_")
+    folder = Path(settings.files_root) / message.project_id / (dest.folder or ".") \
+        / message.segment.replace("/", "_")
     name = f"{message.as_of:%Y%m%dT%H%M%S}-{what}-{message.message_id}.{dest.format}"
     table = pa.table({"user_id": pa.array(users, pa.string())})
     try:

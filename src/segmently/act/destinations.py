@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 import ibis
@@ -100,8 +101,12 @@ class Destination(Strict):
         if self.kind == "segment" and any(s.batch_size > 200 for s in self.subscriptions):
             raise ValueError("subscriptions: batch_size: at most 200 users a batch for a "
                              "Segment-compatible endpoint (its 500 KB limit a batch)")
-        if self.kind == "files" and not self.folder:
-            raise ValueError("folder: a files destination needs a folder")
+        if self.kind == "files":
+            parts = PurePosixPath(self.folder or "").parts
+            if not parts or parts[0] == "/" or ".." in parts or "\\" in (self.folder or ""):
+                raise ValueError("folder: a files destination needs a relative folder "
+                                 "without `..` (written under SEGMENTLY_FILES_ROOT, in the "
+                                 "project's own folder)")
         if self.kind == "webhook" and self.secret is None:
             self.secret = new_secret()
         for secret in (self.secret, self.previous_secret):

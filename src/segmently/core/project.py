@@ -264,7 +264,7 @@ class Project:
     def test_destination(self, name: str, settings: Settings | None = None) -> dict[str, Any]:
         """Send one signed test message now (not through the outbox) and say how it went."""
         dest = dests.get(self.store, self.id, name)
-        found = delivery.send_test(dest, settings or Settings())
+        found = delivery.send_test(dest, settings or Settings(), self.id)
         return {"destination": name, "ok": found.ok, "status": found.status,
                 "latency_ms": found.latency_ms, "error": found.error,
                 "excerpt": found.excerpt}
