@@ -26,11 +26,13 @@ demo: $(VENV)/.base
 	$(VENV)/bin/segmently --db $(DB) --json segments refresh --every 7d \
 		--backfill-from $$(date -u -d '$(DAYS) days ago' +%F) > /dev/null
 	@echo "Weekly snapshots of the last $(DAYS) days stored (sizes over time, entries, exits)."
-	@echo "Open the UI: SEGMENTLY_WORKSPACE=segmently.yaml $(VENV)/bin/segmently --db $(DB) serve"
+	@echo "Open the UI: $(VENV)/bin/segmently --db $(DB) serve"
 	@echo "then http://127.0.0.1:8000/ and sign in with the secret key printed above."
 
+# Two pytest workers, a test file each at a time (a file's servers start once): on 2 cores
+# about 13 minutes instead of 21 (bench/RESULTS.md "Test suite").
 test: $(VENV)/.test chromium
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # pytest's exit status is the recipe's: a failure, or no test collected (5), fails make.
 FAST := not slow and not postgres and not spark and not browser

@@ -29,7 +29,7 @@ from segmently.store.projects import create_project
 
 pytestmark = pytest.mark.slow  # a real server fuzzed from its OpenAPI document
 
-MAX_EXAMPLES = int(os.environ.get("SEGMENTLY_FUZZ_EXAMPLES", "10"))
+MAX_EXAMPLES = int(os.environ.get("SEGMENTLY_FUZZ_EXAMPLES", "6"))
 WORKSPACE = """\
 features:
 - name: reports
