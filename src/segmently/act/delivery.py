@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
+import weakref
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,6 +39,8 @@ from segmently.store import Store, utcnow
 from segmently.store.projects import list_projects
 
 log = logging.getLogger(__name__)
+_LOCKS: weakref.WeakKeyDictionary[Store, threading.Lock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
 RETRY_DELAYS = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)  # s after failures 1..8
 GIVE_UP_AFTER = timedelta(days=5)
 PARTLY = "partly delivered:"  # a sync attempt's excerpt when some of its pages went
@@ -61,6 +65,20 @@ def deliver_due(store: Store, settings: Settings | None = None,
     `now` (default: the clock's now; tests pass instants to walk the retry schedule)."""
     settings = settings or Settings()
     now = now or utcnow()
+    with _pass_lock(store):  # serve's loop and a `segmently deliver` it runs: one at a time
+        return _deliver(store, settings, project_id, now)
+
+
+def _pass_lock(store: Store) -> threading.Lock:
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(store)
+        if lock is None:
+            lock = _LOCKS[store] = threading.Lock()
+        return lock
+
+
+def _deliver(store: Store, settings: Settings, project_id: str | None,
+             now: datetime) -> Report:
     report = Report()
     outbox.ensure_tables(store)
     ids = [project_id] if project_id else [p.project_id for p in list_projects(store)]

@@ -26,7 +26,6 @@ class Deliverer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pass = threading.Lock()
 
     def start(self) -> None:
         if self.interval <= 0 or self._thread is not None:
@@ -41,8 +40,8 @@ class Deliverer:
         self._wake.set()
 
     def run_once(self, project_id: str | None = None) -> Report:
-        with self._pass:
-            return deliver_due(self.store, self.settings, project_id)
+        """One pass (deliver_due holds the store's pass lock: one at a time per process)."""
+        return deliver_due(self.store, self.settings, project_id)
 
     def _loop(self) -> None:
         wait = self.interval
