@@ -5,8 +5,10 @@ compared with the API's answer and with the hand-checked dataset (uikit.PEOPLE).
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -34,7 +36,15 @@ def test_overview_shows_the_project(page: Page, ui_server: UiServer) -> None:  #
     last = o["active_users"][-1]
     expect(page.locator("#n-active")).to_have_text(str(last["users"]))
     expect(page.locator("#n-active-day")).to_have_text(f"active on {last['day']}")
-    expect(page.locator("#overview-as-of")).to_contain_text(o["as_of"].replace("T", " ")[:16])
+    # never refreshed: both read "now", the page a moment after the API (maybe the next
+    # minute), to the minute
+    expect(page.locator("#overview-as-of")).to_contain_text("As of ")
+    shown = re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", page.locator("#overview-as-of")
+                      .inner_text())
+    assert shown is not None
+    asked = datetime.fromisoformat(o["as_of"]).replace(second=0, microsecond=0, tzinfo=None)
+    assert timedelta(0) <= datetime.fromisoformat(shown.group(0)) - asked <= \
+        timedelta(minutes=1)
     expect(page.locator("#active-chart .main-svg").first).to_be_visible()
 
 
