@@ -37,7 +37,7 @@ test: $(VENV)/.test chromium
 # pytest's exit status is the recipe's: a failure, or no test collected (5), fails make.
 FAST := not slow and not postgres and not spark and not browser
 test-fast: $(VENV)/.test
-	$(PY) -m pytest -q -m "$(FAST)"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "$(FAST)"
 
 lint: $(VENV)/.test
 	$(PY) -m ruff check src tests bench

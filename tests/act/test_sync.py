@@ -166,6 +166,7 @@ def test_after_an_outage_one_diff_brings_the_receiver_to_the_latest_snapshot(
         assert len(crm.arrivals) == 3  # the settled markers sent nothing
 
 
+@pytest.mark.slow
 @DUCKDB
 def test_a_partly_delivered_diff_then_a_change_leaves_no_stale_member(store: Store) -> None:
     """R1 {x} acknowledged; R2 {b}: add_members [b] is taken, remove_members [x] fails;

@@ -172,6 +172,7 @@ def test_an_answer_dripped_past_the_timeout_is_a_failure(
             f"ok={attempt['ok']} after {attempt['latency_ms']} ms with a 1 s timeout"
 
 
+@pytest.mark.slow
 def test_an_exit_follows_its_entry_through_the_retry_schedule(store: Store) -> None:
     """u0 enters at refresh 1 and exits at refresh 2 while the receiver answers 500: once
     it recovers, the entry arrives, then the exit. Each failure's next_at follows the
@@ -244,6 +245,7 @@ def versions(store: Store, project_id: str) -> list[tuple[int, str, dict[str, ob
     return [(r["version"], r["source"], json.loads(r["definition"])) for r in rows]
 
 
+@pytest.mark.slow
 @DUCKDB
 def test_410_disables_the_destination(store: Store) -> None:
     secret = new_secret()
@@ -272,6 +274,7 @@ def test_410_disables_the_destination(store: Store) -> None:
         assert len(hook.arrivals) == 1
 
 
+@pytest.mark.slow
 @DUCKDB
 def test_five_days_of_failures_disable_the_destination(store: Store) -> None:
     secret = new_secret()
@@ -298,6 +301,7 @@ def test_five_days_of_failures_disable_the_destination(store: Store) -> None:
         assert len(hook.arrivals) == 3
 
 
+@pytest.mark.slow
 @DUCKDB
 def test_a_redirect_is_a_failure_and_is_not_followed(store: Store) -> None:
     secret = new_secret()
