@@ -213,10 +213,7 @@ def destinations_delete(store: Store, name: str, project: str | None = None
 def destinations_show(store: Store, name: str, project: str | None = None,
                       limit: int = 50) -> dict[str, Any]:
     p = _project(store, project)
-    dest = p.destinations().get(name)
-    if dest is None:
-        return p.deliveries(name)  # raises the unknown-destination error
-    return {**dest.public(), "deliveries": p.deliveries(name, limit)}
+    return {**p.destination(name).public(), "deliveries": p.deliveries(name, limit)}
 
 
 @command

@@ -227,6 +227,21 @@ class Project:
         dests.save(self.store, self.id, dest, source, create=create)
         return dests.get(self.store, self.id, dest.name)
 
+    def destination(self, name: str) -> dests.Destination:
+        return dests.get(self.store, self.id, name)
+
+    def update_destination(self, name: str, data: dict[str, Any], source: str = "api"
+                           ) -> dests.Destination:
+        """Replace a destination's definition; secrets left out (or null) keep their stored
+        values, and saving re-enables it unless told otherwise."""
+        old = self.destination(name)
+        data = {**data, "name": name}
+        for key in ("secret", "previous_secret", "write_key"):
+            if data.get(key) is None:
+                data[key] = getattr(old, key)
+        data.setdefault("disabled_reason", None)
+        return self.save_destination(data, source)
+
     def delete_destination(self, name: str, source: str = "api") -> int:
         return dests.delete(self.store, self.id, name, source)
 

@@ -40,26 +40,16 @@ async def create_destination(ctx: Ctx, body: dests.Destination) -> dict[str, Any
     return made.model_dump(mode="json")
 
 
-def _update(ctx: Any, name: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Replace a destination's definition; secrets left out keep their stored values."""
-    old = dests.get(ctx.state.store, ctx.project_id, name)
-    data = {**body, "name": name}
-    for key in ("secret", "previous_secret", "write_key"):  # left out or null: kept
-        if data.get(key) is None:
-            data[key] = getattr(old, key)
-    data.setdefault("disabled_reason", None)  # saving re-enables unless told otherwise
-    return ctx.project.save_destination(data, ctx.source).public()
-
-
 @router.put("/destinations/{name}", summary="Change a destination (a new version)")
 async def update_destination(ctx: Ctx, name: str, body: dict[str, Any]) -> dict[str, Any]:
-    return await run(_update, ctx, name, body)
+    made = await run(ctx.project.update_destination, name, body, ctx.source)
+    return made.public()
 
 
 @router.get("/destinations/{name}", summary="A destination and its deliveries")
 async def get_destination(ctx: Ctx, name: str,
                           limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
-    dest = await run(dests.get, ctx.state.store, ctx.project_id, name)
+    dest = await run(ctx.project.destination, name)
     return {**dest.public(), "deliveries": await run(ctx.project.deliveries, name, limit)}
 
 
