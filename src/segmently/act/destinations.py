@@ -14,32 +14,16 @@ writes their outbox rows in its own transaction (`act/outbox.py`); the delivery 
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
-import ibis
-import ibis.expr.datatypes as dt
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from segmently.errors import NotFoundError, SegmentlyError
-from segmently.store import Store, utcnow
-from segmently.store.rows import arrow_schema
+from segmently.store import Store
+from segmently.store.versioned import Versioned
 
-VERSIONS = "destination_versions"
-VERSIONS_SCHEMA = ibis.schema({
-    "project_id": dt.String(nullable=False),
-    "name": dt.String(nullable=False),
-    "version": dt.Int64(nullable=False),
-    "definition": dt.string,  # Destination as JSON; null if deleted
-    "created_at": dt.Timestamp(nullable=False),
-    "deleted": dt.Boolean(nullable=False),
-    "source": dt.string,
-})
-TABLES = {VERSIONS: VERSIONS_SCHEMA}
-_ARROW = arrow_schema(VERSIONS_SCHEMA)
 Kind = Literal["webhook", "slack", "segment", "files"]
 Change = Literal["entered", "exited"]
 NAME = r"^[A-Za-z0-9_][A-Za-z0-9_ .\-]{0,127}$"
@@ -147,22 +131,18 @@ def parse(data: dict[str, Any]) -> Destination:
 
 
 # -- storage -----------------------------------------------------------------------------
+VERSIONS = Versioned("destination_versions")
+TABLES = VERSIONS.tables
+
+
 def ensure_tables(store: Store) -> None:
-    store.ensure_tables(TABLES)
-
-
-def _latest(store: Store, project_id: str) -> dict[str, dict[str, Any]]:
-    ensure_tables(store)
-    t = store.table(VERSIONS)
-    rows = t.filter(t.project_id == project_id).order_by(["name", "version"]) \
-        .to_pyarrow().to_pylist()
-    return {row["name"]: row for row in rows}  # the last version of each wins
+    VERSIONS.ensure(store)
 
 
 def current(store: Store, project_id: str) -> dict[str, Destination]:
     """The live destinations (latest version of each, unless deleted)."""
-    return {name: Destination.model_validate(json.loads(row["definition"]))
-            for name, row in sorted(_latest(store, project_id).items()) if not row["deleted"]}
+    return {name: Destination.model_validate(payload)
+            for name, payload in VERSIONS.live(store, project_id).items()}
 
 
 def get(store: Store, project_id: str, name: str) -> Destination:
@@ -176,33 +156,15 @@ def save(store: Store, project_id: str, destination: Destination, source: str = 
          create: bool = False) -> int:
     """Store a destination as its next version (the live one, unchanged, writes nothing);
     with `create`, a name that is live is refused."""
-    with store.write_lock:
-        previous = _latest(store, project_id).get(destination.name)
-        live = previous is not None and not previous["deleted"]
-        if create and live:
-            raise DestinationError(f"name: a destination named {destination.name!r} exists",
-                                   code="destination_exists", status=409)
-        payload = destination.model_dump(mode="json")
-        if live and previous is not None and json.loads(previous["definition"]) == payload:
-            return int(previous["version"])
-        number = int(previous["version"]) + 1 if previous else 1
-        store.insert_table(VERSIONS, pa.Table.from_pylist([{
-            "project_id": project_id, "name": destination.name, "version": number,
-            "definition": json.dumps(payload), "created_at": utcnow(), "deleted": False,
-            "source": source}], schema=_ARROW))
-    return number
+    exists = DestinationError(f"name: a destination named {destination.name!r} exists",
+                              code="destination_exists", status=409)
+    return VERSIONS.save(store, project_id, destination.name,
+                         destination.model_dump(mode="json"), source, create, exists)
 
 
 def delete(store: Store, project_id: str, name: str, source: str = "api") -> int:
-    with store.write_lock:
-        previous = _latest(store, project_id).get(name)
-        if previous is None or previous["deleted"]:
-            raise UnknownDestinationError(f"no destination named {name!r}")
-        number = int(previous["version"]) + 1
-        store.insert_table(VERSIONS, pa.Table.from_pylist([{
-            "project_id": project_id, "name": name, "version": number, "definition": None,
-            "created_at": utcnow(), "deleted": True, "source": source}], schema=_ARROW))
-    return number
+    return VERSIONS.delete(store, project_id, name, source,
+                           UnknownDestinationError(f"no destination named {name!r}"))
 
 
 def subscribers(destinations: dict[str, Destination], segment: str

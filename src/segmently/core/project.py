@@ -29,13 +29,15 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from segmently.act import delivery, outbox
+from segmently.act import assignments, delivery, outbox, targeting
+from segmently.act import campaigns as camps
 from segmently.act import destinations as dests
 from segmently.core.instants import Instant, instant, pair, steps
 from segmently.errors import NotFoundError
 from segmently.profile import stored, vocabularies
 from segmently.profile.build import build_profiles
 from segmently.profile.config import Vocabulary
+from segmently.profile.jsonvalues import string_at
 from segmently.segments import apply as applying
 from segmently.segments import definitions as defs
 from segmently.segments import refreshing
@@ -47,7 +49,7 @@ from segmently.segments.member_views import Members
 from segmently.segments.rules import Rule, parse_rule
 from segmently.segments.workspace import Workspace
 from segmently.settings import Settings
-from segmently.store import Store
+from segmently.store import Store, utcnow
 from segmently.store.projects import list_projects
 
 MAX_PAGE = 10_000
@@ -287,6 +289,67 @@ class Project:
     def deliver(self, settings: Settings | None = None) -> delivery.Report:
         """One delivery pass over this project's destinations (`segmently deliver`)."""
         return delivery.deliver_due(self.store, settings, self.id)
+
+    # -- in-app campaigns ----------------------------------------------------------------
+    def campaigns(self) -> dict[str, camps.Stored]:
+        return camps.current(self.store, self.id)
+
+    def campaign(self, name: str) -> camps.Stored:
+        return camps.get(self.store, self.id, name)
+
+    def save_campaign(self, data: dict[str, Any] | camps.Campaign, source: str = "api",
+                      create: bool = False) -> camps.Stored:
+        """Store a campaign as its next version; its audience's segments and its
+        checklist's milestones must exist (a goal's rule may name any segment)."""
+        campaign = data if isinstance(data, camps.Campaign) else camps.parse(data)
+        live = self.definitions()
+        for name in campaign.audience.segments():
+            if name not in live:
+                raise camps.CampaignError(f"audience: no segment named {name!r}; known: "
+                                          f"{', '.join(sorted(live)) or 'none'}")
+        milestones = {m.name for m in self.vocabulary().milestones}
+        for task in campaign.tasks():
+            if task.milestone and task.milestone not in milestones:
+                raise camps.CampaignError(
+                    f"content.tasks: {task.id}: no milestone named {task.milestone!r}; "
+                    f"known: {', '.join(sorted(milestones)) or 'none'}")
+        camps.save(self.store, self.id, campaign, source, create=create)
+        return self.campaign(campaign.name)
+
+    def delete_campaign(self, name: str, source: str = "api") -> int:
+        return camps.delete(self.store, self.id, name, source)
+
+    def campaign_history(self, name: str) -> list[dict[str, Any]]:
+        return [v.to_json() for v in camps.history(self.store, self.id, name)]
+
+    def campaign_summaries(self) -> list[dict[str, Any]]:
+        """Every live campaign with its users by arm and how many saw it."""
+        arms = assignments.counts(self.store, self.id)
+        shown = self._shown_users()
+        now = utcnow()
+        return [{**s.to_json(), "live": s.campaign.enabled and s.campaign.schedule.open_at(now),
+                 "assigned": arms.get(name, {}).get("treatment", 0),
+                 "held_out": arms.get(name, {}).get("holdout", 0),
+                 "shown_users": shown.get(name, 0)}
+                for name, s in self.campaigns().items()]
+
+    def _shown_users(self) -> dict[str, int]:
+        e = self.store.events(self.id)
+        e = e.filter(e.event == targeting.SHOWN)
+        e = e.mutate(campaign=string_at(e.properties, "campaign"),
+                     who=e.user_id.coalesce(e.anonymous_id))
+        rows = e.group_by("campaign").aggregate(n=e.who.nunique()).to_pyarrow().to_pylist()
+        return {r["campaign"]: int(r["n"]) for r in rows if r["campaign"] is not None}
+
+    def in_app_settings(self) -> camps.InAppSettings:
+        return camps.settings(self.store, self.id)
+
+    def set_in_app_settings(self, data: dict[str, Any], source: str = "api"
+                            ) -> camps.InAppSettings:
+        """Change some settings (the others kept); turning identity verification on
+        makes the verification secret, shown whole in this answer only."""
+        value = camps.parse_settings(data, self.in_app_settings())
+        return camps.save_settings(self.store, self.id, value, source)
 
     # -- evaluating ----------------------------------------------------------------------
     def evaluation(self, as_of: Instant = None, known_at: Instant = None,

@@ -23,6 +23,8 @@ from segmently.settings import load as load_settings
 from segmently.store import Store
 from segmently.web import (
     act_api,
+    campaign_api,
+    campaign_routes,
     internal_routes,
     native_routes,
     posthog_routes,
@@ -53,9 +55,11 @@ def create_app(
         state.writer.start()
         state.refresher.start()
         state.deliverer.start()
+        state.engagement.start()
         try:
             yield
         finally:
+            state.engagement.stop()
             state.deliverer.stop()
             state.refresher.stop()
             state.writer.stop()
@@ -70,6 +74,7 @@ def create_app(
     )
     app.state.segmently = state
     app.add_middleware(RequestGuard, limits=state.limits)  # targets, body limits and timeout
+    app.add_middleware(campaign_routes.PublicCors)  # /v1/ and /sdk/: any origin
     app.add_middleware(SecurityHeaders)  # CSP and friends on every response (outermost)
     mount_docs(app)
 
@@ -102,6 +107,8 @@ def create_app(
     app.include_router(segment_api.router)
     app.include_router(ui_api.router)
     app.include_router(act_api.router)
+    app.include_router(campaign_routes.router)
+    app.include_router(campaign_api.router)
     app.include_router(internal_routes.router)
     mount_ui(app)
     return app

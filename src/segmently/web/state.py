@@ -9,9 +9,11 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from segmently.act.identity import verify_messages
 from segmently.collect.limits import Limits
 from segmently.profile import vocabularies
 from segmently.runtime.deliverer import Deliverer
+from segmently.runtime.engagement import Engagement
 from segmently.runtime.memberships import MembershipIndex
 from segmently.runtime.profiles import Keeper
 from segmently.runtime.refresher import Refresher
@@ -34,6 +36,7 @@ class AppState:
     index: MembershipIndex = field(init=False)  # current memberships, for targeting
     refresher: Refresher = field(init=False)  # segment refreshes, on request and scheduled
     deliverer: Deliverer = field(init=False)  # the outbox to destinations (act/)
+    engagement: Engagement = field(init=False)  # in-app targeting state (act/)
     sessions: Sessions = field(init=False)  # UI sign-ins
     sign_ins: SignInThrottle = field(default_factory=SignInThrottle)  # failed ones
     profiles: Keeper = field(default_factory=Keeper)  # member tables
@@ -46,6 +49,7 @@ class AppState:
         self.refresher = Refresher(self.store, self.index, self.settings.refresh_seconds,
                                    self._refreshed)
         self.deliverer = Deliverer(self.store, self.settings)
+        self.engagement = Engagement(self.store, self.index)
 
     def _refreshed(self, project_id: str, as_of: datetime) -> None:
         """Store the new instant's profiles in the background: a refresh answers without
@@ -56,5 +60,10 @@ class AppState:
                             only_if_used=True)
 
     async def write(self, project_id: str, messages: list[Message]) -> int:
-        """Resolve once the messages are committed: only then may the client hear 200."""
-        return await asyncio.wrap_future(self.writer.submit(project_id, messages))
+        """Resolve once the messages are committed: only then may the client hear 200.
+        Events of identified users must prove who they are when the project verifies
+        identities (act/identity.py); once committed, the targeting state sees them."""
+        verify_messages(self.engagement.settings(project_id), messages)
+        accepted = await asyncio.wrap_future(self.writer.submit(project_id, messages))
+        self.engagement.observe(project_id, messages)
+        return accepted
