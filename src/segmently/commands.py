@@ -237,3 +237,52 @@ def deliveries_replay(store: Store, message_ids: list[str] | None = None,
                       ) -> dict[str, Any]:
     count = _project(store, project).replay(message_ids, destination, since, until)
     return {"queued": count}
+
+
+# -- act: in-app campaigns ---------------------------------------------------------------
+@command
+def campaigns_list(store: Store, project: str | None = None) -> list[dict[str, Any]]:
+    return _project(store, project).campaign_summaries()
+
+
+@command
+def campaigns_save(store: Store, definition: dict[str, Any], project: str | None = None,
+                   create: bool = False) -> dict[str, Any]:
+    return _project(store, project).save_campaign(definition, "cli", create=create).to_json()
+
+
+@command
+def campaigns_show(store: Store, name: str, project: str | None = None) -> dict[str, Any]:
+    p = _project(store, project)
+    return {**p.campaign(name).to_json(), "versions": p.campaign_history(name)}
+
+
+@command
+def campaigns_delete(store: Store, name: str, project: str | None = None) -> dict[str, Any]:
+    version = _project(store, project).delete_campaign(name, "cli")
+    return {"name": name, "deleted": True, "version": version}
+
+
+@command
+def in_app_show(store: Store, project: str | None = None, reveal: bool = False
+                ) -> dict[str, Any]:
+    found = _project(store, project).in_app_settings()
+    return found.model_dump(mode="json") if reveal else found.public()
+
+
+@command
+def in_app_set(store: Store, changes: dict[str, Any], project: str | None = None
+               ) -> dict[str, Any]:
+    return _project(store, project).set_in_app_settings(changes, "cli").model_dump(mode="json")
+
+
+@command
+def in_app_hash(store: Store, user_id: str, project: str | None = None) -> dict[str, Any]:
+    """The userHash of one user (what the host's server computes), for trying it out."""
+    from segmently.act.identity import IdentityError, user_hash
+
+    found = _project(store, project).in_app_settings()
+    if not found.verification_secret:
+        raise IdentityError("identity verification is off: `segmently in-app set "
+                            "--identity-verification` turns it on", status=400)
+    return {"user_id": user_id, "user_hash": user_hash(found.verification_secret, user_id)}

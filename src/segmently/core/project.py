@@ -29,6 +29,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from segmently.act import applying as campaign_apply
 from segmently.act import assignments, delivery, outbox, targeting
 from segmently.act import campaigns as camps
 from segmently.act import destinations as dests
@@ -161,16 +162,33 @@ class Project:
         return live[name]
 
     def plan(self, workspace: Workspace, prune: bool = False) -> applying.Plan:
-        return applying.plan(self.store, self.id, workspace, prune)
+        """What applying the file would do: vocabulary, segments, then campaigns."""
+        campaign_apply.check(self.store, self.id, workspace)
+        found = applying.plan(self.store, self.id, workspace, prune)
+        found.items += campaign_apply.items(self.store, self.id, workspace, prune)
+        return found
 
     def apply(self, workspace: Workspace, prune: bool = False, force: bool = False,
               dry_run: bool = False) -> applying.Plan:
-        return applying.apply(self.store, self.id, workspace, prune, force, dry_run)
+        """The file written: vocabulary and segments in one transaction, then its
+        campaigns and in-app settings (validated before anything is written)."""
+        campaign_apply.check(self.store, self.id, workspace)
+        with self.store.write_lock:
+            done = applying.apply(self.store, self.id, workspace, prune, force, dry_run)
+            planned = campaign_apply.items(self.store, self.id, workspace, prune)
+            done.items += planned
+            if not dry_run:
+                actions: tuple[applying.Action, ...] = ("add", "change", "remove", "drift") \
+                    if force else ("add", "change", "remove")
+                campaign_apply.write(self.store, self.id, workspace, planned, actions)
+                done.applied = done.applied or any(i.action in actions for i in planned)
+        return done
 
     def export(self) -> str:
         name = next((p.name for p in list_projects(self.store) if p.project_id == self.id),
                     None)
-        return applying.export(self.store, self.id, name)
+        return applying.export(self.store, self.id, name,
+                               campaign_apply.export_data(self.store, self.id))
 
     def save(self, name: str, description: str | None, rule: Rule | dict[str, Any],
              source: str = "api", create: bool = False) -> defs.Definition:

@@ -101,7 +101,7 @@ def _by(source: str | None) -> str:
             }.get(source or "", "outside a workspace file")
 
 
-def _item(kind: str, name: str, stored: Any, wanted: Any, source: str | None,
+def item(kind: str, name: str, stored: Any, wanted: Any, source: str | None,
           version: str, prune: bool) -> Item:
     """Compare one entry: `stored` / `wanted` are plain data (None: absent), `source` who
     wrote the stored state (its latest version, a deletion included; None for a version
@@ -139,7 +139,7 @@ def _segment_items(store: Store, project_id: str, workspace: Workspace,
             {"description": v.description or "", "rule": v.rule}
         if v is not None and v.deleted and name not in wanted:
             continue  # deleted, and the file agrees
-        out.append(_item("segment", name, stored, wanted.get(name),
+        out.append(item("segment", name, stored, wanted.get(name),
                          v.source if v else None, f"version {v.version}" if v else "", prune))
     return out
 
@@ -172,7 +172,7 @@ def _vocabulary_items(store: Store, project_id: str, workspace: Workspace,
         old, new = stored.get(key), wanted.get(key)
         if kind == "order" and sorted(old or []) != sorted(new or []):
             continue  # names added or removed say it; only a pure reorder is news
-        out.append(_item(kind, name, old, new, source, version, prune))
+        out.append(item(kind, name, old, new, source, version, prune))
     return out
 
 
@@ -254,8 +254,10 @@ def version_diffs(versions: list[defs.Version]) -> list[dict[str, Any]]:
 
 
 # -- exporting ---------------------------------------------------------------------------
-def export(store: Store, project_id: str, project_name: str | None = None) -> str:
-    """The stored definitions as a workspace file (YAML): applying it to this project is
+def export(store: Store, project_id: str, project_name: str | None = None,
+           extra: dict[str, Any] | None = None) -> str:
+    """The stored definitions as a workspace file (YAML), with `extra` top-level keys
+    after the segments (the campaigns, `act/applying.py`): applying it to this project is
     in sync (`plan(...).in_sync`)."""
     vocab = vocabularies.vocabulary(store, project_id).model_dump(mode="json",
                                                                   exclude_defaults=True)
@@ -264,5 +266,6 @@ def export(store: Store, project_id: str, project_name: str | None = None) -> st
     data: dict[str, Any] = {"project": project_name} if project_name else {}
     data.update(vocab)
     data["segments"] = segments
+    data.update(extra or {})
     return "# segmently export: the definitions stored in the database\n" + \
         yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -34,10 +34,14 @@ class SegmentDefinition(BaseModel):
 
 
 class Workspace(Vocabulary):
-    """Vocabulary (features, milestones, scores, sessions) and segment definitions."""
+    """Vocabulary (features, milestones, scores, sessions), segment definitions, and the
+    in-app campaigns and settings (kept as data here: `act/applying.py` validates them,
+    a later stage than segments)."""
 
     project: str | None = None
     segments: list[SegmentDefinition] = Field(default_factory=list)
+    campaigns: list[dict[str, Any]] = Field(default_factory=list, max_length=500)
+    in_app: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _unique_segments(self) -> Workspace:
