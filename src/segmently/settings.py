@@ -186,6 +186,13 @@ class Settings:
         _seconds(zero=True, low="must be 0 (off) or a positive number of seconds"),
         "Seconds between `serve`'s scheduled refreshes of every project's segments; 0 "
         "disables them.")
+    incremental_seconds: float = _declare(
+        "SEGMENTLY_INCREMENTAL_SECONDS", 2.0,
+        _seconds(zero=True, low="must be 0 (off) or a positive number of seconds"),
+        "Seconds between `serve`'s incremental refreshes: the users with new events since "
+        "the last pass are re-evaluated in every segment that depends on the user alone, "
+        "so in-app targeting and webhooks follow within seconds; 0 disables them (the "
+        "scheduled full refresh still runs).")
     duckdb_memory_limit: str | None = _declare(
         "SEGMENTLY_DUCKDB_MEMORY_LIMIT", None, MEMORY,
         "DuckDB's memory limit (e.g. `4GB`): it spills to disk beyond it; unset: DuckDB's "

@@ -517,6 +517,16 @@ class Project:
             stored.record(self.store, self.id, vocab, at)
         return done
 
+    def refresh_users(self, users: tuple[str, ...], at: Instant = None
+                      ) -> dict[str, tuple[pa.Array, pa.Array]]:
+        """Re-evaluate only these users (those with new events) at `at` in every segment
+        that depends on the user alone, writing their entries and exits and queueing
+        deliveries; segment -> (entered, exited). The scheduled full refresh does the rest
+        (`refreshing.refresh_users`)."""
+        when = instant(at)
+        return refreshing.refresh_users(self.store, self.id, users, when, self.vocabulary(),
+                                        self._outbox(when))
+
     def backfill(self, start: Instant, end: Instant = None,
                  every: timedelta = timedelta(days=1), known_at: Instant = None,
                  profiles: bool = False) -> list[snap.RefreshResult]:

@@ -1,8 +1,9 @@
 """What a running server keeps in memory about memberships: `MembershipIndex` answers
 "which segments is this user in?" without touching the database (in-app targeting wants
-single-digit milliseconds): per project, user id -> segment names, read from each live
-segment's latest snapshot (`segments/snapshots.py`) and rebuilt after every refresh
-(`runtime/refresher.py`). It is as fresh as the last refresh, and says when that was.
+single-digit milliseconds): per project, user id -> segment names, read from the stored
+transitions (`segments/snapshots.py`), rebuilt after every full refresh and changed in
+place by every incremental one (`runtime/refresher.py`), so a user who just became a
+member is targeted within seconds.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+
+import pyarrow as pa
 
 from segmently.segments import definitions as defs
 from segmently.segments import snapshots as snap
@@ -28,17 +31,22 @@ class Memberships:
 
 
 def load_memberships(store: Store, project_id: str) -> Memberships:
-    """Members of every live segment at its latest snapshot."""
+    """Members of every live segment now: at its latest snapshot, with the entries and
+    exits incremental refreshes wrote since (`refreshing.refresh_users`)."""
     live = defs.current(store, project_id)
     latest = {name: row for name, row in snap.latest(store, project_id).items()
               if name in live}
+    snap.ensure_tables(store)
+    rows = snap.members_at_each(store, project_id, dict.fromkeys(live, _END)) \
+        .order_by(["user_id", "segment"]).to_pyarrow().to_pylist() if live else []
     by_user: dict[str, list[str]] = {}
-    for name in sorted(latest):
-        ids = snap.members_at(store, project_id, name, latest[name]["as_of"])
-        for user in ids.to_pyarrow()["user_id"].to_pylist():
-            by_user.setdefault(user, []).append(name)
+    for row in rows:
+        by_user.setdefault(row["user_id"], []).append(row["segment"])
     return Memberships({u: tuple(s) for u, s in by_user.items()},
                        {n: row["as_of"] for n, row in latest.items()})
+
+
+_END = datetime(9999, 1, 1)
 
 
 @dataclass
@@ -60,6 +68,23 @@ class MembershipIndex:
 
     def ensure(self, project_id: str) -> Memberships:
         return self.get(project_id) or self.load(project_id)
+
+    def apply(self, project_id: str, changes: dict[str, tuple[pa.Array, pa.Array]]) -> None:
+        """An incremental refresh's entries and exits, at once (in place: a pass changes
+        a few users of a big project)."""
+        with self._lock:
+            found = self._projects.get(project_id)
+            if found is None:
+                return
+            for segment, (entered, exited) in changes.items():
+                for user in entered.to_pylist():
+                    found.by_user[user] = tuple(sorted({*found.of(user), segment}))
+                for user in exited.to_pylist():
+                    left = tuple(s for s in found.of(user) if s != segment)
+                    if left:
+                        found.by_user[user] = left
+                    else:
+                        found.by_user.pop(user, None)
 
     def forget_segment(self, project_id: str, segment: str) -> None:
         """A deleted segment stops being reported at once."""

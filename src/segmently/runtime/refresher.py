@@ -5,6 +5,12 @@ requested refresh waits for that project's only), while another project's refres
 at the same time: a big project's long refresh never delays a small one's. After each, the
 membership index (`runtime/memberships.py`) is reloaded and `after` is told (the profile
 runs, `runtime/profiles.py`).
+
+Between full refreshes, an incremental pass every `incremental` seconds re-evaluates only
+the users the app `touch`ed (new events committed) in the segments that depend on the user
+alone (`core.Project.refresh_users`), writes their entries and exits, changes the index in
+place and tells `after_changes` (the deliverer): targeting and webhooks follow a user's
+action within seconds, not at the next full refresh.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
+
+import pyarrow as pa
 
 from segmently.core import Project
 from segmently.runtime.memberships import MembershipIndex
@@ -29,9 +37,11 @@ class Refresher:
     """Refreshes projects (never two of one project at once) and keeps the index in step."""
 
     def __init__(self, store: Store, index: MembershipIndex, interval: float = DEFAULT_INTERVAL,
-                 after: Callable[[str, datetime], None] | None = None):
+                 after: Callable[[str, datetime], None] | None = None,
+                 incremental: float = 0.0):
         self.store = store
         self.after = after  # (project, as_of) once a refresh is stored, e.g. to warm caches
+        self.after_changes: Callable[[str], None] | None = None  # after an incremental pass
         self.index = index
         self.interval = interval
         self._locks: dict[str, threading.Lock] = {}  # project -> held while it refreshes
@@ -39,6 +49,10 @@ class Refresher:
         self._ticking = threading.Lock()  # one scheduled pass (and compaction) at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.incremental = incremental  # seconds between incremental passes (0: none)
+        self._touched: dict[str, set[str]] = {}  # project -> users with new events
+        self._touched_lock = threading.Lock()
+        self._inc_thread: threading.Thread | None = None
 
     def _lock(self, project_id: str) -> threading.Lock:
         with self._locks_lock:
@@ -87,11 +101,60 @@ class Refresher:
             self._ticking.release()
         return done
 
+    # -- incremental ----------------------------------------------------------------------
+    def touch(self, project_id: str, users: set[str]) -> None:
+        """Users with newly committed events: the next incremental pass re-evaluates them."""
+        if self.incremental <= 0 or not users:
+            return
+        with self._touched_lock:
+            self._touched.setdefault(project_id, set()).update(users)
+
+    def refresh_touched(self, project_id: str) -> dict[str, tuple[pa.Array, pa.Array]]:
+        """One incremental pass over a project's touched users, unless its full refresh is
+        running (they wait for the next pass); the index changes in place."""
+        lock = self._lock(project_id)
+        if not lock.acquire(blocking=False):
+            return {}
+        try:
+            with self._touched_lock:
+                users = self._touched.pop(project_id, set())
+            if not users:
+                return {}
+            try:
+                changes = Project(self.store, project_id).refresh_users(tuple(sorted(users)))
+            except Exception:
+                with self._touched_lock:  # the database away: the next pass tries again
+                    self._touched.setdefault(project_id, set()).update(users)
+                raise
+            if changes:
+                self.index.ensure(project_id)
+                self.index.apply(project_id, changes)
+                if self.after_changes is not None:
+                    self.after_changes(project_id)
+            return changes
+        finally:
+            lock.release()
+
+    def _incremental_loop(self) -> None:
+        while not self._stop.wait(self.incremental):
+            with self._touched_lock:
+                projects = list(self._touched)
+            for project_id in projects:
+                try:
+                    self.refresh_touched(project_id)
+                except Exception:  # noqa: BLE001 - one project's failure must not stop others
+                    log.exception("incremental refresh of project %s failed", project_id)
+
     def start(self) -> None:
-        """Start the schedule (nothing when the interval is 0)."""
+        """Start the schedules (the full one unless its interval is 0, the incremental one
+        unless its is)."""
+        self._stop.clear()
+        if self.incremental > 0 and self._inc_thread is None:
+            self._inc_thread = threading.Thread(target=self._incremental_loop,
+                                                name="segmently-incremental", daemon=True)
+            self._inc_thread.start()
         if self.interval <= 0 or self._thread is not None:
             return
-        self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="segmently-refresh",
                                         daemon=True)
         self._thread.start()
@@ -105,6 +168,7 @@ class Refresher:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-            self._thread = None
+        for thread in (self._thread, self._inc_thread):
+            if thread is not None:
+                thread.join(timeout=60)
+        self._thread = self._inc_thread = None

@@ -28,7 +28,9 @@ from segmently.segments.windows import Span
 from segmently.store import Store
 from segmently.store.rollups import day_of
 from segmently.store.views import (
+    Persons,
     has_rollups,
+    is_person,
     latest_traits,
     resolved_daily_rows,
     resolved_events,
@@ -103,10 +105,10 @@ def matchers_key(ms: list[EventMatcher]) -> str:
     return "[" + ",".join(matcher_key(m) for m in ms) + "]"
 
 
-# a per-user table from (store, project_id, person or None), keyed by `_p`; its other
+# a per-user table from (store, project_id, person, persons or None), keyed by `_p`; its other
 # columns have generated names. Conditions that need more than one pass over the events
 # (profile metrics, sequences, accounts) register one; the table left-joins it.
-JoinBuilder = Callable[[Store, str, "str | None"], ir.Table]
+JoinBuilder = Callable[[Store, str, Persons], ir.Table]
 
 
 @dataclass
@@ -204,7 +206,7 @@ class Aggregates:
                 return d.first_ts.min(where=cond)
         return d.last_ts.max(where=cond)
 
-    def table(self, store: Store, project_id: str, person: str | None = None) -> ir.Table:
+    def table(self, store: Store, project_id: str, person: Persons = None) -> ir.Table:
         """One row per known user: person_id, first/last seen, every aggregate, every trait.
 
         Aggregates that daily rollups can answer (counts, distinct days and weeks, first and
@@ -231,7 +233,7 @@ class Aggregates:
             t = t.left_join(side, t.person_id == side._p).drop("_p")
         return t
 
-    def _daily_table(self, store: Store, project_id: str, person: str | None,
+    def _daily_table(self, store: Store, project_id: str, person: Persons,
                      daily: list[Agg]) -> ir.Table:
         bounds = {b for a in daily for b in (a.span.start, a.span.end) if b is not None}
         d = resolved_daily_rows(store, project_id, self.as_of, bounds, person, self.known_at)
@@ -239,7 +241,7 @@ class Aggregates:
             **{FIRST_SEEN: d.first_ts.min(), LAST_SEEN: d.last_ts.max()},
             **{self.aggs[a]: self._daily_expr(d, a) for a in daily})
 
-    def _raw_table(self, store: Store, project_id: str, person: str | None,
+    def _raw_table(self, store: Store, project_id: str, person: Persons,
                    raw: list[Agg]) -> ir.Table:
         """Everything from raw events: known users over all history, aggregates over the
         widest window only."""
@@ -255,7 +257,7 @@ class Aggregates:
         side = self._raw_aggregates(e, raw, start)
         return users.left_join(side, users.person_id == side._p).drop("_p")
 
-    def _join_raw(self, t: ir.Table, store: Store, project_id: str, person: str | None,
+    def _join_raw(self, t: ir.Table, store: Store, project_id: str, person: Persons,
                   raw: list[Agg]) -> ir.Table:
         """The aggregates rollups cannot answer, over the raw events they can match."""
         e = resolved_events(store, project_id, self.as_of, person, self.known_at)
@@ -275,13 +277,13 @@ class Aggregates:
             **{self.aggs[a]: self._expr(e, a) for a in raw})
 
     def _with_traits(self, t: ir.Table, store: Store, project_id: str,
-                     person: str | None) -> ir.Table:
+                     person: Persons) -> ir.Table:
         if not self.traits:
             return t
         tr = latest_traits(store, project_id, "user", self.as_of, self.known_at)
         tr = tr.filter(tr.trait.isin(list(self.traits)))
         if person is not None:
-            tr = tr.filter(tr.entity_id == person)
+            tr = tr.filter(is_person(tr.entity_id, person))
         wide = tr.group_by(_e="entity_id").aggregate(
             **{col: tr.value.max(where=tr.trait == name) for name, col in self.traits.items()})
         return t.left_join(wide, t.person_id == wide._e).drop("_e")

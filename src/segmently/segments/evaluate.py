@@ -92,6 +92,7 @@ def evaluate(
     vocabulary: Vocabulary | None = None,
     rollups: bool = True,
     known_at: datetime | None = None,
+    persons: tuple[str, ...] | None = None,
 ) -> Evaluation:
     """Evaluate `only` (default: all) of `segments`; references resolve within `segments`.
 
@@ -101,7 +102,9 @@ def evaluate(
     `vocabulary` (the workspace's features, milestones and scores) is what used_feature,
     reached_milestone, journey_stage and metric conditions read; the profile table is
     joined in only when a rule has a metric condition. `rollups=False` computes every
-    aggregate from raw events (the same answer, slower: for tests and benchmarks)."""
+    aggregate from raw events (the same answer, slower: for tests and benchmarks).
+    `persons`: only these users' rows are read and answered (an incremental refresh;
+    exact for rules that depend on the user alone, `refreshing.per_user`)."""
     rules = as_rules(segments)
     as_of, known_at = instants(as_of, known_at)
     aggs = Aggregates(as_of, vocabulary=vocabulary or Vocabulary(),
@@ -111,7 +114,7 @@ def evaluate(
     for name in rules:  # every definition is checked, even those not asked for
         lowerer.segment(name)
     nodes = {name: lowerer.segment(name) for name in names}
-    t = lowerer.aggs.table(store, project_id)
+    t = lowerer.aggs.table(store, project_id, persons)
     columns = {name: f"_s{i}" for i, name in enumerate(names)}
     wide = t.select(user_id=t.person_id,
                     **{columns[name]: node.truth(t) for name, node in nodes.items()})

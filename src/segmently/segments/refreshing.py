@@ -28,7 +28,7 @@ from segmently.segments import definitions as defs
 from segmently.segments import snapshots as snap
 from segmently.segments.definitions import references
 from segmently.segments.evaluate import evaluate
-from segmently.segments.rules import Rule
+from segmently.segments.rules import Rule, rule_json
 from segmently.segments.windows import instants
 from segmently.store import Store
 from segmently.store.connections import is_disconnect
@@ -142,3 +142,56 @@ def latest_errors(store: Store, project_id: str) -> dict[str, dict[str, object]]
     rows = joined.filter(still).select("segment", "version", "as_of", "computed_at",
                                        "message").to_pyarrow().to_pylist()
     return {row["segment"]: row for row in rows}
+
+
+# -- incremental: only the users with new events -------------------------------------------
+POPULATION_KINDS = frozenset({"metric", "account"})  # truth depends on other users too
+
+
+def _kinds(data: object) -> set[str]:
+    if isinstance(data, dict):
+        found = {data["kind"]} if isinstance(data.get("kind"), str) else set()
+        return found.union(*(_kinds(v) for v in data.values()))
+    if isinstance(data, list):
+        return set().union(*(_kinds(v) for v in data))
+    return set()
+
+
+def per_user(rules: Mapping[str, Rule]) -> dict[str, Rule]:
+    """The segments whose truth for a user depends on that user's data alone (so
+    re-evaluating only the users with new events is exact): no metric condition (scores
+    and percentiles are relative to every user) and no account condition (an account's
+    other users), in the segment or any segment it refers to."""
+    own = {name: _kinds(rule_json(rule)) for name, rule in rules.items()}
+    return {name: rules[name] for name in rules
+            if all(not own.get(n, set()) & POPULATION_KINDS for n in _closure(rules, name))}
+
+
+def refresh_users(store: Store, project_id: str, persons: tuple[str, ...], at: datetime,
+                  vocabulary: Vocabulary | None = None, outbox: Outbox | None = None
+                  ) -> dict[str, tuple[pa.Array, pa.Array]]:
+    """Re-evaluate the per-user segments for these persons at `at` (known now), and write
+    the entries and exits against their current memberships as transitions (no snapshot:
+    the next full refresh counts from them) with their outbox rows. Returns segment ->
+    (entered, exited). Segments that fail here are left to the full refresh."""
+    live = defs.current(store, project_id)
+    rules = per_user({n: d.rule for n, d in live.items()})
+    if not rules or not persons:
+        return {}
+    try:
+        ev = evaluate(store, project_id, rules, at, vocabulary=vocabulary, known_at=at,
+                      persons=persons)
+        now = {name: set(ids.to_pylist()) for name, ids in ev.member_ids().items()}
+    except Exception as exc:  # noqa: BLE001 - the full refresh records the error
+        if is_disconnect(exc):
+            raise
+        log.warning("incremental refresh of project %s skipped: %s", project_id,
+                    _message(exc))
+        return {}
+    was = snap.current_of(store, project_id, list(rules), persons)
+    changes = {name: (pa.array(sorted(now[name] - was.get(name, set())), pa.string()),
+                      pa.array(sorted(was.get(name, set()) - now[name]), pa.string()))
+               for name in rules}
+    changes = {n: c for n, c in changes.items() if len(c[0]) or len(c[1])}
+    snap.record_changes(store, project_id, changes, at, outbox)
+    return changes

@@ -145,36 +145,35 @@ def _transition_rows(project_id: str, segment: str, as_of: datetime,
 
 def _neighbours(store: Store, project_id: str, segments: list[str], as_of: datetime
                 ) -> dict[str, dict[str, datetime | None]]:
-    """Per segment: whether a snapshot exists at as_of, and the instants of the previous
-    and the following one (one query for all segments)."""
+    """Per segment: whether a snapshot exists at as_of, and the instant of the following
+    one (one query for all segments)."""
     s = snapshots(store, project_id).filter(lambda t: t.segment.isin(segments))
     at = ibis.literal(as_of, type="timestamp")
     maybe = s.as_of.cast(dt.timestamp)  # nullable: a segment may have none before or after
     found = s.group_by("segment").aggregate(
-        same=(s.as_of == at).any(), before=maybe.max(where=s.as_of < at),
-        after=maybe.min(where=s.as_of > at)).to_pyarrow().to_pylist()
+        same=(s.as_of == at).any(), after=maybe.min(where=s.as_of > at)).to_pyarrow().to_pylist()
     return {r["segment"]: r for r in found}
 
 
-def members_at_each(store: Store, project_id: str, instants: dict[str, datetime]
-                    ) -> ir.Table:
+def members_at_each(store: Store, project_id: str, instants: dict[str, datetime],
+                    before: bool = False) -> ir.Table:
     """(segment, user_id): the members of several segments, each at its own stored
-    instant, in one windowed query (not one per segment)."""
+    instant (`before`: just before it), in one windowed query (not one per segment)."""
     t = transitions(store, project_id).filter(lambda x: x.segment.isin(list(instants)))
     bound = ibis.cases(*[(t.segment == name, ibis.literal(at, type="timestamp"))
                          for name, at in instants.items()])
-    t = t.filter(t.as_of <= bound)
+    t = t.filter(t.as_of < bound if before else t.as_of <= bound)
     ranked = t.mutate(_r=ibis.row_number().over(group_by=[t.segment, t.user_id],
                                                 order_by=t.as_of.desc()))
     return ranked.filter((ranked._r == 0) & (ranked.kind == "entered")).select(
         "segment", "user_id")
 
 
-def _members_at_each(store: Store, project_id: str, instants: dict[str, datetime]
-                     ) -> dict[str, pa.Array]:
+def _members_at_each(store: Store, project_id: str, instants: dict[str, datetime],
+                     before: bool = False) -> dict[str, pa.Array]:
     if not instants:
         return {}
-    rows = members_at_each(store, project_id, instants).to_pyarrow()
+    rows = members_at_each(store, project_id, instants, before).to_pyarrow()
     return {name: rows["user_id"].filter(pc.equal(rows["segment"], name)).combine_chunks()
             for name in instants}
 
@@ -214,8 +213,9 @@ def record_all(
     with store.write_lock:
         around = _neighbours(store, project_id, list(ids), as_of)
         new = {n: m for n, m in ids.items() if not around.get(n, {}).get("same")}
-        before = _members_at_each(store, project_id, {
-            n: b for n in new if (b := around.get(n, {}).get("before")) is not None})
+        # the members just before as_of: the previous snapshot's, with the changes an
+        # incremental refresh wrote since (`record_changes`), so none is written twice
+        before = _members_at_each(store, project_id, dict.fromkeys(new, as_of), before=True)
         after = {n: a for n in new if (a := around.get(n, {}).get("after")) is not None}
         truth = _members_at_each(store, project_id, after)
         snaps, moves, results = [], [], []
@@ -248,6 +248,47 @@ def record_all(
     results += [RefreshResult(name, as_of, 0, 0, 0, error=message)
                 for name, message in errors.items()]
     return results
+
+
+def current_of(store: Store, project_id: str, segments: list[str],
+               users: tuple[str, ...]) -> dict[str, set[str]]:
+    """segment -> which of `users` are members now (their latest transitions, those of
+    incremental refreshes included)."""
+    if not segments or not users:
+        return {}
+    ensure_tables(store)
+    t = transitions(store, project_id).filter(lambda x: x.segment.isin(segments))
+    wanted = ibis.memtable({"_u": list(users)}, schema={"_u": "string"})
+    t = t.filter(t.user_id.isin(wanted._u))
+    ranked = t.mutate(_r=ibis.row_number().over(group_by=[t.segment, t.user_id],
+                                                order_by=t.as_of.desc()))
+    rows = ranked.filter((ranked._r == 0) & (ranked.kind == "entered")) \
+        .select("segment", "user_id").to_pyarrow().to_pylist()
+    out: dict[str, set[str]] = {name: set() for name in segments}
+    for row in rows:
+        out[row["segment"]].add(row["user_id"])
+    return out
+
+
+def record_changes(
+    store: Store, project_id: str, changes: dict[str, tuple[pa.Array, pa.Array]],
+    at: datetime,
+    also: Callable[[dict[str, tuple[pa.Array, pa.Array]]], dict[str, pa.Table]] | None = None,
+) -> None:
+    """Transitions of some users at `at`, without a snapshot (an incremental refresh: the
+    next full refresh counts from them), and `also`'s rows (the outbox), in one
+    transaction."""
+    changes = {n: c for n, c in changes.items() if len(c[0]) or len(c[1])}
+    if not changes:
+        return
+    ensure_tables(store)
+    tables = {TRANSITIONS: pa.concat_tables([
+        _transition_rows(project_id, name, at, entered, exited)
+        for name, (entered, exited) in changes.items()])}
+    if also is not None:
+        tables.update(also(changes))
+    with store.write_lock:
+        store.insert_tables(tables)
 
 
 def _error_rows(project_id: str, errors: dict[str, str], versions: dict[str, int],

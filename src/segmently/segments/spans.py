@@ -12,7 +12,7 @@ import ibis.expr.types as ir
 
 from segmently.segments.windows import Span
 from segmently.store import Store
-from segmently.store.views import resolved_events
+from segmently.store.views import Persons, resolved_events
 
 
 def in_span(first: ir.Value, span: Span, first_seen: ir.Value) -> ir.BooleanValue:
@@ -27,7 +27,7 @@ def in_span(first: ir.Value, span: Span, first_seen: ir.Value) -> ir.BooleanValu
     return cond.fill_null(False)
 
 
-def events_in_span(store: Store, project_id: str, as_of: datetime, person: str | None,
+def events_in_span(store: Store, project_id: str, as_of: datetime, person: Persons,
                    span: Span, known_at: datetime | None = None) -> ir.Table:
     """The resolved events before as_of known at known_at inside a window (optionally of
     one person)."""

@@ -42,8 +42,19 @@ def identity_map(store: Store, project_id: str, as_of: datetime | None = None,
     return latest.filter(latest._rank == 0).select("alias_id", "user_id")
 
 
+Persons = str | tuple[str, ...] | None  # one person, several (a tuple), or everyone
+
+
+def is_person(column: ir.StringValue, person: str | tuple[str, ...]) -> ir.BooleanValue:
+    """`column` is the person, or one of the persons (a semi-join on a memtable of them:
+    an incremental refresh asks for thousands)."""
+    if isinstance(person, str):
+        return column == person
+    return column.isin(ibis.memtable({"_id": list(person)}, schema={"_id": "string"})._id)
+
+
 def resolved_events(store: Store, project_id: str, as_of: datetime | None = None,
-                    person: str | None = None, known_at: datetime | None = None) -> ir.Table:
+                    person: Persons = None, known_at: datetime | None = None) -> ir.Table:
     """Events with `person_id`: the identified user an event belongs to (only `person`'s,
     when given).
 
@@ -53,13 +64,15 @@ def resolved_events(store: Store, project_id: str, as_of: datetime | None = None
     return _with_person(events, identity_map(store, project_id, as_of, known_at), person)
 
 
-def _with_person(t: ir.Table, ids: ir.Table, person: str | None = None) -> ir.Table:
+def _with_person(t: ir.Table, ids: ir.Table, person: Persons = None) -> ir.Table:
     """Adds person_id to rows with user_id and anonymous_id. For one person, the rows of
     its own id and of the ids merged into it are picked first, so only those are joined."""
     t = t.mutate(_distinct_id=t.user_id.coalesce(t.anonymous_id))
     if person is not None:
-        merged = ids.filter(ids.user_id == person).select(id=ids.alias_id.cast("string"))
-        own = ibis.memtable({"id": [person]}, schema={"id": "string"})
+        wanted = [person] if isinstance(person, str) else list(person)
+        merged = ids.filter(is_person(ids.user_id, person)) \
+            .select(id=ids.alias_id.cast("string"))
+        own = ibis.memtable({"id": wanted}, schema={"id": "string"})
         # one IN over a union: DuckDB makes it a semi-join that skips the other rows; an
         # OR of `= person` and `IN (merged)` it cannot push down (every event is resolved)
         t = t.filter(t._distinct_id.isin(merged.union(own).id))
@@ -67,7 +80,7 @@ def _with_person(t: ir.Table, ids: ir.Table, person: str | None = None) -> ir.Ta
     joined = joined.mutate(person_id=joined.user_id_right.coalesce(joined._distinct_id)).drop(
         "_distinct_id", "alias_id", "user_id_right"
     )
-    return joined if person is None else joined.filter(joined.person_id == person)
+    return joined if person is None else joined.filter(is_person(joined.person_id, person))
 
 
 def has_rollups(store: Store) -> bool:
@@ -76,7 +89,7 @@ def has_rollups(store: Store) -> bool:
 
 
 def resolved_daily_rows(store: Store, project_id: str, as_of: datetime,
-                        boundaries: Iterable[datetime], person: str | None = None,
+                        boundaries: Iterable[datetime], person: Persons = None,
                         known_at: datetime | None = None) -> ir.Table:
     """Every event before as_of known at known_at as daily rows (store/rollups.py) with
     person_id: what counts, distinct days and first/last times are computed from without a

@@ -47,8 +47,9 @@ class AppState:
         self.sessions = Sessions(self.store)
         self.index = MembershipIndex(self.store)
         self.refresher = Refresher(self.store, self.index, self.settings.refresh_seconds,
-                                   self._refreshed)
+                                   self._refreshed, self.settings.incremental_seconds)
         self.deliverer = Deliverer(self.store, self.settings)
+        self.refresher.after_changes = lambda _project: self.deliverer.wake()
         self.engagement = Engagement(self.store, self.index)
 
     def _refreshed(self, project_id: str, as_of: datetime) -> None:
@@ -62,8 +63,10 @@ class AppState:
     async def write(self, project_id: str, messages: list[Message]) -> int:
         """Resolve once the messages are committed: only then may the client hear 200.
         Events of identified users must prove who they are when the project verifies
-        identities (act/identity.py); once committed, the targeting state sees them."""
+        identities (act/identity.py); once committed, the targeting state sees them and
+        the next incremental refresh re-evaluates their users."""
         verify_messages(self.engagement.settings(project_id), messages)
         accepted = await asyncio.wrap_future(self.writer.submit(project_id, messages))
         self.engagement.observe(project_id, messages)
+        self.refresher.touch(project_id, {u for m in messages if (u := m.distinct_id)})
         return accepted

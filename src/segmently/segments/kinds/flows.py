@@ -31,6 +31,7 @@ from segmently.segments.registry import register
 from segmently.segments.spans import events_in_span
 from segmently.segments.windows import Window, describe, quantity, span_of
 from segmently.store import Store
+from segmently.store.views import Persons, is_person
 
 if TYPE_CHECKING:
     from segmently.segments.lower import Lowerer
@@ -113,7 +114,7 @@ def lower_sequence(lw: Lowerer, rule: Sequence) -> Node:
     steps, done, at = rule.steps, col + "_steps", col + "_at"
     span = span_of(rule.window, lw.as_of)
 
-    def build(store: Store, project_id: str, person: str | None) -> ir.Table:
+    def build(store: Store, project_id: str, person: Persons) -> ir.Table:
         e = events_in_span(store, project_id, lw.as_of, person, span, lw.aggs.known_at)
 
         def of(step: Step) -> ir.Table:
@@ -150,7 +151,7 @@ def lower_account(lw: Lowerer, rule: Account) -> Node:
     col = lw.join_column(key)
     members, matching = col + "_users", col + "_matching"
 
-    def build(store: Store, project_id: str, person: str | None) -> ir.Table:
+    def build(store: Store, project_id: str, person: Persons) -> ir.Table:
         t = sub.aggs.table(store, project_id)  # every user: accounts span users
         truth = t.select(_u=t.person_id, _m=inner.truth(t))
         acc = user_accounts(store, project_id, lw.as_of, lw.aggs.known_at)
@@ -162,7 +163,7 @@ def lower_account(lw: Lowerer, rule: Account) -> Node:
         side = acc.inner_join(per, acc.account_id == per._a)
         side = side.select(_p=side.person_id, **{members: side[members],
                                                 matching: side[matching]})
-        return side.filter(side._p == person) if person is not None else side
+        return side.filter(is_person(side._p, person)) if person is not None else side
 
     lw.aggs.join(key, build)
     need = {"any": "some", "all": "all", "none": "none"}[rule.match]

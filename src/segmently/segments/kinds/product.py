@@ -47,6 +47,7 @@ from segmently.segments.nodes import _OP_WORDS, Node, _compare_value, _days_ago,
 from segmently.segments.registry import register
 from segmently.segments.spans import events_in_span, in_span
 from segmently.segments.windows import Span, Window, describe, quantity, span_of
+from segmently.store.views import Persons, is_person
 
 if TYPE_CHECKING:
     from segmently.segments.lower import Lowerer
@@ -407,7 +408,7 @@ def lower_surveyanswer(lw: Lowerer, rule: SurveyAnswer) -> Node:
     col = lw.join_column(key)
     span = span_of(rule.window, lw.as_of)
 
-    def build(store: Any, project_id: str, person: str | None) -> ir.Table:
+    def build(store: Any, project_id: str, person: Persons) -> ir.Table:
         e = events_in_span(store, project_id, lw.as_of, person, span, lw.aggs.known_at)
         asked = string_at(e.properties, SURVEY_QUESTION) == rule.question
         nps = (e.event == NPS_EVENT) & (string_at(e.properties, NPS_SURVEY) == rule.question)
@@ -509,7 +510,7 @@ def _metric_column(lw: Lowerer, metric: str, direction: str | None) -> str:
     metrics: dict[tuple[str, str | None], str] = lw.state("metrics", dict)
     name = metrics.setdefault((metric, direction), f"_m{len(metrics)}")
 
-    def build(store: Any, project_id: str, person: str | None) -> ir.Table:
+    def build(store: Any, project_id: str, person: Persons) -> ir.Table:
         return _build_metrics(lw, metrics, store, project_id, person)
 
     lw.aggs.join("profile", build)
@@ -517,7 +518,7 @@ def _metric_column(lw: Lowerer, metric: str, direction: str | None) -> str:
 
 
 def _build_metrics(lw: Lowerer, metrics: dict[tuple[str, str | None], str], store: Any,
-                   project_id: str, person: str | None) -> ir.Table:
+                   project_id: str, person: Persons) -> ir.Table:
     """The requested profile columns and ranks, for every user (ranks need them all)."""
     users = build_profiles(store, project_id, lw.aggs.vocabulary, lw.as_of,
                            known_at=lw.aggs.known_at).users
@@ -532,7 +533,7 @@ def _build_metrics(lw: Lowerer, metrics: dict[tuple[str, str | None], str], stor
             name: has[m], name + "_r": ibis.rank().over(order_by=order),
             name + "_n": has[m].count().over(ibis.window())})
         out = out.left_join(ranked, out._p == ranked._q).drop("_q")
-    return out.filter(out._p == person) if person is not None else out
+    return out.filter(is_person(out._p, person)) if person is not None else out
 
 
 def compare_metric(col: ir.Value, op: str, value: Any) -> ir.BooleanValue:

@@ -30,7 +30,7 @@ from segmently.segments.nodes import Node, _event_label, _times
 from segmently.segments.registry import register
 from segmently.segments.windows import LastWindow, Window, describe, quantity, span_of
 from segmently.store import Store
-from segmently.store.views import resolved_events
+from segmently.store.views import Persons, resolved_events
 
 if TYPE_CHECKING:
     from segmently.segments.lower import Lowerer
@@ -71,7 +71,7 @@ def lower_restarted(lw: Lowerer, c: Restarted) -> Node:
     events, back, gap, longest = col + "_n", col + "_at", col + "_gap", col + "_long"
     need_seconds = c.gap_days * DAY
 
-    def build(store: Store, project_id: str, person: str | None) -> ir.Table:
+    def build(store: Store, project_id: str, person: Persons) -> ir.Table:
         e = resolved_events(store, project_id, lw.as_of, person, lw.aggs.known_at)
         if span.first_seen_days is not None:  # first seen: the user's first event of any kind
             e = e.mutate(_first=e.timestamp.min().over(group_by=e.person_id))

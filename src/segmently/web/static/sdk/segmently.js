@@ -83,6 +83,10 @@
     m.timestamp = new Date().toISOString();
     m.context = {page: pageInfo(), library: {name: "segmently.js", version: VERSION},
       userAgent: navigator.userAgent, locale: navigator.language};
+    // A project that verifies identities refuses an identified user's events without the
+    // user's hash (the server checks it, then takes it out before storing).
+    var hash = user && store.get(K_HASH);
+    if (hash) m.context.userHash = hash;
     return m;
   }
 
