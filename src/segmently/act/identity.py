@@ -21,7 +21,7 @@ from segmently.store import Message
 CONTEXT_KEY = "userHash"
 
 
-class IdentityError(SegmentlyError, PermissionError):
+class IdentityError(SegmentlyError, ValueError):
     code = "identity_not_verified"
     status = 403
 
