@@ -51,6 +51,7 @@ from segmently.segments.rules import Rule, parse_rule
 from segmently.segments.workspace import Workspace
 from segmently.settings import Settings
 from segmently.store import Store, utcnow
+from segmently.store.projects import Project as StoredProject
 from segmently.store.projects import list_projects
 
 MAX_PAGE = 10_000
@@ -145,6 +146,13 @@ class Project:
     def open(cls, store: Store, project: str | None = None) -> Project:
         return cls(store, find_project_id(store, project))
 
+    def record(self) -> StoredProject:
+        """The project's row: name, public write key, creation time."""
+        found = next((p for p in list_projects(self.store) if p.project_id == self.id), None)
+        if found is None:
+            raise UnknownProjectError(f"no project {self.id!r}")
+        return found
+
     # -- definitions ---------------------------------------------------------------------
     def vocabulary(self) -> Vocabulary:
         return vocabularies.vocabulary(self.store, self.id)
@@ -185,9 +193,7 @@ class Project:
         return done
 
     def export(self) -> str:
-        name = next((p.name for p in list_projects(self.store) if p.project_id == self.id),
-                    None)
-        return applying.export(self.store, self.id, name,
+        return applying.export(self.store, self.id, self.record().name,
                                campaign_apply.export_data(self.store, self.id))
 
     def save(self, name: str, description: str | None, rule: Rule | dict[str, Any],

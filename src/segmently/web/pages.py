@@ -144,6 +144,16 @@ async def journey(request: Request) -> Response:
     return await _page(request, "journey.html", "Journey and features")
 
 
+@router.get("/campaigns")
+async def campaigns(request: Request) -> Response:
+    return await _page(request, "campaigns.html", "In-app campaigns")
+
+
+@router.get("/campaigns/{name}")
+async def campaign_page(request: Request, name: str) -> Response:
+    return await _page(request, "campaign.html", name, campaign=name)
+
+
 @router.get("/destinations")
 async def destinations(request: Request) -> Response:
     return await _page(request, "destinations.html", "Destinations")

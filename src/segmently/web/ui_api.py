@@ -40,6 +40,13 @@ def _basis(ctx: Ctx) -> basis.Basis:
                        utcnow())
 
 
+@router.get("/project", summary="This project: id, name and its public write key (what "
+            "the SDK snippet needs)")
+async def this_project(ctx: Ctx) -> dict[str, Any]:
+    found = await run(ctx.project.record)
+    return {"project_id": found.project_id, "name": found.name, "write_key": found.write_key}
+
+
 @router.get("/overview", summary="Users, accounts, events and daily active users, at the "
             "latest refresh")
 async def project_overview(ctx: Ctx, days: int = Query(90, ge=1, le=overview.MAX_DAYS)
