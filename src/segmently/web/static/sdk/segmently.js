@@ -302,6 +302,7 @@
     ".muted{opacity:.65;font-size:12px}",
     ".banner{left:0;right:0;border-radius:0;display:flex;align-items:center;justify-content:center;flex-wrap:wrap;gap:12px;padding:10px 48px 10px 16px}",
     ".banner p{margin:0}",
+    ".banner .x{top:50%;transform:translateY(-50%)}",
     ".top{top:0}.bottom{bottom:0}",
     ".tip{width:300px;max-width:calc(100vw - 16px);padding:16px}",
     ".ring{pointer-events:none;border:2px solid " + A + ";border-radius:6px;box-shadow:0 0 0 4px rgba(79,70,229,.18)}",
@@ -574,11 +575,13 @@
       var top;
       var left;
       var side;
+      var clamp = true;
       if (!target) { // the element went away meanwhile: centre the step
         ring.hidden = true;
         top = (vh - h) / 2; left = (vw - w) / 2; side = "center";
       } else {
         var r = target.getBoundingClientRect();
+        clamp = r.bottom > 0 && r.top < vh; // scrolled out of view: the step goes with it
         ring.hidden = false;
         Object.assign(ring.style, {top: r.top - 4 + "px", left: r.left - 4 + "px", width: r.width + 8 + "px", height: r.height + 8 + "px"});
         left = r.left + r.width / 2 - w / 2;
@@ -592,7 +595,7 @@
         }
       }
       tip.style.left = Math.max(m, Math.min(left, vw - w - m)) + "px";
-      tip.style.top = Math.max(m, Math.min(top, vh - h - m)) + "px";
+      tip.style.top = (clamp ? Math.max(m, Math.min(top, vh - h - m)) : top) + "px";
       tip.setAttribute("data-placement", side);
     }
 
@@ -759,6 +762,8 @@
     var next = button("Next", function () { turn(1); }, true);
     var submit = el("button", {type: "submit", class: "btn pri", text: "Submit"});
     blocks.forEach(function (b) { form.appendChild(b); });
+    var first = blocks[0].querySelector("input,textarea");
+    if (first) first.setAttribute("data-autofocus", ""); // focus the first answer, not the close button
     form.appendChild(error);
     form.appendChild(el("div", {class: "row"}, [progress, el("div", {class: "acts"}, [back, next, submit])]));
 
@@ -840,8 +845,13 @@
       if (userId == null || userId === "") { warn("identify: a userId is required"); return; }
       var id = str(userId);
       var hash = isObject(options) && options.userHash != null ? str(options.userHash) : null;
+      if (store.get(K_USER) !== id) {
+        if (!hash) store.remove(K_HASH); // another user's hash is no good
+        // Answers asked for whoever this was before (the anonymous visitor) are not theirs.
+        pageGen += 1;
+        cancelPending();
+      }
       if (hash) store.set(K_HASH, hash);
-      else if (store.get(K_USER) !== id) store.remove(K_HASH); // another user's hash is no good
       store.set(K_USER, id);
       record(message("identify", {traits: isObject(traits) ? traits : {}}));
       ask(null);
