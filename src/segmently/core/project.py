@@ -148,10 +148,13 @@ class Project:
 
     def record(self) -> StoredProject:
         """The project's row: name, public write key, creation time."""
-        found = next((p for p in list_projects(self.store) if p.project_id == self.id), None)
+        found = self._record()
         if found is None:
             raise UnknownProjectError(f"no project {self.id!r}")
         return found
+
+    def _record(self) -> StoredProject | None:
+        return next((p for p in list_projects(self.store) if p.project_id == self.id), None)
 
     # -- definitions ---------------------------------------------------------------------
     def vocabulary(self) -> Vocabulary:
@@ -193,7 +196,8 @@ class Project:
         return done
 
     def export(self) -> str:
-        return applying.export(self.store, self.id, self.record().name,
+        found = self._record()
+        return applying.export(self.store, self.id, found.name if found else None,
                                campaign_apply.export_data(self.store, self.id))
 
     def save(self, name: str, description: str | None, rule: Rule | dict[str, Any],

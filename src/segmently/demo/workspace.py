@@ -2,7 +2,8 @@
 
 `demo_vocabulary()` is the profile vocabulary (features, with the core ones flagged;
 milestones in journey order; engagement weights; the default health score).
-`demo_workspace()` adds the built-in segment library, and `write_workspace` writes it as
+`demo_workspace()` adds the built-in segment library and the demo's in-app campaigns
+(`demo_campaigns`), and `write_workspace` writes it as
 the segmently.yaml a team would keep in git, which `segments.workspace.load_workspace`
 reads back and `segmently demo` applies to the project (`cli/demo.py`).
 """
@@ -43,13 +44,61 @@ def demo_vocabulary() -> Vocabulary:
                       health=HealthScore())
 
 
+def demo_campaigns() -> list[dict[str, Any]]:
+    """In-app campaigns over the library's segments, one of each kind (docs/sdk.md): the
+    seeds' "uses X and Y but not Z gets a tooltip that shows them Z", an NPS survey and a
+    follow-up for detractors, an onboarding checklist, a win-back modal, a trial banner.
+    The selectors are those of the sample host page (examples/host)."""
+    def modal(title: str, body: str, label: str, url: str) -> dict[str, Any]:
+        return {"title": title, "body": body, "button": {"label": label, "url": url}}
+
+    return [
+        {"name": "show_alerts", "kind": "tour", "priority": 30, "holdout_percent": 20,
+         "description": "Uses reports and dashboards, never made an alert: show them where.",
+         "audience": {"in": ["feature_discovery"]},
+         "goal": {"rule": {"kind": "performed", "event": v.ALERT_CREATED}, "within_days": 14},
+         "content": {"steps": [{"selector": "#alerts-button", "title": "Get told first",
+                                "body": "Alerts watch a report for you and message you "
+                                        "when a number moves."}]}},
+        {"name": "onboarding", "kind": "checklist", "priority": 20,
+         "frequency": "until_dismissed", "audience": {"in": ["stuck_in_onboarding"]},
+         "goal": {"rule": {"kind": "reached_milestone", "milestone": v.TEAMMATE_INVITED},
+                  "within_days": 14},
+         "content": {"title": "Get set up", "tasks": [
+             {"id": "workspace", "label": "Create a workspace", "milestone": v.WORKSPACE_CREATED},
+             {"id": "source", "label": "Connect a data source",
+              "milestone": v.DATA_SOURCE_CONNECTED},
+             {"id": "report", "label": "Create your first report",
+              "milestone": v.FIRST_REPORT_CREATED},
+             {"id": "invite", "label": "Invite a teammate", "milestone": v.TEAMMATE_INVITED}]}},
+        {"name": "detractor_follow_up", "kind": "survey", "priority": 15,
+         "audience": {"in": ["detractors"]},
+         "content": {"title": "Help us fix it", "questions": [
+             {"id": "area", "kind": "choice", "prompt": "What disappointed you most?",
+              "options": ["Speed", "Reports", "Alerts", "Pricing", "Support"]},
+             {"id": "detail", "kind": "text", "prompt": "What should we change first?"}]}},
+        {"name": "nps_quarterly", "kind": "nps", "priority": 10,
+         "frequency": {"every_days": 90}, "trigger": {"delay_seconds": 5},
+         "audience": {"in": ["regular"], "not_in": ["new_this_week"]}, "content": {}},
+        {"name": "win_back", "kind": "modal", "priority": 5, "audience": {"in": ["at_risk"]},
+         "goal": {"rule": {"kind": "performed", "event": v.REPORT_VIEWED,
+                           "window": {"last": 7, "unit": "days"}}, "within_days": 14},
+         "content": modal("Your reports missed you", "Three reports changed since your last "
+                          "visit.", "See what changed", "/reports")},
+        {"name": "trial_upgrade", "kind": "banner", "priority": 1,
+         "audience": {"in": ["trial_likely_to_convert"]},
+         "content": {"body": "Your trial ends soon: keep your reports and alerts.",
+                     "button": {"label": "Choose a plan", "url": "/billing"}}},
+    ]
+
+
 def demo_workspace(project: str = "demo") -> Workspace:
-    """The demo vocabulary plus the built-in segment library over it."""
+    """The demo vocabulary, the built-in segment library over it, and the campaigns."""
     from segmently.segments.library import builtin_segments
 
     vocab = demo_vocabulary()
     return Workspace(project=project, segments=builtin_segments(vocab),
-                     **vocab.model_dump())
+                     campaigns=demo_campaigns(), **vocab.model_dump())
 
 
 def _tidy(value: Any) -> Any:
@@ -64,7 +113,7 @@ def _tidy(value: Any) -> Any:
 
 def workspace_yaml(workspace: Workspace) -> str:
     data = workspace.model_dump(mode="json", exclude_none=True)
-    tidy = {k: x if k == "segments" else _tidy(x) for k, x in data.items()}
+    tidy = {k: x if k in ("segments", "campaigns") else _tidy(x) for k, x in data.items()}
     return HEADER + yaml.safe_dump(tidy, sort_keys=False, width=100)
 
 
