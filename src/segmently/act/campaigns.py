@@ -129,6 +129,7 @@ class Nps(Strict):
     question: str = Field(default="How likely are you to recommend us to a friend or "
                           "colleague?", min_length=1, max_length=500)
     follow_up: FollowUp = Field(default_factory=FollowUp)
+    thanks: str | None = Field(default=None, max_length=500)  # after the answer
 
 
 class Question(Strict):
@@ -149,6 +150,8 @@ class Question(Strict):
 class Survey(Strict):
     title: str | None = Field(default=None, max_length=120)
     questions: list[Question] = Field(min_length=1, max_length=10)
+    one_at_a_time: bool = False  # else every question together
+    thanks: str | None = Field(default=None, max_length=500)
 
 
 CONTENT: dict[str, type[Strict]] = {"modal": Modal, "banner": Banner, "tour": Tour,

@@ -11,7 +11,7 @@ and the assignments to record. A campaign is served when
 2. its trigger matches the page (URL pattern) and the event just tracked, if it names one;
 3. the user is in its audience: then the user *qualifies*, and gets an arm (drawn once by
    `act/assignments.py`, recorded, never re-drawn); a held-out user is served nothing of it;
-4. its frequency allows it (once / until dismissed or answered / every N days);
+4. its frequency allows it (once / until dismissed, clicked or answered / every N days);
 5. the user saw no campaign within the project's cooldown.
 
 Pure functions: the state they read is kept by `runtime/engagement.py`, and answered to
@@ -31,9 +31,10 @@ from segmently.profile.config import Vocabulary
 
 SHOWN = "campaign_shown"
 DISMISSED = "campaign_dismissed"
+CLICKED = "campaign_clicked"
 TASK_DONE = "checklist_task_completed"
 ANSWERS = frozenset({"survey_answered", "nps_submitted"})  # each completes its campaign
-CAMPAIGN_EVENTS = frozenset({SHOWN, DISMISSED, "campaign_clicked", TASK_DONE, *ANSWERS})
+CAMPAIGN_EVENTS = frozenset({SHOWN, DISMISSED, CLICKED, TASK_DONE, *ANSWERS})
 
 
 @dataclass
@@ -59,7 +60,7 @@ class UserState:
                 self.shown[campaign] = at
             if self.last_shown is None or at > self.last_shown:
                 self.last_shown = at
-        elif event == DISMISSED:
+        elif event in (DISMISSED, CLICKED):  # a click on its button ends it too
             self.dismissed.add(campaign)
         elif event in ANSWERS:
             self.completed.add(campaign)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,6 +38,7 @@ async def sdk() -> FileResponse:
 @router.get("/v1/campaigns", summary="The campaigns a user should see now")
 async def campaigns(
     request: Request,
+    response: Response,
     write_key: str | None = Query(None, alias="writeKey", max_length=256),
     user_id: str | None = Query(None, alias="userId", max_length=MAX_ID),
     user_hash: str | None = Query(None, alias="userHash", max_length=128),
@@ -55,6 +56,7 @@ async def campaigns(
     verify(state.engagement.settings(project.project_id), user_id, user_hash)
     path = urlsplit(url).path or "/" if url else None
     choice = state.engagement.choose(project.project_id, user_id, path, event)
+    response.headers["cache-control"] = "no-store"  # one user's answer, of this moment
     return {"campaigns": choice.campaigns}
 
 
