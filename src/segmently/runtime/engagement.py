@@ -120,6 +120,24 @@ class Engagement:
             self._projects[project_id] = fresh
         return fresh
 
+    def fresh(self, project_id: str) -> bool:
+        """Whether `choose` (and `settings`) can answer from memory alone; when not, the
+        web layer calls `prepare` in a worker thread first, so the event loop never waits
+        on the database."""
+        state = self._projects.get(project_id)
+        return state is not None and time.monotonic() - state.read_at <= DEFINITIONS_SECONDS \
+            and self.settings_fresh(project_id) and self.index.get(project_id) is not None
+
+    def settings_fresh(self, project_id: str) -> bool:
+        found = self._settings.get(project_id)
+        return found is not None and time.monotonic() - found[1] <= DEFINITIONS_SECONDS
+
+    def prepare(self, project_id: str) -> None:
+        """Read what is stale: settings, definitions, the fold, the memberships."""
+        self.settings(project_id)
+        self.project(project_id)
+        self.index.ensure(project_id)
+
     def settings(self, project_id: str) -> camps.InAppSettings:
         """The project's in-app settings, read at most every few seconds (every ingestion
         request asks, for identity verification)."""

@@ -11,6 +11,7 @@ recorded in the background. Every `/v1/` and `/sdk/` answer may be read by any o
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -53,9 +54,12 @@ async def campaigns(
     if not user_id:
         raise InputError("userId: the user (or anonymous id) to choose campaigns for",
                          code="missing_user")
-    verify(state.engagement.settings(project.project_id), user_id, user_hash)
+    engagement = state.engagement
+    if not engagement.fresh(project.project_id):  # the database, off the event loop
+        await asyncio.to_thread(engagement.prepare, project.project_id)
+    verify(engagement.settings(project.project_id), user_id, user_hash)
     path = urlsplit(url).path or "/" if url else None
-    choice = state.engagement.choose(project.project_id, user_id, path, event)
+    choice = engagement.choose(project.project_id, user_id, path, event)
     response.headers["cache-control"] = "no-store"  # one user's answer, of this moment
     return {"campaigns": choice.campaigns}
 

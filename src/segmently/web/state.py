@@ -65,7 +65,9 @@ class AppState:
         Events of identified users must prove who they are when the project verifies
         identities (act/identity.py); once committed, the targeting state sees them and
         the next incremental refresh re-evaluates their users."""
-        verify_messages(self.engagement.settings(project_id), messages)
+        settings = self.engagement.settings
+        verify_messages(settings(project_id) if self.engagement.settings_fresh(project_id)
+                        else await asyncio.to_thread(settings, project_id), messages)
         accepted = await asyncio.wrap_future(self.writer.submit(project_id, messages))
         self.engagement.observe(project_id, messages)
         self.refresher.touch(project_id, {u for m in messages if (u := m.distinct_id)})
