@@ -28,6 +28,7 @@ demo: $(VENV)/.base
 	@echo "Weekly snapshots of the last $(DAYS) days stored (sizes over time, entries, exits)."
 	@echo "Open the UI: $(VENV)/bin/segmently --db $(DB) serve"
 	@echo "then http://127.0.0.1:8000/ and sign in with the secret key printed above."
+	@echo "In-app campaigns on a sample product page: examples/host/README.md."
 
 # Two pytest workers, a test file each at a time (a file's servers start once): on 2 cores
 # about 13 minutes instead of 21 (bench/RESULTS.md "Test suite").

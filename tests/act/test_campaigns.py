@@ -11,6 +11,7 @@ fraction of 2**64), not by the code under test.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import hmac
 import json
@@ -336,3 +337,15 @@ def test_targeted_within_seconds_of_the_event(srv: Server) -> None:
     assert offers(srv, "t12_b") == []
     r = api(srv, "GET", "/api/users/t12_a/segments")
     assert "t12_alerts" in json.dumps(r.json())
+
+
+def test_the_sdk_is_served_small_and_cacheable(srv: Server) -> None:
+    r = HTTP.get(srv.url + "/sdk/segmently.js", headers={"Origin": "http://shop.example"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert "max-age" in r.headers["cache-control"]
+    assert len(gzip.compress(r.content, 9)) < 15_000  # the budget: 15 KB gzipped
+    assert "window.segmently = " in r.text
+    got = HTTP.get(srv.url + "/v1/campaigns", params={"writeKey": srv.write_key,
+                                                      "userId": "nobody"})
+    assert got.headers["cache-control"] == "no-store"  # one user's answer, of now
