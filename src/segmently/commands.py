@@ -286,3 +286,18 @@ def in_app_hash(store: Store, user_id: str, project: str | None = None) -> dict[
         raise IdentityError("identity verification is off: `segmently in-app set "
                             "--identity-verification` turns it on", status=400)
     return {"user_id": user_id, "user_hash": user_hash(found.verification_secret, user_id)}
+
+
+# -- insights ----------------------------------------------------------------------------
+@command
+def insights_list(store: Store) -> list[dict[str, Any]]:
+    from segmently.insights import registry
+
+    return [{"name": a.name, "summary": a.summary,
+             "params": ", ".join(a.params.model_fields)} for a in registry.load_all().values()]
+
+
+@command
+def insight(store: Store, name: str, params: dict[str, Any] | None = None,
+            project: str | None = None) -> dict[str, Any]:
+    return _project(store, project).insight(name, params or {})

@@ -18,5 +18,6 @@ from segmently.cli import config  # noqa: F401
 from segmently.cli import definitions  # noqa: F401
 from segmently.cli import act  # noqa: F401
 from segmently.cli import campaigns  # noqa: F401
+from segmently.cli import insights  # noqa: F401
 
 __all__ = ["app", "entry"]

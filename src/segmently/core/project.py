@@ -35,6 +35,7 @@ from segmently.act import campaigns as camps
 from segmently.act import destinations as dests
 from segmently.core.instants import Instant, instant, pair, steps
 from segmently.errors import NotFoundError
+from segmently.insights import registry as insight_registry
 from segmently.profile import stored, vocabularies
 from segmently.profile.build import build_profiles
 from segmently.profile.config import Vocabulary
@@ -378,6 +379,18 @@ class Project:
         makes the verification secret, shown whole in this answer only."""
         value = camps.parse_settings(data, self.in_app_settings())
         return camps.save_settings(self.store, self.id, value, source)
+
+    # -- insights ------------------------------------------------------------------------
+    def insight(self, name: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """One analysis of `insights/` (`insights/registry.py`: retention, stickiness,
+        segment flow, friction, feature lift, campaign results...) with its parameters
+        (validated; a wrong one is a 400 naming it)."""
+        found = insight_registry.find(name)
+        parsed = insight_registry.parse_params(found, dict(params or {}))
+        ctx = insight_registry.Context(self.store, self.id, self.vocabulary(),
+                                       self.members_of, lambda: sorted(self.definitions()),
+                                       utcnow())
+        return found.run(ctx, parsed)
 
     # -- evaluating ----------------------------------------------------------------------
     def evaluation(self, as_of: Instant = None, known_at: Instant = None,

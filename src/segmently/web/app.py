@@ -25,6 +25,7 @@ from segmently.web import (
     act_api,
     campaign_api,
     campaign_routes,
+    insights_api,
     internal_routes,
     native_routes,
     posthog_routes,
@@ -106,6 +107,7 @@ def create_app(
     app.include_router(segment_routes.router)
     app.include_router(segment_api.router)
     app.include_router(ui_api.router)
+    app.include_router(insights_api.router)  # after ui_api: /insights/funnel is its
     app.include_router(act_api.router)
     app.include_router(campaign_routes.router)
     app.include_router(campaign_api.router)

@@ -23,6 +23,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from segmently.insights import registry
 from segmently.store.passwords import project_for_password
 from segmently.web.guard import path_value
 from segmently.web.session import COOKIE, LIFETIME_SECONDS
@@ -142,6 +143,21 @@ async def user(request: Request, user_id: str) -> Response:
 @router.get("/journey")
 async def journey(request: Request) -> Response:
     return await _page(request, "journey.html", "Journey and features")
+
+
+@router.get("/insights")
+async def insights_index(request: Request) -> Response:
+    return await _page(request, "insights/index.html", "Insights")
+
+
+@router.get("/insights/{name}")
+async def insight_page(request: Request, name: str) -> Response:
+    """An analysis's own page (templates/insights/<name>.html), or 404."""
+    found = registry.load_all().get(name)
+    if found is None or not found.page or not (HERE / "templates" / "insights" /
+                                                f"{name}.html").is_file():
+        return Response("no such page", status_code=404, media_type="text/plain")
+    return await _page(request, f"insights/{name}.html", found.summary, insight=name)
 
 
 @router.get("/campaigns")
