@@ -47,3 +47,21 @@ def test_apply_then_evaluate(tmp_path: Path) -> None:
         assert (bool(why.loc[0, "truth"]), why.loc[0, "observed"]) == (False, {"count": 1})
         assert "users_of_buying" in sg.export()
         assert [v.version for v in sg.project().history("repeat_buyers")] == [1]
+
+
+def test_campaigns_and_insights(tmp_path: Path) -> None:
+    url = f"duckdb://{tmp_path / 'api.duckdb'}"
+    with Store(url) as s:
+        create_project(s, "shop")
+    with segmently.connect(url) as sg:
+        sg.apply(parse_workspace(WORKSPACE))
+        made = sg.save_campaign({"name": "hello", "kind": "banner",
+                                 "audience": {"in": ["repeat_buyers"]},
+                                 "content": {"body": "Thanks for coming back"}})
+        assert made["version"] == 1
+        table = sg.campaigns()
+        assert table.loc[0, "name"] == "hello" and table.loc[0, "assigned"] == 0
+        sg.refresh(as_of=AS_OF)
+        changes = sg.insight("segment_changes", segments="repeat_buyers", period="day",
+                             periods=1)
+        assert changes["segments"][0]["segment"] == "repeat_buyers"

@@ -1,8 +1,9 @@
 """The Python API: `segmently.connect(url)` and a handle whose tables are Ibis tables.
 
 Tables come from `store/views.py`; the segment verbs (apply, evaluate, members, explain,
-refresh) are `core.Project`'s over the definitions stored in the database, their results
-turned into pandas frames; `import_file` is `collect/importer.py` into this store."""
+refresh), the campaigns and the insights are `core.Project`'s over the definitions stored
+in the database, their results turned into pandas frames (or, for an insight, its JSON
+answer); `import_file` is `collect/importer.py` into this store."""
 
 from __future__ import annotations
 
@@ -159,6 +160,22 @@ class Segmently:
                                 project: str | None = None) -> pd.DataFrame:
         """segment, as_of, size, version, computed_at, data_through of every snapshot."""
         return self.project(project).size_history(segment).to_pandas()
+
+    # -- in-app campaigns and insights ----------------------------------------------------
+    def campaigns(self, project: str | None = None) -> pd.DataFrame:
+        """Every campaign with its kind, audience, status, arms and reach (one row each)."""
+        return pd.DataFrame(self.project(project).campaign_summaries())
+
+    def save_campaign(self, definition: dict[str, Any], project: str | None = None
+                      ) -> dict[str, Any]:
+        """Store a campaign (docs/sdk.md, the campaign file) as its next version."""
+        return self.project(project).save_campaign(definition, "api").to_json()
+
+    def insight(self, name: str, project: str | None = None, **params: Any
+                ) -> dict[str, Any]:
+        """One analysis of insights/ (`segmently insights` lists them), as its JSON answer:
+        `sg.insight("retention", period="week", segments="power_users,dormant")`."""
+        return self.project(project).insight(name, params)
 
     @staticmethod
     def df(expr: ir.Table) -> pd.DataFrame:
