@@ -32,7 +32,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from conftest import Server, free_port, start_server
+from conftest import Server, start_server
 from segmently.store import Store
 from segmently.store.projects import create_project
 
@@ -47,18 +47,15 @@ CAMPAIGN = "[data-segmently-campaign]"
 
 
 # -- the two servers ------------------------------------------------------------------------
-def new_server(tmp: Path, port: int | None = None) -> Server:
+@pytest.fixture(scope="module")
+def inapp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("inapp")
     db = f"duckdb://{tmp / 'server.duckdb'}"
     with Store(db) as s:
         made = create_project(s, "acme")
-    proc, url = start_server(db, tmp / "server.log", port=port, env=ENV)
-    return Server(url, db, made.project.write_key, made.secret_key,
-                  made.project.project_id, proc, tmp / "server.log")
-
-
-@pytest.fixture(scope="module")
-def inapp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = new_server(tmp_path_factory.mktemp("inapp"))
+    proc, url = start_server(db, tmp / "server.log", env=ENV)
+    server = Server(url, db, made.project.write_key, made.secret_key,
+                    made.project.project_id, proc, tmp / "server.log")
     try:
         yield server
     finally:
@@ -506,55 +503,6 @@ def test_a_forged_user_hash_is_refused(inapp_server: Server,
     assert api(srv, "GET", "/api/in-app/settings").json()["identity_verification"] is False
 
 
-def test_events_tracked_while_the_server_is_down_arrive_once(
-        tmp_path: Path, visit: Callable[..., Visit]) -> None:
-    srv = new_server(tmp_path, port=free_port())
-    port = int(srv.url.rsplit(":", 1)[1])
-    try:
-        v = visit(srv, "ib7_a")
-        page = v.page
-        expect(page.locator("#sdk-status")).to_have_text(f"Segmently: {srv.url} as ib7_a")
-        wait_for(lambda: not queued(page, srv), "the first page's messages to be sent")
-
-        srv.stop()
-        page.click("#create-report")  # report_created {report: "Weekly active users #1"}
-        page.click("#create-report")  # ... #2
-        page.evaluate("segmently.track('ib7_offline', {n: 1})")
-        offline = wait_for(lambda: len(queued(page, srv)) == 3 and queued(page, srv),
-                           "three messages in the queue")
-        ids = {m["messageId"] for m in offline}
-        assert [m["event"] for m in offline] == ["report_created", "report_created",
-                                                 "ib7_offline"]
-        wait_for(lambda: v.batches_failed >= 1, "the SDK to try sending", page=page)
-        page.wait_for_timeout(1200)  # and try again, backing off
-        assert {m["messageId"] for m in queued(page, srv)} == ids  # all kept, none sent
-
-        page.reload()  # still down: the queue survives the reload
-        page.wait_for_load_state("load")
-        assert ids <= {m["messageId"] for m in queued(page, srv)}
-
-        proc, url = start_server(srv.db, srv.log, port=port, env=ENV)
-        srv.process = proc
-        assert url == srv.url
-        page.reload()
-        wait_for(lambda: not queued(page, srv), "the queue to be sent after the restart",
-                 seconds=20)
-        page.wait_for_timeout(1000)  # a late duplicate would have time to arrive
-
-        events = timeline(srv, "ib7_a")
-        by_id: dict[str, int] = {}
-        for e in events:
-            by_id[e["message_id"]] = by_id.get(e["message_id"], 0) + 1
-        assert all(n == 1 for n in by_id.values()), by_id
-        assert ids <= set(by_id)
-        reports = sorted(e["properties"]["report"] for e in events
-                         if e["event"] == "report_created")
-        assert reports == ["Weekly active users #1", "Weekly active users #2"]
-        assert [e["properties"] for e in events if e["event"] == "ib7_offline"] == [{"n": 1}]
-    finally:
-        srv.stop()
-
-
 def test_keyboard_only(inapp_server: Server, visit: Callable[..., Visit]) -> None:
     srv = inapp_server
     segment_of(srv, "ib8_seg", ["ib8_a"])
@@ -629,3 +577,50 @@ def test_keyboard_only(inapp_server: Server, visit: Callable[..., Visit]) -> Non
     [sent] = wait_for(lambda: stored(srv, "ib8_a", "nps_submitted"), "nps_submitted")
     assert sent["properties"] == {"campaign": "ib8_nps", "survey": "ib8_nps", "score": 8,
                                   "comment": "Faster exports"}
+
+
+def test_events_tracked_while_the_server_is_down_arrive_once(
+        inapp_server: Server, visit: Callable[..., Visit]) -> None:
+    """Last in the file: it stops the module's server and starts it again on the same
+    port and database (the fixture stops whichever process runs at the end)."""
+    srv = inapp_server
+    port = int(srv.url.rsplit(":", 1)[1])
+    v = visit(srv, "ib7_a")
+    page = v.page
+    expect(page.locator("#sdk-status")).to_have_text(f"Segmently: {srv.url} as ib7_a")
+    wait_for(lambda: not queued(page, srv), "the first page's messages to be sent")
+
+    srv.stop()
+    page.click("#create-report")  # report_created {report: "Weekly active users #1"}
+    page.click("#create-report")  # ... #2
+    page.evaluate("segmently.track('ib7_offline', {n: 1})")
+    offline = wait_for(lambda: len(queued(page, srv)) == 3 and queued(page, srv),
+                       "three messages in the queue")
+    ids = {m["messageId"] for m in offline}
+    assert [m["event"] for m in offline] == ["report_created", "report_created",
+                                             "ib7_offline"]
+    wait_for(lambda: v.batches_failed >= 1, "the SDK to try sending", page=page)
+    page.wait_for_timeout(1200)  # and try again, backing off
+    assert {m["messageId"] for m in queued(page, srv)} == ids  # all kept, none sent
+
+    page.reload()  # still down: the queue survives the reload
+    page.wait_for_load_state("load")
+    assert ids <= {m["messageId"] for m in queued(page, srv)}
+
+    srv.process, url = start_server(srv.db, srv.log, port=port, env=ENV)
+    assert url == srv.url
+    page.reload()
+    wait_for(lambda: not queued(page, srv), "the queue to be sent after the restart",
+             seconds=20)
+    page.wait_for_timeout(1000)  # a late duplicate would have time to arrive
+
+    events = timeline(srv, "ib7_a")
+    by_id: dict[str, int] = {}
+    for e in events:
+        by_id[e["message_id"]] = by_id.get(e["message_id"], 0) + 1
+    assert all(n == 1 for n in by_id.values()), by_id
+    assert ids <= set(by_id)
+    reports = sorted(e["properties"]["report"] for e in events
+                     if e["event"] == "report_created")
+    assert reports == ["Weekly active users #1", "Weekly active users #2"]
+    assert [e["properties"] for e in events if e["event"] == "ib7_offline"] == [{"n": 1}]
