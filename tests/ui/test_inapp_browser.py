@@ -430,7 +430,7 @@ def answer_nps(v: Visit, name: str, follow: dict[str, str], score: int, comment:
     survey.locator("textarea").fill(comment)
     survey.get_by_role("button", name="Submit").click()
     expect(survey.get_by_role("status")).to_have_text("Thanks, noted.")
-    survey.get_by_text("Close", exact=True).click()  # the thank-you's, not the x (also "Close")
+    survey.get_by_role("button", name="Done").click()  # the thank-you's (the x is "Close")
     expect(survey).to_have_count(0)
     return category
 
@@ -570,7 +570,7 @@ def test_keyboard_only(inapp_server: Server, visit: Callable[..., Visit]) -> Non
     assert at() == ("ib8_nps", "Submit")
     keys.press("Enter")
     expect(survey.get_by_role("status")).to_have_text("Thank you, keyboard user.")
-    assert at() == ("ib8_nps", "Close")
+    assert at() == ("ib8_nps", "Done")
     keys.press("Enter")
     expect(survey).to_have_count(0)
     assert focused(page)["id"] == "create-report"

@@ -477,7 +477,7 @@
   function thanks(cur, area) {
     cur.done = true;
     area.textContent = "";
-    var ok = button("Close", function () { cur.close(false); }, true, {"data-autofocus": true});
+    var ok = button("Done", function () { cur.close(false); }, true, {"data-autofocus": true});
     area.appendChild(el("p", {text: str(cur.content.thanks) || "Thank you for your feedback!", role: "status"}));
     area.appendChild(el("div", {class: "acts"}, [ok]));
     focus(ok);
