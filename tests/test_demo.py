@@ -98,7 +98,7 @@ def test_every_user_and_account_exists_with_ids_unique(demo: Demo) -> None:
 def test_vocabulary_is_all_present(demo: Demo) -> None:
     names = {r[0] for r in demo.rows("SELECT DISTINCT event FROM events")}
     expected = {*v.MILESTONES, *v.FEATURES, *v.BILLING, v.NPS_SUBMITTED, v.PAGE, v.IDENTIFY,
-                v.GROUP}
+                v.GROUP, v.CAMPAIGN_SHOWN}  # the planted campaign's exposures
     assert names == expected
     assert {r[0] for r in demo.rows("SELECT DISTINCT persona FROM truth_users")} == set(
         v.PERSONAS)
@@ -376,3 +376,35 @@ def test_default_end_is_todays_midnight_utc_fixed_at_creation() -> None:
     assert options.window_end in {datetime(today.year, today.month, today.day),
                                   datetime(today.year, today.month, today.day) - timedelta(days=1)}
     assert options.window_start == options.window_end - timedelta(days=options.days)
+
+
+def test_planted_effects_an_early_alert_keeps_users_and_the_campaign_lifts_alerts(
+        demo: Demo) -> None:
+    """demo/planted.py: users with an alert in their first 7 days are retained at day 30
+    (any activity in days 30-36 after signing up) far more often; the show_alerts campaign
+    holds out about 20%, shows only the treatment, and its treatment creates alerts within
+    14 days more often."""
+    rows = dict((early, (n, rate)) for early, n, rate in demo.rows(
+        "WITH s AS (SELECT user_id, min(timestamp) AS signup FROM events"
+        " WHERE event = 'signed_up' GROUP BY 1),"
+        " f AS (SELECT s.user_id, bool_or(e.event = 'alert_created'"
+        " AND e.timestamp < s.signup + INTERVAL 7 DAY) AS early,"
+        f" bool_or(e.{ACTIVITY} AND e.timestamp >= s.signup + INTERVAL 30 DAY"
+        " AND e.timestamp < s.signup + INTERVAL 37 DAY) AS kept"
+        " FROM s JOIN events e USING (user_id) WHERE s.signup < ? - INTERVAL 37 DAY"
+        " GROUP BY 1) SELECT early, count(*), avg(kept::INT) FROM f GROUP BY 1", END))
+    assert rows[True][0] > 30  # seed 7: 70 users, 69% kept against 36% of 246
+    assert rows[True][1] > rows[False][1] + 0.2 and rows[True][1] > 1.5 * rows[False][1]
+    arms = dict((arm, (n, shown, converted)) for arm, n, shown, converted in demo.rows(
+        "SELECT a.arm, count(*), count(*) FILTER (EXISTS (SELECT 1 FROM events e"
+        " WHERE e.user_id = a.user_id AND e.event = 'campaign_shown'"
+        " AND json_extract_string(e.properties, '$.campaign') = 'show_alerts')),"
+        " count(*) FILTER (EXISTS (SELECT 1 FROM events e WHERE e.user_id = a.user_id"
+        " AND e.event = 'alert_created' AND e.timestamp > a.assigned_at"
+        " AND e.timestamp <= a.assigned_at + INTERVAL 14 DAY))"
+        " FROM campaign_assignments a WHERE a.campaign = 'show_alerts' GROUP BY 1"))
+    n_t, shown_t, conv_t = arms["treatment"]
+    n_h, shown_h, conv_h = arms["holdout"]
+    assert 0.12 < n_h / (n_t + n_h) < 0.28 and n_h > 20
+    assert shown_h == 0 and 0.8 < shown_t / n_t < 0.97
+    assert conv_t / n_t > conv_h / n_h + 0.08

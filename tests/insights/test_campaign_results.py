@@ -172,3 +172,41 @@ def test_srm_too_early_and_errors(store: Store) -> None:
         p.insight("campaign_results", {"campaign": "tour", "min_users": "1"})
     with pytest.raises(InsightError, match="as_of"):
         p.insight("campaign_results", {"campaign": "tour", "as_of": "yesterday-ish"})
+
+
+@pytest.mark.slow
+def test_the_demos_planted_lift_is_recovered(tmp_path: Any) -> None:
+    """The demo plants a lift for show_alerts (demo/planted.py): the analysis finds it,
+    significant and positive, and its counts are those of an independent pandas reading
+    of the stored assignments and events."""
+    import pandas as pd
+
+    from segmently.demo import DemoOptions, run_demo
+    from segmently.demo.workspace import demo_workspace
+
+    end = datetime(2026, 11, 1)
+    with Store(f"duckdb://{tmp_path / 'demo.duckdb'}") as store:
+        report = run_demo(store, DemoOptions(users=2000, days=90, seed=11, end=end), "demo")
+        p = Project(store, report.project_id)
+        p.apply(demo_workspace("demo"))
+        got = p.insight("campaign_results", {"campaign": "show_alerts",
+                                             "as_of": end.isoformat()})
+        a = store.table("campaign_assignments").to_pandas()
+        e = store.table("events").to_pandas()
+    assert got["verdict"] == "positive" and got["significant"] is True
+    assert got["raw"]["sequential"]["absolute"]["low"] > 0
+    assert got["srm"]["flagged"] is False and got["too_early"]["flag"] is False
+    # by pandas: the first alert_created in (assigned_at, assigned_at + 14 days]
+    a = a[a.campaign == "show_alerts"].sort_values("assigned_at").drop_duplicates("user_id")
+    alerts = e[e.event == "alert_created"][["user_id", "timestamp"]]
+    j = a.merge(alerts, on="user_id", how="left")
+    inside = (j.timestamp > j.assigned_at) & (j.timestamp <= j.assigned_at + pd.Timedelta(days=14))
+    converted = set(j[inside].user_id)
+    expected = {arm: (int((a.arm == arm).sum()), int(a[a.arm == arm].user_id.isin(converted)
+                                                     .sum())) for arm in ("treatment", "holdout")}
+    assert arms(got) == expected
+    assert expected["holdout"][0] > 100
+    shown = e[e.event == "campaign_shown"].user_id
+    assert got["shown"] == {arm: int(a[a.arm == arm].user_id.isin(shown).sum())
+                            for arm in ("treatment", "holdout")}
+    assert got["shown"]["holdout"] == 0 and got["shown"]["treatment"] > 0

@@ -18,8 +18,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from segmently.demo import activity, billing, journey, rows
+from segmently.act import assignments, campaigns
+from segmently.demo import activity, billing, journey, planted, rows
 from segmently.demo import parts as k
 from segmently.demo import population as P
 from segmently.demo import vocabulary as v
@@ -82,36 +84,48 @@ class Chunk:
     kind: np.ndarray  # kind code per stored event
     arg: np.ndarray
     rows: RowBatch
+    assigned: pa.Table  # the planted campaign's assignments: user_id, held_out, at_us
 
 
 def generate_chunk(options: DemoOptions, number: int, first_user: int, first_account: int,
-                   project_id: str) -> Chunk:
+                   project_id: str, holdout_percent: float = 20.0) -> Chunk:
     rng = np.random.default_rng([options.seed, number])
+    plant = np.random.default_rng([options.seed, number, 1])  # demo/planted.py's own
     start = options.window_start
     start_us = int((start - EPOCH).total_seconds()) * 1_000_000
     n = min(options.chunk_users, options.users - first_user)
-    pop = P.make_population(rng, n, first_user, first_account, options.days * P.DAY)
+    pop = P.make_population(rng, n, first_user, first_account, options.days * P.DAY, plant)
     used = activity.usage(rng, pop, (start - EPOCH).days)
     paid, changes = billing.billing(rng, pop)
+    early = planted.early_alerts(plant, pop)
+    user_ids = rows.Ids(pop).user
+    campaign, arms = planted.show_alerts(plant, pop, EventPart.concat([used, early]),
+                                         user_ids, options.days, holdout_percent)
     part = EventPart.concat([
         journey.milestones(rng, pop), journey.signup_calls(pop), used,
-        activity.nps_answers(rng, pop, used, start_us), paid, billing.plan_calls(pop, changes)])
+        activity.nps_answers(rng, pop, used, start_us), paid, billing.plan_calls(pop, changes),
+        early, campaign])
     batch = rows.assemble(project_id, pop, part, options.seed, start_us, rng)
-    return Chunk(pop, part.kind, part.arg, batch)
+    assigned = pa.table({"user_id": user_ids.take(pa.array(arms.user, pa.int64())),
+                         "held_out": pa.array(arms.holdout, pa.bool_()),
+                         "at_us": pa.array(start_us + np.round(arms.at * 1e6).astype(np.int64),
+                                           pa.int64())})
+    return Chunk(pop, part.kind, part.arg, batch, assigned)
 
 
-def generate(options: DemoOptions, project_id: str) -> Iterator[Chunk]:
+def generate(options: DemoOptions, project_id: str, holdout_percent: float = 20.0
+             ) -> Iterator[Chunk]:
     """Chunks in order; the next one is generated in a thread while the caller writes
     the current one (numpy, Arrow and DuckDB release the GIL for most of their work)."""
     starts = list(range(0, options.users, options.chunk_users))
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(generate_chunk, options, 0, 0, 0, project_id)
+        pending = pool.submit(generate_chunk, options, 0, 0, 0, project_id, holdout_percent)
         for number in range(len(starts)):
             chunk = pending.result()
             if number + 1 < len(starts):
                 first_account = chunk.population.accounts.first + chunk.population.accounts.n
                 pending = pool.submit(generate_chunk, options, number + 1, starts[number + 1],
-                                      first_account, project_id)
+                                      first_account, project_id, holdout_percent)
             yield chunk
 
 
@@ -130,6 +144,8 @@ class Summary:
     trials_expired: int = 0
     nps: Counter[str] = field(default_factory=Counter)
     payments_failed: int = 0
+    assigned: int = 0  # to the planted campaign (demo/planted.py)
+    held_out: int = 0
 
     def add(self, chunk: Chunk) -> None:
         pop = chunk.population
@@ -149,6 +165,9 @@ class Summary:
                          "passives": int(((scores >= 7) & (scores <= 8)).sum()),
                          "detractors": int((scores <= 6).sum())})
         self.payments_failed += int((chunk.kind == k.PAYMENT_FAILED).sum())
+        self.assigned += chunk.assigned.num_rows
+        self.held_out += int(pc.sum(chunk.assigned["held_out"].cast(pa.int64()))
+                             .as_py() or 0)
 
 
 def _names(names: tuple[str, ...], codes: np.ndarray) -> Counter[str]:
@@ -192,8 +211,10 @@ def run_demo(store: Store, options: DemoOptions, project: str = "demo", *,
     project_id, write_key, secret = open_project(store, project)
     report = DemoReport(project_id, project, write_key, secret, options.window_start,
                         options.window_end, Summary())
-    for chunk in generate(options, project_id):
+    holdout, version = _planted_campaign(store, project_id)
+    for chunk in generate(options, project_id, holdout):
         store.append_new_rows(project_id, chunk.rows)
+        assignments.record(store, project_id, _assignments(chunk.assigned, version))
         report.summary.add(chunk)
         if keep_truth:
             report.truth.append(truth_tables(chunk.population, options.window_start))
@@ -201,6 +222,25 @@ def run_demo(store: Store, options: DemoOptions, project: str = "demo", *,
             progress(report.summary.users, report.summary.events)
     report.seconds = time.monotonic() - began
     return report
+
+
+def _planted_campaign(store: Store, project_id: str) -> tuple[float, int]:
+    """The planted campaign's holdout share (the demo workspace's) and the version its
+    assignments are recorded under: the project's, when it already has the campaign, else
+    1, the version `segmently demo`'s apply of the workspace then writes."""
+    from segmently.demo.workspace import demo_campaigns
+
+    [declared] = [c for c in demo_campaigns() if c["name"] == planted.CAMPAIGN]
+    existing = campaigns.current(store, project_id).get(planted.CAMPAIGN)
+    return float(declared["holdout_percent"]), existing.version if existing else 1
+
+
+def _assignments(table: pa.Table, version: int) -> list[assignments.Assignment]:
+    at = table["at_us"].cast(pa.timestamp("us")).to_pylist()
+    return [assignments.Assignment(planted.CAMPAIGN, user, "holdout" if held else "treatment",
+                                   version, when)
+            for user, held, when in zip(table["user_id"].to_pylist(),
+                                        table["held_out"].to_pylist(), at, strict=True)]
 
 
 def truth_tables(pop: P.Population, start: datetime) -> tuple[pa.Table, pa.Table]:

@@ -25,6 +25,7 @@ KINDS: list[tuple[str, str]] = [
     ("group", v.GROUP),  # 21: the owner creates the account, every account trait
     ("group", v.GROUP),  # 22: a teammate joins the account, no traits
     ("group", v.GROUP),  # 23: the account's plan changed: plan, mrr
+    ("track", v.CAMPAIGN_SHOWN),  # 24: the SDK showed an in-app campaign (demo/planted.py)
 ]
 FEATURE_KINDS = np.arange(5, 12)
 ADVANCED_KINDS = np.arange(8, 12)
@@ -33,6 +34,7 @@ ALERT, EXPORT, API, SQL = 8, 9, 10, 11
 PAGE, NPS = 12, 13
 TRIAL_STARTED, TRIAL_CONVERTED, PAYMENT_SUCCEEDED, PAYMENT_FAILED, CANCELLED = range(14, 19)
 IDENTIFY_SIGNUP, IDENTIFY_PLAN, GROUP_CREATE, GROUP_JOIN, GROUP_PLAN = range(19, 24)
+CAMPAIGN_SHOWN = 24
 
 
 @dataclass(init=False)

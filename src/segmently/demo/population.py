@@ -53,6 +53,13 @@ NAME_WORDS = ("north", "blue", "bright", "silver", "quantum", "green", "iron", "
 NAME_SUFFIXES = ("labs", "analytics", "foods", "logistics", "health", "media", "systems",
                  "retail", "capital", "works")
 MAX_ACCOUNT_SIZE = 40
+# The planted feature effect: an owner who sets up an alert in the first week (a share of
+# those who built a first report) converts the trial far more often and cancels less, so
+# "created an alert in the first 7 days" drives retention at day 30 (docs/events.md).
+EARLY_ALERT_P = 0.2
+EARLY_ALERT_CONVERSION = 0.95
+EARLY_ALERT_CANCEL_FACTOR = 0.3
+EARLY_ALERT_KEEPS = 0.7  # of the occasional or resurrected users among them: regular
 
 
 @dataclass
@@ -99,6 +106,7 @@ class Users:
     last_name: np.ndarray
     device: np.ndarray  # index into the context templates
     adopted: np.ndarray  # (n, 4) bool: which advanced features the user ever uses
+    early_alert: np.ndarray  # when the user creates an alert in their first week, else nan
 
 
 @dataclass
@@ -156,9 +164,13 @@ def make_accounts(rng: np.random.Generator, n_users: int, first: int,
 
 
 def decide_outcomes(rng: np.random.Generator, acc: Accounts, owner_stage: np.ndarray,
-                    window: float) -> None:
-    """Trial conversion (likelier once the owner built a report), then cancellation."""
+                    window: float, owner_alerted: np.ndarray | None = None) -> None:
+    """Trial conversion (likelier once the owner built a report, likelier still when the
+    owner set up an alert in their first week: the planted feature effect), then
+    cancellation (rarer for those accounts too)."""
     p = np.where(owner_stage >= 3, np.where(acc.size > 1, 0.75, 0.45), 0.08)
+    alerted = np.zeros(acc.n, bool) if owner_alerted is None else owner_alerted
+    p = np.where(alerted, EARLY_ALERT_CONVERSION, p)
     converts = rng.random(acc.n) < p
     converted_at = acc.created + rng.uniform(2, v.TRIAL_DAYS, acc.n) * DAY
     paid = converts & (converted_at < window)
@@ -166,7 +178,8 @@ def decide_outcomes(rng: np.random.Generator, acc: Accounts, owner_stage: np.nda
                                                 EXPIRED, LIVE_TRIAL))
     acc.converted_at = np.where(paid, converted_at, NAN)
     cancel_at = converted_at + rng.uniform(25, 75, acc.n) * DAY
-    cancels = paid & (rng.random(acc.n) < CANCEL_P[acc.tier]) & (cancel_at < window - DAY)
+    cancel_p = CANCEL_P[acc.tier] * np.where(alerted, EARLY_ALERT_CANCEL_FACTOR, 1.0)
+    cancels = paid & (rng.random(acc.n) < cancel_p) & (cancel_at < window - DAY)
     acc.outcome[cancels] = CANCELLED
     acc.cancelled_at = np.where(cancels, cancel_at, NAN)
 
@@ -178,6 +191,13 @@ def personas(rng: np.random.Generator, outcome: np.ndarray, stage: np.ndarray) -
     p = np.select([outcome == EXPIRED, outcome == CANCELLED, outcome == LIVE_TRIAL],
                   [DORMANT, CHURNED, trial], live)
     return np.where((p == POWER) & (stage < 3), OCCASIONAL, p)
+
+
+def _kept(rng: np.random.Generator, persona: np.ndarray, alerts: np.ndarray) -> np.ndarray:
+    """The planted effect on the user: an early alert keeps most would-be occasional or
+    resurrected users of a live account coming back regularly."""
+    fades = np.isin(persona, (OCCASIONAL, RESURRECTED)) & alerts
+    return np.where(fades & (rng.random(len(persona)) < EARLY_ALERT_KEEPS), REGULAR, persona)
 
 
 def milestone_times(rng: np.random.Generator, signup: np.ndarray, until: np.ndarray,
@@ -232,25 +252,32 @@ def _schedule(rng: np.random.Generator, users: Users, idx: np.ndarray, acc: Acco
 
 
 def make_population(rng: np.random.Generator, n_users: int, first_user: int,
-                    first_account: int, window: float) -> Population:
+                    first_account: int, window: float,
+                    planted: np.random.Generator | None = None) -> Population:
+    """`planted`: the generator of the planted effects (its own stream, so the main one
+    draws the same numbers with or without them)."""
     acc = make_accounts(rng, n_users, first_account, window)
     account = np.repeat(np.arange(acc.n), acc.size)
     rank = np.arange(n_users) - acc.first_user[account]
     owner = rank == 0
     stage = stages(rng, n_users)
     stage[owner & (acc.size[account] > 1)] = 4  # teams exist because the owner invited them
-    decide_outcomes(rng, acc, stage[acc.first_user], window)
+    plant = planted or np.random.default_rng(0)
+    alerts = (stage >= 3) & (plant.random(n_users) < EARLY_ALERT_P)
+    after_report = plant.uniform(60, 900, n_users)  # seconds after the first report
+    decide_outcomes(rng, acc, stage[acc.first_user], window, alerts[acc.first_user])
     n = n_users
     users = Users(
         n=n, first=first_user, account=account, owner=owner,
-        persona=personas(rng, acc.outcome[account], stage), stage=stage,
+        persona=_kept(plant, personas(rng, acc.outcome[account], stage), alerts),
+        stage=stage,
         signup=acc.created[account].copy(), milestone_at=np.full((n, 5), NAN),
         phase_start=np.full((n, 2), NAN), phase_end=np.full((n, 2), NAN),
         role=np.where(owner, 0, draw(rng, np.broadcast_to(ROLE_P, (n, 5)))),
         first_name=(rng.integers(0, len(FIRST_NAMES), acc.n)[account] + rank * 7)
         % len(FIRST_NAMES),
         last_name=rng.integers(0, len(LAST_NAMES), n), device=rng.integers(0, 12, n),
-        adopted=np.zeros((n, 4), bool))
+        adopted=np.zeros((n, 4), bool), early_alert=np.full(n, NAN))
     owners = np.flatnonzero(owner)
     _schedule(rng, users, owners, acc, window)
     invitees = np.flatnonzero(~owner)
@@ -262,6 +289,10 @@ def make_population(rng: np.random.Generator, n_users: int, first_user: int,
     users.signup[invitees] = invited_at + np.minimum(delay, 0.8 * (limit - invited_at))
     _schedule(rng, users, invitees, acc, window)
     users.adopted = adoption(rng, users.persona, users.stage)
+    at = users.milestone_at[:, 3] + after_report  # in the session of the first report
+    alerts &= (at < users.signup + 7 * DAY) & (at < users.phase_end[:, 0])
+    users.early_alert = np.where(alerts, at, NAN)
+    users.adopted[alerts, 0] = True
     return Population(acc, users, window)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from segmently.demo import planted
 from segmently.demo import vocabulary as v
 from segmently.demo.generate import DemoReport
 from segmently.segments.examples import SegmentExample
@@ -28,6 +29,8 @@ def summary_tables(report: DemoReport) -> list[tuple[str, list[dict[str, Any]]]]
         {"what": "failed payments", "value": f"{s.payments_failed:,}"},
         {"what": "NPS", "value": ", ".join(f"{s.nps[c]:,} {c}"
                                            for c in ("promoters", "passives", "detractors"))},
+        {"what": f"campaign {planted.CAMPAIGN}", "value": f"{s.assigned:,} assigned,"
+                                                       f" {s.held_out:,} held out"},
         {"what": "seconds", "value": f"{report.seconds:.1f}"
                                      f" ({s.events / max(report.seconds, 1e-9):,.0f} events/s)"},
     ]

@@ -9,6 +9,7 @@ contract (`segmently.profile.vocabulary`) and are re-exported, not redefined.
 
 from __future__ import annotations
 
+from segmently.act.targeting import SHOWN
 from segmently.profile.vocabulary import (
     NPS_EVENT,
     PAYMENT_FAILED,
@@ -46,6 +47,7 @@ FEATURES = CORE_FEATURES + ADVANCED_FEATURES
 PAGE = "$page"  # type page: path, title (one per session, its first event)
 IDENTIFY = "$identify"  # type identify: user traits
 GROUP = "$group"  # type group: account traits
+CAMPAIGN_SHOWN = SHOWN  # the SDK's exposure: campaign, campaign_version, kind (docs/sdk.md)
 
 # -- feedback and billing (the profile stage's contract) ---------------------------------
 NPS_SUBMITTED = NPS_EVENT  # score (int 0-10), survey ("nps-YYYY-MM"), comment (optional)
