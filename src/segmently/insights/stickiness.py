@@ -43,6 +43,7 @@ from segmently.store.views import resolved_events
 WINDOWS = {"dau": 1, "wau": 7, "mau": 30}
 MAX_DAYS = 366
 MAX_WEEKS = 104
+ACTIVE = ""  # the feature name the active users of feature_stickiness are counted under
 
 
 def _last_day(ctx: Context, partial: bool) -> int:
@@ -203,26 +204,35 @@ def feature_stickiness(ctx: Context, p: FeatureParams) -> dict[str, Any]:
     this_week = usage.week_start(day_number(ctx.now))
     weeks = usage.starts(this_week if p.partial else this_week - 7, "week", p.weeks)
     since, until = min(first, weeks[0]), max(last + 1, weeks[-1] + 7)
-    groups = usage.members(ctx, p.segments)
+    # the window's active users ride along as the feature "" (a feature's name is never
+    # empty): one query answers everything
     active = usage.active_days(ctx, since=first, until=last + 1)
-    active = usage.grouped(active.select("person_id").distinct(), groups)
-    sizes = {r["group"]: int(r["users"]) for r in active.group_by("group").aggregate(
-        users=active.count()).to_pyarrow().to_pylist()}
+    used = active.select(feature=ibis.literal(ACTIVE, type="string"),
+                         person_id=active.person_id, day=active.day)
+    days = _feature_days(ctx, features, since, until) if features else None
+    if days is not None:
+        used = used.union(days.select("feature", "person_id", "day"))
+    used = used.mutate(week=usage.index_of(used.day, "week", weeks))
+    g = usage.grouped(used, usage.members(ctx, p.segments))
+    inside = (g.day >= first) & (g.day <= last)
+    totals = g.group_by(["group", "feature"]).aggregate(
+        week=ibis.literal(-1, type="int64"), users=g.person_id.nunique(where=inside),
+        user_days=g.count(where=inside))
+    in_weeks = g.filter((g.week >= 0) & (g.week < len(weeks)) & (g.feature != ACTIVE))
+    per_week = in_weeks.group_by(["group", "feature", "week"]).aggregate(
+        users=in_weeks.person_id.nunique(), user_days=ibis.literal(0, type="int64"))
+    both = totals.select("group", "feature", "week", "users", "user_days").union(
+        per_week.select("group", "feature", week=per_week.week.cast("int64"),
+                        users=per_week.users, user_days=per_week.user_days))
     window: dict[tuple[str, str], dict[str, Any]] = {}
     weekly: dict[tuple[str, str, int], int] = {}
-    used = _feature_days(ctx, features, since, until) if features else None
-    if used is not None:
-        used = used.mutate(week=usage.index_of(used.day, "week", weeks))
-        g = usage.grouped(used, groups)
-        inside = (g.day >= first) & (g.day <= last)
-        totals = g.group_by(["group", "feature"]).aggregate(
-            users=g.person_id.nunique(where=inside), user_days=g.count(where=inside))
-        window = {(r["group"], r["feature"]): r for r in totals.to_pyarrow().to_pylist()}
-        in_weeks = g.filter((g.week >= 0) & (g.week < len(weeks)))
-        per_week = in_weeks.group_by(["group", "feature", "week"]).aggregate(
-            users=in_weeks.person_id.nunique())
-        weekly = {(r["group"], r["feature"], int(r["week"])): int(r["users"])
-                  for r in per_week.to_pyarrow().to_pylist()}
+    for r in both.to_pyarrow().to_pylist():
+        if r["week"] < 0:
+            window[(r["group"], r["feature"])] = r
+        else:
+            weekly[(r["group"], r["feature"], int(r["week"]))] = int(r["users"])
+    sizes = {group: int(r["users"] or 0) for (group, feature), r in window.items()
+             if feature == ACTIVE}
     out: list[dict[str, Any]] = []
     for name in usage.group_names(p.segments):
         active_users = sizes.get(name, 0)
