@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import scipy.stats as stats  # feature lift's dependency (and the independent reference)
 
 from segmently.core import Project
 from segmently.insights.registry import InsightError
@@ -22,8 +23,6 @@ from segmently.profile.matchers import EventMatcher, PropertyFilter
 from segmently.store import Message, Store, utcnow
 from segmently.store.projects import create_project
 from segmently.store.rollups import day_number, day_start
-
-stats = pytest.importorskip("scipy.stats")  # a dependency of feature lift
 
 Z = 1.959963984540054
 

@@ -104,7 +104,7 @@ def feature_lift(ctx: Context, p: LiftParams) -> dict[str, Any]:
 
 @analysis("segment_features", "Features a segment's members use far more than other "
           "users: ratio of usage shares with confidence intervals and corrected p-values",
-          SegmentFeaturesParams)
+          SegmentFeaturesParams, page=False)
 def segment_features(ctx: Context, p: SegmentFeaturesParams) -> dict[str, Any]:
     """{segment, days, features_from, population, members, features: [{feature, users,
     members_using, others_using, share_members, share_others, ratio, ci_low, ci_high,
@@ -129,7 +129,7 @@ def segment_features(ctx: Context, p: SegmentFeaturesParams) -> dict[str, Any]:
 
 @analysis("discovery_rule", "Users who use X and Y but not Z: the two features with the "
           "highest lift most of the outcome's users use and one with high lift they rarely "
-          "do, as a ready segment and campaign", DiscoveryParams)
+          "do, as a ready segment and campaign", DiscoveryParams, page=False)
 def discovery_rule(ctx: Context, p: DiscoveryParams) -> dict[str, Any]:
     """{found, reason, x, y, z (lift rows), segment: {name, description, rule, size},
     campaign: {...act/campaigns.py format}, lift: the feature_lift answer}."""
