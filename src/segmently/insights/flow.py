@@ -102,9 +102,8 @@ class FlowParams(Params):
     new: bool = True  # "(new)" for users not yet in any of the segments
 
 
-@analysis("segment_flow", "How users moved between segments (the engagement tiers by "
-          "default) from one period to the next: Sankey and transition matrix",
-          FlowParams)
+@analysis("segment_flow", "Segment flow: how users moved between segments from one "
+          "period to the next", FlowParams)
 def segment_flow(ctx: Context, p: FlowParams) -> dict[str, Any]:
     """At each boundary every user counted is in one *state*: the first of `segments` (in
     the order given) they are a member of, else "(none)", or "(new)" before their first
