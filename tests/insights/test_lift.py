@@ -362,7 +362,11 @@ def test_an_empty_population_answers_nothing(store: Store) -> None:
 # -- the demo -------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_the_demo_planted_alerts_drive_retention(tmp_path: Path) -> None:
-    pytest.importorskip("segmently.demo.planted", reason="the demo's planted effects")
+    """demo/planted.py: an alert in the first 7 days drives retention. It is recovered as a
+    significant odds ratio above 1, its table the same as pandas counts from raw events. It
+    does not rank first: export_downloaded does (OR about 12 against about 6 on this demo),
+    because the generator's power personas both export and stay, a confounder an
+    association cannot take apart."""
     import duckdb
     import pandas as pd
 
