@@ -42,9 +42,9 @@ from typing import Any, Literal
 
 import ibis
 import ibis.expr.types as ir
+import scipy.stats
 from pydantic import Field
 
-from segmently.errors import SegmentlyError
 from segmently.insights.friction import slug
 from segmently.insights.registry import Context, InsightError, Params, analysis
 from segmently.profile.billing import BILLING_EVENTS
@@ -82,11 +82,6 @@ class SegmentFeaturesParams(Params):
 class DiscoveryParams(LiftParams):
     common: float = Field(default=0.5, gt=0, lt=1)  # X, Y: used by at least this share
     recent_days: int = Field(default=28, ge=1, le=3650)  # the rule's window for X and Y
-
-
-class MissingStatisticsError(SegmentlyError, RuntimeError):
-    code = "scipy_missing"
-    status = 503
 
 
 # -- the analyses --------------------------------------------------------------------------
@@ -348,31 +343,22 @@ def share_ratio(t: Table2, z: float = Z95) -> tuple[float, float, float]:
     return math.exp(log_rr), math.exp(log_rr - z * se), math.exp(log_rr + z * se)
 
 
-def _scipy() -> Any:
-    try:
-        import scipy.stats  # type: ignore[import-untyped, import-not-found, unused-ignore]
-    except ImportError:  # pragma: no cover - a dependency; said plainly if absent
-        raise MissingStatisticsError("feature lift needs scipy (pip install scipy)") from None
-    return scipy.stats
-
-
 def p_value(t: Table2) -> tuple[float, str]:
     """Fisher's exact test when an expected count is under 5, else Pearson's chi-square."""
-    stats = _scipy()
     table = [[t.a, t.b], [t.c, t.d]]
     n = t.a + t.b + t.c + t.d
     rows, cols = (t.a + t.b, t.c + t.d), (t.a + t.c, t.b + t.d)
     expected = min((r * c / n) for r in rows for c in cols) if n else 0.0
     if expected < 5:
-        return float(stats.fisher_exact(table).pvalue), "fisher"
-    return float(stats.chi2_contingency(table, correction=False).pvalue), "chi2"
+        return float(scipy.stats.fisher_exact(table).pvalue), "fisher"
+    return float(scipy.stats.chi2_contingency(table, correction=False).pvalue), "chi2"
 
 
 def bh(ps: list[float]) -> list[float]:
     """Benjamini-Hochberg adjusted p-values (q-values), in the order given."""
     if not ps:
         return []
-    return [float(q) for q in _scipy().false_discovery_control(ps, method="bh")]
+    return [float(q) for q in scipy.stats.false_discovery_control(ps, method="bh")]
 
 
 def _rows(counts: dict[str, tuple[int, int]], items: Items | None, n: int, pos: int,

@@ -24,10 +24,11 @@ tests (tests/insights/test_campaign_stats.py) run thousands of experiments in on
 - `srm`: the sample-ratio-mismatch check, Pearson's chi-square of the arms' counts
   against the expected split (1 degree of freedom: p = erfc(sqrt(chi2 / 2))).
 
-Hand-written (a few standard lines each) rather than a dependency: scipy and statsmodels
-are not dependencies of Segmently, and gbstats's API works on its own dataclasses and
-pandas frames and pulls in scipy; the normal distribution comes from the standard
-library. Each formula is validated by simulation (false-positive rate, power, coverage,
+Hand-written (a few standard lines each) rather than a dependency: statsmodels has no
+sequential test or CUPED, and gbstats's API works on its own dataclasses and pandas
+frames; these work on sufficient sums the engine aggregates. The normal distribution
+comes from the standard library (scipy, a dependency for feature lift's exact tests, is
+not needed here). Each formula is validated by simulation (false-positive rate, power, coverage,
 CUPED's narrowing, SRM), not only by examples.
 """
 
