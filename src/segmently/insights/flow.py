@@ -46,11 +46,15 @@ MAX_SURVIVAL_DAYS = 400
 
 
 # -- spells: the one reading of transitions ----------------------------------------------
-def spells(store: Store, project_id: str, segments: list[str]) -> ir.Table:
+def spells(store: Store, project_id: str, segments: list[str],
+           users: ir.Column | None = None) -> ir.Table:
     """(segment, user_id, start, until, censored): one row per membership spell of the
-    given segments; `until` NULL while open; `censored` when it starts at the segment's
-    first snapshot (already a member then). Two window passes over the transitions."""
+    given segments (of `users` only, when given); `until` NULL while open; `censored`
+    when it starts at the segment's first snapshot (already a member then). Two window
+    passes over the transitions."""
     t = snap.transitions(store, project_id).filter(lambda x: x.segment.isin(segments))
+    if users is not None:
+        t = t.filter(t.user_id.isin(users))
     order = [t.as_of, t.kind]  # same instant: an entry before an exit (deterministic)
     t = t.mutate(_prev=t.kind.lag().over(group_by=[t.segment, t.user_id], order_by=order))
     changes = t.filter(ibis.ifelse(t._prev.isnull(), t.kind == "entered", t.kind != t._prev))
@@ -258,39 +262,39 @@ def segment_time(ctx: Context, p: TimeParams) -> dict[str, Any]:
     sp = sp.filter(sp.start <= now)
     if p.days:
         sp = sp.filter(sp.start.epoch_seconds() >= _epoch(ctx.now) - p.days * DAY)
-    counted = sp.group_by("segment").aggregate(censored=sp.censored.sum())
-    cens = {r["segment"]: int(r["censored"] or 0) for r in counted.to_pyarrow().to_pylist()}
-    if not p.include_censored:
-        sp = sp.filter(~sp.censored)
     ended = sp.until.notnull() & (sp.until <= now)
     length = (ibis.ifelse(ended, sp.until, now).epoch_seconds()
               - sp.start.epoch_seconds()).cast("float64") / DAY
     sp = sp.mutate(_days=length, _ended=ended)
-    done = sp.filter(sp._ended)
-    stats = done.group_by("segment").aggregate(
-        count=done.count(), mean=done._days.mean(), min=done._days.min(),
-        max=done._days.max(),
-        **{k: done._days.quantile(q) for k, q in QUANTILES.items()}).to_pyarrow().to_pylist()
-    live = sp.filter(~sp._ended)
-    opened = live.group_by("segment").aggregate(
-        count=live.count(), median_age=live._days.quantile(0.5)).to_pyarrow().to_pylist()
+    kept = sp._ended & (ibis.literal(p.include_censored) | ~sp.censored)
+    live = ~sp._ended & (ibis.literal(p.include_censored) | ~sp.censored)
+    # two queries: whole-day counts (Kaplan-Meier, and every count), exact quantiles
     whole = sp._days.floor().cast("int64")
-    hist = sp.group_by(["segment", whole.name("day"), "_ended"]).aggregate(n=sp.count()) \
-        .to_pyarrow().to_pylist()
-    by_done = {r["segment"]: r for r in stats}
-    by_open = {r["segment"]: r for r in opened}
+    hist = sp.group_by(["segment", whole.name("day"), "_ended", "censored"]) \
+        .aggregate(n=sp.count()).to_pyarrow().to_pylist()
+    stats = sp.group_by("segment").aggregate(
+        mean=sp._days.mean(where=kept), min=sp._days.min(where=kept),
+        max=sp._days.max(where=kept), median_age=sp._days.quantile(0.5, where=live),
+        **{k: sp._days.quantile(q, where=kept) for k, q in QUANTILES.items()}
+    ).to_pyarrow().to_pylist()
+    by_segment = {r["segment"]: r for r in stats}
     out = []
     for name in names:
-        d, o = by_done.get(name), by_open.get(name)
-        survival = _kaplan_meier([r for r in hist if r["segment"] == name])
+        rows = [r for r in hist if r["segment"] == name]
+        cens = sum(int(r["n"]) for r in rows if r["censored"])
+        rows = [r for r in rows if p.include_censored or not r["censored"]]
+        done = sum(int(r["n"]) for r in rows if r["_ended"])
+        still = sum(int(r["n"]) for r in rows if not r["_ended"])
+        d = by_segment.get(name, {})
+        survival = _kaplan_meier(rows)
         out.append({
             "segment": name,
-            "completed": {"count": int(d["count"]), **{
+            "completed": {"count": done, **{
                 k: float(d[k]) for k in ("mean", "min", *QUANTILES, "max")}}
-            if d else {"count": 0},
-            "open": {"count": int(o["count"]), "median_age": float(o["median_age"])}
-            if o else {"count": 0, "median_age": None},
-            "censored": cens.get(name, 0),
+            if done else {"count": 0},
+            "open": {"count": still,
+                     "median_age": float(d["median_age"]) if still else None},
+            "censored": cens,
             "survival": survival,
             "km_median": next((s["days"] - 1 for s in survival if s["share"] <= 0.5), None),
         })
@@ -365,43 +369,43 @@ def segment_next(ctx: Context, p: NextParams) -> dict[str, Any]:
                                > _epoch(ctx.now))
     sizes = entrants.group_by("cohort").aggregate(
         entrants=entrants.count(), open=entrants.open.sum()).to_pyarrow().to_pylist()
-    reached_rows: list[dict[str, Any]] = []
-    already_rows: list[dict[str, Any]] = []
+    totals: list[dict[str, Any]] = []
+    per_cohort: list[dict[str, Any]] = []
     if targets:
-        b = spells(ctx.store, ctx.project_id, targets)
+        b = spells(ctx.store, ctx.project_id, targets, users=entrants._u)
         b = b.filter(b.start <= now)
         j = entrants.join(b, entrants._u == b.user_id)
         gap = j.start.epoch_seconds() - j.t0.epoch_seconds()
-        hits = j.filter(~j.censored & (gap > 0) & (gap <= p.within_days * DAY))
-        first = hits.group_by(["segment", "_u", "cohort"]).aggregate(
-            gap=(hits.start.epoch_seconds() - hits.t0.epoch_seconds()).min())
-        first = first.mutate(days=first.gap.cast("float64") / DAY)
-        reached_rows = first.group_by(["segment", "cohort"]).aggregate(
-            reached=first.count()).to_pyarrow().to_pylist()
-        medians = {r["segment"]: r["median"] for r in first.group_by("segment").aggregate(
-            median=first.days.quantile(0.5)).to_pyarrow().to_pylist()}
-        inside = j.filter((j.start <= j.t0) & (j.until.fill_null(_ts(FAR)) > j.t0))
-        already_rows = inside.group_by("segment").aggregate(
-            n=inside._u.nunique()).to_pyarrow().to_pylist()
-    else:
-        medians = {}
+        hit = ~j.censored & (gap > 0) & (gap <= p.within_days * DAY)
+        inside = (j.start <= j.t0) & (j.until.fill_null(_ts(FAR)) > j.t0)
+        each = j.group_by(["segment", "_u", "cohort"]).aggregate(
+            gap=gap.min(where=hit), already=inside.any())
+        reached = each.gap.notnull()
+        days = each.gap.cast("float64") / DAY
+        totals = each.group_by("segment").aggregate(
+            reached=each.count(where=reached), already=each.already.sum(),
+            median=days.quantile(0.5, where=reached)).to_pyarrow().to_pylist()
+        if p.by_period:
+            per_cohort = each.group_by(["segment", "cohort"]).aggregate(
+                reached=each.count(where=reached)).to_pyarrow().to_pylist()
     n_all = sum(int(r["entrants"]) for r in sizes)
-    reached: dict[str, int] = {}
-    for r in reached_rows:
-        reached[r["segment"]] = reached.get(r["segment"], 0) + int(r["reached"])
-    already = {r["segment"]: int(r["n"]) for r in already_rows}
+    found_t = {r["segment"]: r for r in totals}
+    reached = {t: int(found_t[t]["reached"]) if t in found_t else 0 for t in targets}
+    already = {t: int(found_t[t]["already"] or 0) if t in found_t else 0 for t in targets}
+    medians: dict[str, Any] = {t: found_t[t]["median"] if t in found_t else None
+                               for t in targets}
     out: dict[str, Any] = {
         "segment": p.segment, "within_days": p.within_days, "period": p.period,
         "from": start.isoformat(), "to": ctx.now.isoformat(),
         "entrants": n_all, "open": sum(int(r["open"] or 0) for r in sizes),
-        "targets": [{"segment": t, "reached": reached.get(t, 0),
-                     "share": reached.get(t, 0) / n_all if n_all else None,
-                     "already": already.get(t, 0),
-                     "median_days": float(medians[t]) if medians.get(t) is not None
-                     else None} for t in targets],
+        "targets": [{"segment": t, "reached": reached[t],
+                     "share": reached[t] / n_all if n_all else None,
+                     "already": already[t],
+                     "median_days": None if medians[t] is None else float(medians[t])}
+                    for t in targets],
     }
     if p.by_period:
-        per = {(r["segment"], r["cohort"]): int(r["reached"]) for r in reached_rows}
+        per = {(r["segment"], r["cohort"]): int(r["reached"]) for r in per_cohort}
         found = {r["cohort"]: r for r in sizes}
         cohorts = []
         for s in _starts(ctx.now, p.period, p.periods):
