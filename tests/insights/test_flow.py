@@ -333,6 +333,30 @@ def pandas_flow(path: Path, project_id: str, names: list[str], bounds: list[date
     return out
 
 
+def pandas_spells(path: Path, project_id: str, segment: str) -> pd.DataFrame:
+    """(user_id, start, until, censored) of a segment, walking each user's transitions in
+    order: an entry opens a spell when none is open, an exit closes it."""
+    con = duckdb.connect(str(path), read_only=True)
+    t = con.execute("SELECT user_id, kind, as_of FROM segment_transitions WHERE "
+                    "project_id = ? AND segment = ?", [project_id, segment]).df()
+    first = con.execute("SELECT min(as_of) FROM segment_snapshots WHERE project_id = ? "
+                        "AND segment = ?", [project_id, segment]).fetchone()[0]
+    con.close()
+    rows = []
+    for user, g in t.sort_values(["user_id", "as_of", "kind"]).groupby("user_id"):
+        start = None
+        for r in g.itertuples():
+            if r.kind == "entered" and start is None:
+                start = r.as_of
+            elif r.kind == "exited" and start is not None:
+                rows.append((user, start, r.as_of))
+                start = None
+        if start is not None:
+            rows.append((user, start, pd.NaT))
+    out = pd.DataFrame(rows, columns=["user_id", "start", "until"])
+    return out.assign(censored=out.start == first)
+
+
 @pytest.mark.slow
 def test_demo_flow_matches_pandas(tmp_path: Path) -> None:
     db = tmp_path / "demo.duckdb"
@@ -359,3 +383,36 @@ def test_demo_flow_matches_pandas(tmp_path: Path) -> None:
         assert cells == expected[k], f"step {k}"
         moved += sum(n for (a, b), n in cells.items() if a != b)
     assert moved > 50  # the demo's users do move between tiers
+
+    # time in regular: finished spells' count, median, quartile and mean, open ones
+    with Store(f"duckdb://{db}") as store:
+        p = Project(store, project_id)
+        time = p.insight("segment_time", {"segments": R})["segments"][0]
+        nxt = p.insight("segment_next", {"segment": O, "targets": f"{R},{P}",
+                                         "within_days": "14", "periods": "12"})
+    s = pandas_spells(db, project_id, R)
+    kept = s[~s.censored]
+    done = kept[kept.until.notna()]
+    days = (done.until - done.start).dt.total_seconds() / 86400
+    assert len(done) > 10
+    assert time["completed"]["count"] == len(done)
+    assert time["completed"]["median"] == pytest.approx(days.median())
+    assert time["completed"]["p25"] == pytest.approx(days.quantile(0.25))
+    assert time["completed"]["mean"] == pytest.approx(days.mean())
+    assert time["open"]["count"] == kept.until.isna().sum()
+    assert time["censored"] == s.censored.sum()
+
+    # occasional's entrants since the range's start, and who entered regular or power
+    # users in the 14 days after
+    since = datetime.fromisoformat(nxt["from"])
+    a = pandas_spells(db, project_id, O)
+    a = a[~a.censored & (a.start >= since)].groupby("user_id").start.min()
+    assert nxt["entrants"] == len(a) > 10
+    for target, name in zip(nxt["targets"], (R, P), strict=True):
+        b = pandas_spells(db, project_id, name)
+        b = b[~b.censored]
+        joined = b.merge(a.rename("t0"), left_on="user_id", right_index=True)
+        gap = joined.start - joined.t0
+        hit = joined[(gap > timedelta(0)) & (gap <= timedelta(days=14))]
+        assert target["reached"] == hit.user_id.nunique(), name
+    assert nxt["targets"][0]["reached"] > 5  # occasional users do become regular
