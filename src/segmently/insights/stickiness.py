@@ -20,9 +20,10 @@ everyone's. All of it is counted from the daily rollups (`insights/usage.py`); a
 feature whose events have property filters reads its raw events, within the window only.
 
 WAU and MAU per day are one pass over the active days, not a join of every day with its
-window: a user's active day d, after their previous active day p, adds them to the
-window counts of the days [max(d, p + w), d + w - 1] (those not covered already), so a
-running sum of +1 and -1 marks counts distinct users exactly.
+window: the engine counts the users active each day by the days since their previous
+active day (capped at 30), and a user active on day d after a gap of g days joins the
+w-day windows of the days [d + max(0, w - g), d + w - 1], those their previous day did
+not cover, so a running sum of +1 and -1 marks counts distinct users exactly.
 """
 
 from __future__ import annotations
@@ -64,38 +65,46 @@ class StickinessParams(Params):
     partial: bool = False  # end with today and the current week (incomplete)
 
 
-def _window_counts(active: ir.Table, groups: ir.Table | None, first: int, last: int
-                   ) -> dict[tuple[str, str, int], int]:
-    """(group, dau|wau|mau, position) -> the change of the count at that day; positions
-    before `first` are summed at `first` (the count on the first day)."""
+def _counts(active: ir.Table, groups: ir.Table | None, weeks: list[int]) -> ir.Table:
+    """One query for both parts of the answer, rows (kind, group, a, b, users):
+    - kind "gap": a = day, b = the days since the user's previous active day (capped at
+      the widest window; none before: the cap), users active that day with that gap;
+    - kind "week": a = week index (of `weeks`), b = days active in it, users."""
+    cap = max(WINDOWS.values())
     w = ibis.window(group_by=active.person_id, order_by=active.day)
-    a = active.mutate(_prev=active.day.lag().over(w))
+    a = active.mutate(b=ibis.least(active.day - active.day.lag().over(w), cap).fill_null(cap))
     a = usage.grouped(a, groups)
-    parts = []
-    for name, width in WINDOWS.items():
-        begin = ibis.greatest(a.day, (a._prev + width).fill_null(a.day))
-        for pos, delta in ((begin, 1), (a.day + width, -1)):
-            parts.append(a.select(group=a.group, window=ibis.literal(name, type="string"),
-                                  pos=pos.cast("int64"),
-                                  delta=ibis.literal(delta, type="int64")))
-    marks = ibis.union(*parts)
-    marks = marks.filter(marks.pos <= last)
-    marks = marks.mutate(pos=ibis.greatest(marks.pos, first))
-    sums = marks.group_by(["group", "window", "pos"]).aggregate(delta=marks.delta.sum())
-    return {(r["group"], r["window"], int(r["pos"])): int(r["delta"])
-            for r in sums.to_pyarrow().to_pylist()}
-
-
-def _days_per_week(active: ir.Table, groups: ir.Table | None, weeks: list[int]
-                   ) -> dict[tuple[str, int, int], int]:
-    """(group, week index, days active) -> users."""
-    a = active.filter(active.day >= weeks[0])
-    a = a.mutate(week=usage.index_of(a.day, "week", weeks))
-    per = a.group_by(["person_id", "week"]).aggregate(days=a.count())
+    gaps = a.group_by(["group", "day", "b"]).aggregate(users=a.count())
+    gaps = gaps.select(kind=ibis.literal("gap", type="string"), group=gaps.group,
+                       a=gaps.day.cast("int64"), b=gaps.b.cast("int64"),
+                       users=gaps.users.cast("int64"))
+    in_weeks = active.filter(active.day >= weeks[0], active.day < weeks[-1] + 7)
+    in_weeks = in_weeks.mutate(week=usage.index_of(in_weeks.day, "week", weeks))
+    per = in_weeks.group_by(["person_id", "week"]).aggregate(days=in_weeks.count())
     per = usage.grouped(per, groups)
     hist = per.group_by(["group", "week", "days"]).aggregate(users=per.count())
-    return {(r["group"], int(r["week"]), int(r["days"])): int(r["users"])
-            for r in hist.to_pyarrow().to_pylist()}
+    hist = hist.select(kind=ibis.literal("week", type="string"), group=hist.group,
+                       a=hist.week.cast("int64"), b=hist.days.cast("int64"),
+                       users=hist.users.cast("int64"))
+    return gaps.union(hist)
+
+
+def _series(gaps: dict[tuple[int, int], int], days: list[int], width: int) -> list[int]:
+    """Distinct users active in the `width` days ending on each day. A user active on
+    day d, `gap` days after their previous active day, is counted in the windows of the
+    days [d + max(0, width - gap), d + width - 1]: the ones their previous day did not
+    cover; a running sum of +1 at the first and -1 after the last counts each once."""
+    first, last = days[0], days[-1]
+    delta: dict[int, int] = {}
+    for (day, gap), users in gaps.items():
+        for pos, sign in ((day + max(0, width - gap), 1), (day + width, -1)):
+            if pos <= last:
+                delta[max(pos, first)] = delta.get(max(pos, first), 0) + sign * users
+    running, out = 0, []
+    for day in days:
+        running += delta.get(day, 0)
+        out.append(running)
+    return out
 
 
 @analysis("stickiness", "DAU, WAU, MAU, their ratios and days active per week, per segment",
@@ -113,19 +122,19 @@ def stickiness(ctx: Context, p: StickinessParams) -> dict[str, Any]:
     weeks = usage.starts(this_week if p.partial else this_week - 7, "week", p.weeks)
     since = min(first - 2 * WINDOWS["mau"], weeks[0])
     active = usage.active_days(ctx, since=since, until=last + 1)
-    groups = usage.members(ctx, p.segments)
-    deltas = _window_counts(active, groups, first, last)
-    hist = _days_per_week(active, groups, weeks)
+    found = _counts(active, usage.members(ctx, p.segments), weeks).to_pyarrow().to_pylist()
+    gaps: dict[str, dict[tuple[int, int], int]] = {}
+    hist: dict[tuple[str, int, int], int] = {}
+    for r in found:
+        if r["kind"] == "gap":
+            gaps.setdefault(r["group"], {})[(int(r["a"]), int(r["b"]))] = int(r["users"])
+        else:
+            hist[(r["group"], int(r["a"]), int(r["b"]))] = int(r["users"])
     days = list(range(first, last + 1))
     out = []
     for name in usage.group_names(p.segments):
-        series: dict[str, list[int]] = {}
-        for window in WINDOWS:
-            running, values = 0, []
-            for day in days:
-                running += deltas.get((name, window, day), 0)
-                values.append(running)
-            series[window] = values
+        series = {window: _series(gaps.get(name, {}), days, width)
+                  for window, width in WINDOWS.items()}
         per_week = [[hist.get((name, w, n), 0) for n in range(1, 8)]
                     for w in range(len(weeks))]
         total = [sum(week[n] for week in per_week) for n in range(7)]
