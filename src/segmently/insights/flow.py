@@ -9,12 +9,14 @@ is re-evaluated. Three analyses (docs/insights/flow.md):
 - `segment_next`: of the users who entered a segment, the share who entered each other
   segment within N days (trial -> paid, at_risk -> good).
 
-All three read *spells*: per (segment, user), the stored transitions in time order with
-repeats of the same kind dropped (a backfill may write an entry the user already had);
-a spell starts at an entry and lasts until the next exit (`until`, NULL while open). A
-user is a member at an instant b when a spell has `start <= b < until`: the latest
-transition at or before b is an entry, which is `snapshots.members_at`'s rule (the
-latest snapshot at or before b, with the changes incremental refreshes wrote since).
+A user is a member of a segment at an instant b when their latest transition at or
+before b is an entry (an exit wins a tie): `snapshots.members_at`'s rule, the latest
+snapshot at or before b with the changes incremental refreshes wrote since. The flow
+reads it from the transitions directly (per boundary, the latest entry against the
+latest exit); the other two read *spells*: per (segment, user), the transitions in time
+order with repeats of the same kind dropped (a backfill may write an entry the user
+already had), a spell lasting from an entry to the next exit (`until`, NULL while open),
+so that a member at b is one with a spell `start <= b < until`.
 
 A spell that starts at its segment's first snapshot is *left-censored*: the user was
 already a member when the segment was first refreshed, so its start is not an entry.
