@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 import ibis
 
-from segmently.insights.registry import Context, Csv, InsightError, Params, analysis
+from segmently.insights import usage
+from segmently.insights.registry import Context, Csv, Params, analysis
 from segmently.segments import snapshots as snap
 
 PERIODS = {"day": "D", "week": "W", "month": "M"}
@@ -27,13 +28,8 @@ class ChangesParams(Params):
 def segment_changes(ctx: Context, p: ChangesParams) -> dict[str, Any]:
     """{period, segments: [{segment, periods: [{start, entered, exited}]}]}: every period
     of the range is listed, zeros included."""
-    live = ctx.segments()
-    names = p.segments or live
-    unknown = [n for n in names if n not in live]
-    if unknown:
-        raise InsightError(f"segment_changes: segments: no segment named {unknown[0]!r}")
-    if not 1 <= p.periods <= 366:
-        raise InsightError("segment_changes: periods: between 1 and 366")
+    names = usage.check_segments(ctx, "segment_changes", p.segments or ctx.segments())
+    usage.check_range("segment_changes", "periods", p.periods, 1, 366)
     unit = PERIODS[p.period]
     end = ibis.literal(ctx.now, type="timestamp").truncate(unit)
     snap.ensure_tables(ctx.store)
@@ -42,7 +38,7 @@ def segment_changes(ctx: Context, p: ChangesParams) -> dict[str, Any]:
     rows = t.group_by(["segment", "start"]).aggregate(
         entered=(t.kind == "entered").sum(), exited=(t.kind == "exited").sum()
     ).filter(lambda x: x.start <= end).to_pyarrow().to_pylist()
-    starts = _starts(ctx.now, p.period, p.periods)
+    starts = usage.period_starts(ctx.now, p.period, p.periods)
     found = {(r["segment"], r["start"]): r for r in rows}
     return {"period": p.period, "segments": [
         {"segment": name, "periods": [
@@ -51,19 +47,3 @@ def segment_changes(ctx: Context, p: ChangesParams) -> dict[str, Any]:
              "exited": int(found.get((name, s), {}).get("exited") or 0)} for s in starts]}
         for name in names]}
 
-
-def _starts(now: Any, period: str, count: int) -> list[Any]:
-    """The starts of the last `count` periods, oldest first (weeks start on Monday)."""
-    from datetime import timedelta
-
-    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    if period == "day":
-        return [day - timedelta(days=i) for i in reversed(range(count))]
-    if period == "week":
-        monday = day - timedelta(days=day.weekday())
-        return [monday - timedelta(weeks=i) for i in reversed(range(count))]
-    first = day.replace(day=1)
-    out = [first]
-    while len(out) < count:
-        out.insert(0, (out[0] - timedelta(days=1)).replace(day=1))
-    return out

@@ -34,8 +34,9 @@ from typing import Any, Literal
 import ibis
 import ibis.expr.types as ir
 
-from segmently.insights.changes import PERIODS, _starts
+from segmently.insights.changes import PERIODS
 from segmently.insights.registry import Context, Csv, InsightError, Params, analysis
+from segmently.insights.usage import period_starts
 from segmently.segments import snapshots as snap
 from segmently.store import Store
 
@@ -129,7 +130,7 @@ def segment_flow(ctx: Context, p: FlowParams) -> dict[str, Any]:
     _check_segments(ctx, names, "segments", "segment_flow")
     if not 1 <= p.periods <= 90:
         raise InsightError("segment_flow: periods: between 1 and 90")
-    bounds = _starts(ctx.now, p.period, p.periods + 1)
+    bounds = period_starts(ctx.now, p.period, p.periods + 1)
     with_now = p.now and ctx.now > bounds[-1]
     if with_now:
         bounds.append(ctx.now)
@@ -361,7 +362,7 @@ def segment_next(ctx: Context, p: NextParams) -> dict[str, Any]:
     if not 1 <= p.periods <= 366:
         raise InsightError("segment_next: periods: between 1 and 366")
     snap.ensure_tables(ctx.store)
-    start = _starts(ctx.now, p.period, p.periods)[0]
+    start = period_starts(ctx.now, p.period, p.periods)[0]
     now = _ts(ctx.now)
     a = spells(ctx.store, ctx.project_id, [p.segment])
     a = a.filter(~a.censored & (a.start >= _ts(start)) & (a.start <= now))
@@ -410,7 +411,7 @@ def segment_next(ctx: Context, p: NextParams) -> dict[str, Any]:
         per = {(r["segment"], r["cohort"]): int(r["reached"]) for r in per_cohort}
         found = {r["cohort"]: r for r in sizes}
         cohorts = []
-        for s in _starts(ctx.now, p.period, p.periods):
+        for s in period_starts(ctx.now, p.period, p.periods):
             row = found.get(s)
             n = int(row["entrants"]) if row else 0
             cohorts.append({"start": s.isoformat(), "entrants": n,

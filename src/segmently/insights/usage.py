@@ -116,6 +116,12 @@ def current_start(now: datetime, period: Period) -> int:
     return period_of(day_number(now), period)
 
 
+def period_starts(now: datetime, period: Period, count: int) -> list[datetime]:
+    """The starts of the last `count` periods up to now's, oldest first (weeks start on
+    Monday, months on the 1st), as instants."""
+    return [day_start(d) for d in starts(current_start(now, period), period, count)]
+
+
 def iso(day: int) -> str:
     return day_start(day).isoformat()
 
