@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from segmently.cli import app
 from segmently.demo import DemoOptions, run_demo
 from segmently.demo import vocabulary as v
-from segmently.demo.workspace import demo_vocabulary, write_workspace
+from segmently.demo.workspace import demo_vocabulary, planted_segments, write_workspace
 from segmently.segments.evaluate import evaluate
 from segmently.segments.library import builtin_segments, library_rules
 from segmently.segments.workspace import load_workspace
@@ -147,7 +147,8 @@ def test_feature_discovery_uses_reports_and_dashboards_never_alerts(lib: Lib) ->
 def test_demo_workspace_file_round_trips(tmp_path: Path) -> None:
     path = write_workspace(tmp_path / "segmently.yaml")
     ws = load_workspace(path)
-    assert {s.name: s.rule for s in ws.segments} == library_rules(demo_vocabulary())
+    assert {s.name: s.rule for s in ws.segments} == {
+        **library_rules(demo_vocabulary()), **{s.name: s.rule for s in planted_segments()}}
     assert [f.name for f in ws.features if f.core] == list(v.CORE_FEATURES)
     assert [m.name for m in ws.milestones] == list(v.MILESTONES)
     assert ws.engagement.weights[v.REPORT_CREATED] == 3.0
@@ -163,7 +164,8 @@ def test_demo_command_writes_the_workspace_and_explains_a_member(tmp_path: Path)
     assert Path(result["workspace"]) == tmp_path / "segmently.yaml"
     assert load_workspace(tmp_path / "segmently.yaml").segments
     shown = {s["segment"]: s for s in result["segments"]}
-    assert list(shown) == list(library_rules(demo_vocabulary()))
+    assert list(shown) == [*library_rules(demo_vocabulary()),
+                           *(s.name for s in planted_segments())]
     for s in shown.values():
         assert (s["member"] is None) == (s["size"] == 0)
         if s["member"]:

@@ -18,7 +18,7 @@ import yaml
 from segmently.demo import vocabulary as v
 from segmently.profile.config import EngagementScore, Feature, HealthScore, Milestone, Vocabulary
 from segmently.profile.matchers import EventMatcher
-from segmently.segments.workspace import DEFAULT_FILE, Workspace
+from segmently.segments.workspace import DEFAULT_FILE, SegmentDefinition, Workspace
 from segmently.store.backends import duckdb_path
 
 ENGAGEMENT_WEIGHTS = {v.REPORT_VIEWED: 1.0, v.DASHBOARD_VIEWED: 1.0, v.REPORT_CREATED: 3.0,
@@ -97,8 +97,21 @@ def demo_workspace(project: str = "demo") -> Workspace:
     from segmently.segments.library import builtin_segments
 
     vocab = demo_vocabulary()
-    return Workspace(project=project, segments=builtin_segments(vocab),
+    return Workspace(project=project, segments=builtin_segments(vocab) + planted_segments(),
                      campaigns=demo_campaigns(), **vocab.model_dump())
+
+
+def planted_segments() -> list[SegmentDefinition]:
+    """The demo's planted retention effect as two segments (demo/planted.py): users who
+    created an alert in their first week, and the others, for the retention page
+    (`start_event=signed_up&segments=early_alert,no_early_alert`)."""
+    early = {"kind": "performed", "event": v.ALERT_CREATED,
+             "window": {"within_days_of_first_seen": 7}}
+    return [SegmentDefinition(name="early_alert", description="Created an alert in their "
+                              "first 7 days (the demo's planted retention driver).",
+                              rule=early),
+            SegmentDefinition(name="no_early_alert", description="No alert in their first "
+                              "7 days.", rule={"not": early})]
 
 
 def _tidy(value: Any) -> Any:
