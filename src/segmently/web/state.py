@@ -14,6 +14,7 @@ from segmently.collect.limits import Limits
 from segmently.profile import vocabularies
 from segmently.runtime.deliverer import Deliverer
 from segmently.runtime.engagement import Engagement
+from segmently.runtime.insights import Answers
 from segmently.runtime.memberships import MembershipIndex
 from segmently.runtime.profiles import Keeper
 from segmently.runtime.refresher import Refresher
@@ -40,6 +41,7 @@ class AppState:
     sessions: Sessions = field(init=False)  # UI sign-ins
     sign_ins: SignInThrottle = field(default_factory=SignInThrottle)  # failed ones
     profiles: Keeper = field(default_factory=Keeper)  # member tables
+    insights: Answers = field(default_factory=Answers)  # analyses' answers, per refresh
 
     def __post_init__(self) -> None:
         self.writer = GroupCommitWriter(self.store)
@@ -54,8 +56,10 @@ class AppState:
 
     def _refreshed(self, project_id: str, as_of: datetime) -> None:
         """Store the new instant's profiles in the background: a refresh answers without
-        them. Deliveries the refresh queued go out now."""
+        them. Deliveries the refresh queued go out now; the insight answers asked for
+        lately are recomputed."""
         self.deliverer.wake()
+        self.insights.changed(project_id)
         self.profiles.later(self.store, project_id,
                             vocabularies.vocabulary(self.store, project_id), as_of,
                             only_if_used=True)
