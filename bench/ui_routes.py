@@ -32,7 +32,22 @@ def routes(segment: str, user: str) -> list[tuple[str, str, dict | None]]:
             ("GET", f"{s}/explain/{user}", None), ("GET", f"{s}/export.csv", None),
             ("GET", "/api/insights/funnel", None), ("GET", "/api/insights/adoption", None),
             ("GET", f"/api/users/{user}", None), ("GET", f"/api/users/{user}/at-refresh", None),
-            ("GET", f"/api/users/{user}/timeline", None)]
+            ("GET", f"/api/users/{user}/timeline", None),
+            *[("GET", f"/api/insights/{q}", None) for q in INSIGHTS]]
+
+
+# Each insight page's first call, computed (fresh=true) and then as kept by serve.
+INSIGHTS = [
+    "campaign_results?campaign=show_alerts",
+    "segment_flow?period=week&periods=8", "segment_time?segments=regular",
+    "segment_next?segment=at_risk",
+    "retention?period=week", "retention?start_event=signed_up&segments=early_alert,no_early_alert",
+    "stickiness", "feature_stickiness", "lifecycle",
+    "friction?steps=signed_up,workspace_created,data_source_connected&window=3",
+    "feature_lift?outcome=retained_d30&days=7",
+    "discovery_rule?outcome=segment&segment=power_users",
+]
+INSIGHTS = [q + ("&" if "?" in q else "?") + "fresh=true" for q in INSIGHTS] + INSIGHTS
 
 
 def after_refresh(client: httpx.Client, segment: str) -> None:

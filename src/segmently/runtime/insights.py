@@ -63,6 +63,10 @@ class Answers:
                 self._kept.pop(next(iter(self._kept)))
         return answer
 
+    def drop(self, key: Key) -> None:
+        with self._guard:
+            self._kept.pop(key, None)
+
     def changed(self, project_id: str, recompute: bool = True) -> None:
         """The project's data or definitions changed: drop its answers, and (after a
         refresh) recompute in the background those asked for lately."""

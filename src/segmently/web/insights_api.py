@@ -32,5 +32,5 @@ async def one_insight(ctx: Ctx, name: str, request: Request) -> dict[str, Any]:
     answers = ctx.state.insights
     key = answers.key(ctx.project_id, name, params)
     if fresh:
-        answers.changed(ctx.project_id, recompute=False)
+        answers.drop(key)
     return await run(answers.get, key, lambda: project.insight(name, params))
