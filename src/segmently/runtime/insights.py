@@ -67,7 +67,7 @@ class Answers:
         with self._guard:
             self._kept.pop(key, None)
 
-    def changed(self, project_id: str, recompute: bool = True) -> None:
+    def changed(self, project_id: str) -> None:
         """The project's data or definitions changed: drop its answers, and (after a
         refresh) recompute in the background those asked for lately."""
         now = time.monotonic()
@@ -78,9 +78,8 @@ class Answers:
                      if k[0] == project_id and now - at <= RECENT]
             for key in [k for k, (at, _) in self._asked.items() if now - at > RECENT]:
                 del self._asked[key]
-        if recompute:
-            for key, compute in again:
-                self._worker.submit(self._warm, key, compute)
+        for key, compute in again:
+            self._worker.submit(self._warm, key, compute)
 
     def _warm(self, key: Key, compute: Compute) -> None:
         with self._guard:
