@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import ValidationError
+
 EXIT_INVALID = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
@@ -65,3 +67,14 @@ class UnavailableError(SegmentlyError, RuntimeError):
     code = "unavailable"
     status = 503
     exit_code = EXIT_UNAVAILABLE
+
+
+def validation_message(exc: ValidationError, prefix: str = "") -> str:
+    """The first problem of a pydantic ValidationError as one line for people: the field
+    path (after `prefix`, e.g. "content."), then what is wrong ("name: String should
+    match pattern ..."). Every definition parser says its errors this way."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-"))
+    message = str(first["msg"]).removeprefix("Value error, ")
+    where = prefix + where if where else prefix.rstrip(" .:")
+    return f"{where}: {message}" if where else message

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from segmently.errors import NotFoundError, SegmentlyError
+from segmently.errors import NotFoundError, SegmentlyError, validation_message
 from segmently.segments.errors import RuleError
 from segmently.segments.rules import parse_rule
 from segmently.store import Store
@@ -245,9 +245,7 @@ class Campaign(Strict):
         try:
             model = CONTENT[self.kind].model_validate(self.content)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ValueError(f"content.{where}: {_message(first)}") from None
+            raise ValueError(validation_message(exc, "content.")) from None
         self.content = model.model_dump(mode="json", exclude_none=True)
         return self
 
@@ -260,10 +258,6 @@ class Campaign(Strict):
             if self.kind == "checklist" else []
 
 
-def _message(error: Any) -> str:
-    return str(error["msg"]).removeprefix("Value error, ")
-
-
 def parse(data: Any) -> Campaign:
     """A campaign from JSON/YAML data; a validation error names the field."""
     if not isinstance(data, dict):
@@ -271,10 +265,7 @@ def parse(data: Any) -> Campaign:
     try:
         return Campaign.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-"))
-        message = _message(first)
-        raise CampaignError(f"{where}: {message}" if where else message) from None
+        raise CampaignError(validation_message(exc)) from None
     except RuleError as exc:
         raise CampaignError(str(exc)) from None
 
@@ -372,6 +363,4 @@ def parse_settings(data: Any, old: InAppSettings | None = None) -> InAppSettings
     try:
         return InAppSettings.model_validate(merged)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "in_app"
-        raise CampaignError(f"in_app.{where}: {_message(first)}") from None
+        raise CampaignError(validation_message(exc, "in_app.")) from None

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from segmently.errors import NotFoundError, SegmentlyError
+from segmently.errors import NotFoundError, SegmentlyError, validation_message
 from segmently.store import Store
 from segmently.store.versioned import Versioned
 
@@ -124,10 +124,7 @@ def parse(data: dict[str, Any]) -> Destination:
     try:
         return Destination.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "destination"
-        raise DestinationError(f"{where}: {first['msg'].removeprefix('Value error, ')}") \
-            from None
+        raise DestinationError(validation_message(exc)) from None
 
 
 # -- storage -----------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from segmently.collect.limits import Limits
 from segmently.collect.tabular import TabularConverter
 from segmently.collect.timestamps import TimestampRules
 from segmently.collect.vendors import VENDORS, row_format
+from segmently.errors import validation_message
 from segmently.settings import Settings
 from segmently.settings import load as load_settings
 from segmently.store import AppendResult, RowBatch, Store, utcnow
@@ -97,9 +98,7 @@ def import_options(**values: Any) -> ImportOptions:
     try:
         return ImportOptions(**values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"option {where}: {first['msg']}", code="bad_option") from None
+        raise InputError(validation_message(exc, "option "), code="bad_option") from None
 
 
 @dataclass

@@ -27,7 +27,7 @@ from typing import Annotated, Any, TypeVar
 import ibis.expr.types as ir
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from segmently.errors import NotFoundError, SegmentlyError
+from segmently.errors import NotFoundError, SegmentlyError, validation_message
 from segmently.profile.config import Vocabulary
 from segmently.store import Store
 
@@ -123,7 +123,4 @@ def parse_params(found: Analysis, raw: dict[str, Any]) -> Params:
     try:
         return found.params.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or found.name
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise InsightError(f"{found.name}: {where}: {message}") from None
+        raise InsightError(validation_message(exc, f"{found.name}: ")) from None
