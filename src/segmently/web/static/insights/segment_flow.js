@@ -42,6 +42,7 @@ const Flow = {
     for (const o of document.getElementById("segments").options) o.selected = wanted.has(o.value);
     if (q.get("next")) set("next-segment", q.get("next"));
     if (q.get("within")) set("within", q.get("within"));
+    if (q.get("next_periods")) set("next-periods", q.get("next_periods"));
   },
 
   sankey(f) {
@@ -107,11 +108,19 @@ const Flow = {
     if ([...select.options].some(o => o.value === was)) select.value = was;
   },
 
+  // the address holds both forms' controls: the flow's as last shown, and the entrants'
+  // (next, within, next_periods), written by either form when it is shown
+  keep() {
+    history.replaceState(null, "", "?" + new URLSearchParams({...Object.fromEntries(Flow.shown || Flow.params()),
+      next: document.getElementById("next-segment").value,
+      within: document.getElementById("within").value.trim(),
+      next_periods: document.getElementById("next-periods").value.trim()}));
+  },
+
   async flow() {
     const q = Flow.params();
-    history.replaceState(null, "", "?" + new URLSearchParams({...Object.fromEntries(q),
-      next: document.getElementById("next-segment").value,
-      within: document.getElementById("within").value}));
+    Flow.shown = q;
+    Flow.keep();
     const error = document.getElementById("flow-error");
     error.textContent = "";
     let f;
@@ -164,6 +173,7 @@ const Flow = {
       within_days: document.getElementById("within").value.trim(),
       period: document.getElementById("period").value,
       periods: document.getElementById("next-periods").value.trim()});
+    Flow.keep();
     document.getElementById("next-unit").textContent = q.get("period") + "s";
     const error = document.getElementById("next-error");
     error.textContent = "";
