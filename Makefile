@@ -30,8 +30,10 @@ demo: $(VENV)/.base
 	@echo "then http://127.0.0.1:8000/ and sign in with the secret key printed above."
 	@echo "In-app campaigns on a sample product page: examples/host/README.md."
 
-# Two pytest workers, a test file each at a time (a file's servers start once): on 2 cores
-# about 13 minutes instead of 21 (bench/RESULTS.md "Test suite").
+# Two pytest workers, a test file each at a time (a file's servers start once), except that
+# every Spark test goes to one worker (one JVM), and the longest go first (the scheduler in
+# tests/conftest.py): 1010 tests in 12 min on 2 cores of which other work took more than
+# half; 891 took 8 min on a quiet machine before that scheduler (bench/RESULTS.md "Test suite").
 test: $(VENV)/.test chromium
 	$(PY) -m pytest -q -n 2 --dist loadfile
 

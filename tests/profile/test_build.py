@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from conftest import ENGINES, open_engine_store
 from segmently.profile import Vocabulary, build_profiles
 from segmently.store import Message, Store
 
 pytestmark = pytest.mark.slow  # every profile metric over a filled store
 
 
-@pytest.fixture
-def store(engine_store: Store) -> Store:
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
     """Profile metrics are engine work: DuckDB, PostgreSQL and Spark over Parquet."""
-    return engine_store
+    return request.param
 
 
 AS_OF = datetime(2026, 6, 1)
@@ -43,8 +46,7 @@ def ev(mid: str, user: str, event: str, at: datetime, **props) -> Message:  # ty
                    user_id=user, properties=props)
 
 
-@pytest.fixture
-def profiles(store: Store) -> dict[str, dict]:
+def fill(store: Store) -> None:
     store.append("p", [
         Message(message_id="id1", type="identify", event="$identify", timestamp=AS_OF - 60 * D,
                 source="native", user_id="ann", traits={"plan": "growth"}),
@@ -70,8 +72,22 @@ def profiles(store: Store) -> dict[str, dict]:
     # known only after as_of: must change nothing
     store.append("p", [ev("late", "ann", "report_created", AS_OF - 1 * D)],
                  received_at=AS_OF + timedelta(hours=1))
-    built = build_profiles(store, "p", VOCAB, AS_OF, known_at=AS_OF)
-    return {r["user_id"]: r for r in built.users.to_pyarrow().to_pylist()}
+
+
+@pytest.fixture(scope="module")
+def profiles(request: pytest.FixtureRequest, engine: str,
+             tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """The profiles of the log above, built once per engine (the tests only read them)."""
+    with open_engine_store(request, engine, tmp_path_factory.mktemp("build"), fill) as s:
+        built = build_profiles(s, "p", VOCAB, AS_OF, known_at=AS_OF)
+        return {r["user_id"]: r for r in built.users.to_pyarrow().to_pylist()}
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest, engine: str, tmp_path: Path) -> Iterator[Store]:
+    """A store of its own holding the same log, for a test that adds to it."""
+    with open_engine_store(request, engine, tmp_path, fill) as s:
+        yield s
 
 
 def test_engagement_adoption_journey(profiles: dict[str, dict]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import httpx
@@ -31,14 +32,24 @@ from requestkit import (
     rss_bytes,
 )
 
+from conftest import running_server
 from segmently import control
 from segmently.collect.limits import Limits
 
-if TYPE_CHECKING:  # a bare `import conftest` may find another directory's conftest.py
+if TYPE_CHECKING:
     from conftest import Server
 
 LIMITS = Limits()
 GIB = 1 << 30
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for this file's tests, in turn (a start costs seconds): each sends what
+    a server must refuse, or survive, or ordinary requests whose results no other test
+    reads, and checks the answers; the one server then has taken all of it."""
+    with running_server(tmp_path_factory.mktemp("requests")) as srv:
+        yield srv
 
 
 def body_routes(server: Server) -> list[tuple[str, str]]:
