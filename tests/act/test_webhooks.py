@@ -241,7 +241,7 @@ def test_after_the_schedule_the_message_fails_and_the_next_one_goes(store: Store
 
 
 def versions(store: Store, project_id: str) -> list[tuple[int, str, dict[str, object]]]:
-    rows = sorted(table_rows(store, dests.VERSIONS, project_id), key=lambda r: r["version"])
+    rows = sorted(table_rows(store, dests.VERSIONS.table, project_id), key=lambda r: r["version"])
     return [(r["version"], r["source"], json.loads(r["definition"])) for r in rows]
 
 
