@@ -28,6 +28,8 @@ from conftest import Server, start_server
 from segmently.store import Store
 from segmently.store.projects import create_project
 
+pytestmark = pytest.mark.slow  # one real serve for the module (not in make test-fast)
+
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
