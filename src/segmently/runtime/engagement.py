@@ -14,6 +14,7 @@ state. Decisions are `act/targeting.py`'s; memberships come from `MembershipInde
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -113,6 +114,7 @@ class Engagement:
 
     def _reload(self, project_id: str) -> ProjectState:
         fresh = load(self.store, project_id)
+        gc.freeze()  # millions of long-lived objects: out of the full collections' scans
         with self._lock:
             old = self._projects.get(project_id)
             if old is not None:  # arms drawn meanwhile and not yet flushed stay

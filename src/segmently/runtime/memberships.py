@@ -8,6 +8,7 @@ member is targeted within seconds.
 
 from __future__ import annotations
 
+import gc
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,6 +63,9 @@ class MembershipIndex:
     def load(self, project_id: str) -> Memberships:
         """(Re)read one project's memberships and swap them in atomically."""
         fresh = load_memberships(self.store, project_id)
+        # a million users' tuples live until the next load: a full collection scanning
+        # them stalls every thread for a second (bench/RESULTS.md, In-app targeting)
+        gc.freeze()
         with self._lock:
             self._projects[project_id] = fresh
         return fresh

@@ -30,7 +30,6 @@ from segmently.store.rollups import day_of
 from segmently.store.views import (
     Persons,
     has_rollups,
-    is_person,
     latest_traits,
     resolved_daily_rows,
     resolved_events,
@@ -280,10 +279,8 @@ class Aggregates:
                      person: Persons) -> ir.Table:
         if not self.traits:
             return t
-        tr = latest_traits(store, project_id, "user", self.as_of, self.known_at)
-        tr = tr.filter(tr.trait.isin(list(self.traits)))
-        if person is not None:
-            tr = tr.filter(is_person(tr.entity_id, person))
+        tr = latest_traits(store, project_id, "user", self.as_of, self.known_at, person,
+                           list(self.traits))
         wide = tr.group_by(_e="entity_id").aggregate(
             **{col: tr.value.max(where=tr.trait == name) for name, col in self.traits.items()})
         return t.left_join(wide, t.person_id == wide._e).drop("_e")

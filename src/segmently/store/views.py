@@ -101,15 +101,22 @@ def resolved_daily_rows(store: Store, project_id: str, as_of: datetime,
 
 def latest_traits(
     store: Store, project_id: str, kind: str = "user", as_of: datetime | None = None,
-    known_at: datetime | None = None,
+    known_at: datetime | None = None, person: Persons = None,
+    traits: list[str] | None = None,
 ) -> ir.Table:
-    """(entity_id, trait, value): the latest value of each trait, or the first for set_once."""
+    """(entity_id, trait, value): the latest value of each trait, or the first for set_once
+    (only `person`'s, only `traits`, when given: filtered before the ranking, so one
+    user's traits cost that user's rows, not the project's)."""
     t = _known(store.table(schema.TRAITS), project_id, as_of, "set_at", known_at)
     t = t.filter(t.kind == kind)
+    if traits is not None:
+        t = t.filter(t.trait.isin(traits))
     if kind == "user":
         ids = identity_map(store, project_id, as_of, known_at)
         t = t.left_join(ids, t.entity_id == ids.alias_id)
         t = t.mutate(entity_id=t.user_id.coalesce(t.entity_id)).drop("alias_id", "user_id")
+    if person is not None:
+        t = t.filter(is_person(t.entity_id, person))
     # A plain set beats any set_once; among sets the latest wins, among set_once the first.
     order = [t.once.asc(), ibis.cases((t.once, t.set_at.epoch_seconds()),
                                       else_=-t.set_at.epoch_seconds()).asc(),
