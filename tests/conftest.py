@@ -112,7 +112,10 @@ def start_server(db: str, log: Path, port: int | None = None,
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "segmently.cli", "--db", db, "serve", "--port", str(port)],
-        stdout=log.open("ab"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+        stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        # no incremental passes unless a test asks (tests/act/test_campaigns.py does): a
+        # pass between a test's events and its refresh would take the refresh's entries
+        env={**os.environ, "SEGMENTLY_INCREMENTAL_SECONDS": "0", **(env or {})},
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

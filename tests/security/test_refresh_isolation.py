@@ -36,7 +36,7 @@ MIN_OVERTAKEN = 2
 def test_a_small_project_refreshes_while_a_big_one_does(tmp_path: Path) -> None:
     db = f"duckdb://{tmp_path / 'two.duckdb'}"
     with Store(db) as store:
-        big = run_demo(store, DemoOptions(users=6000, days=60, seed=3), "big")
+        big = run_demo(store, DemoOptions(users=20000, days=60, seed=3), "big")
         Project(store, big.project_id).apply(demo_workspace("big"))
         small = create_project(store, "small")
         store.append(small.project.project_id, [

@@ -140,7 +140,10 @@ def traces(page: Page, chart: str) -> list[dict[str, Any]]:  # noqa: F811
 
 
 def submit(page: Page, form: str, api_path: str) -> dict[str, str]:  # noqa: F811
-    """Submit `form`, wait for the page's request to `api_path`; its parameters."""
+    """Submit `form`, wait for the page's request to `api_path`; its parameters (once the
+    page's earlier requests are answered: a late answer to one of them must not be taken
+    for the form's)."""
+    page.wait_for_load_state("networkidle")
     with page.expect_response(lambda r: urlsplit(r.url).path == api_path) as got:
         page.click(f"#{form} button[type=submit]")
     assert got.value.ok, got.value.text()

@@ -39,7 +39,8 @@ def _state(request: Request) -> AppState:
     return request.app.state.segmently
 
 
-async def _page(request: Request, template: str, title: str, **params: Any) -> Response:
+async def _page(request: Request, template: str, title: str, status: int = 200,
+                **params: Any) -> Response:
     """The page for a signed-in session, else a redirect to the sign-in form (a session
     not in memory is read from the store, off the event loop)."""
     sessions, token = _state(request).sessions, request.cookies.get(COOKIE)
@@ -47,7 +48,8 @@ async def _page(request: Request, template: str, title: str, **params: Any) -> R
         raw = request.scope.get("raw_path")  # as sent: ids keep their escapes (%2F, %2E)
         target = quote(raw.decode("ascii") if raw else request.url.path)
         return RedirectResponse(f"/ui/login?next={target}", status_code=303)
-    return templates.TemplateResponse(request, template, {"title": title, **params})
+    return templates.TemplateResponse(request, template, {"title": title, **params},
+                                      status_code=status)
 
 
 @router.get("/login")
@@ -152,11 +154,12 @@ async def insights_index(request: Request) -> Response:
 
 @router.get("/insights/{name}")
 async def insight_page(request: Request, name: str) -> Response:
-    """An analysis's own page (templates/insights/<name>.html), or 404."""
+    """An analysis's own page (templates/insights/<name>.html); for a name without one,
+    the list of analyses with a 404 (signed out: the sign-in form, as for every page)."""
     found = registry.load_all().get(name)
     if found is None or not found.page or not (HERE / "templates" / "insights" /
                                                 f"{name}.html").is_file():
-        return Response("no such page", status_code=404, media_type="text/plain")
+        return await _page(request, "insights/index.html", "Insights", status=404)
     return await _page(request, f"insights/{name}.html", found.summary, insight=name)
 
 
