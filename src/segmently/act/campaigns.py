@@ -28,7 +28,6 @@ from segmently.store import Store
 from segmently.store.versioned import Version, Versioned
 
 NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$"
-KINDS = ("modal", "banner", "tour", "checklist", "nps", "survey")
 Kind = Literal["modal", "banner", "tour", "checklist", "nps", "survey"]
 VERSIONS = Versioned("campaign_versions")
 SETTINGS = Versioned("in_app_settings")
@@ -248,10 +247,6 @@ class Campaign(Strict):
             raise ValueError(validation_message(exc, "content.")) from None
         self.content = model.model_dump(mode="json", exclude_none=True)
         return self
-
-    def body(self) -> Strict:
-        """The content as its kind's model."""
-        return CONTENT[self.kind].model_validate(self.content)
 
     def tasks(self) -> list[Task]:
         return list(Checklist.model_validate(self.content).tasks) \
