@@ -20,6 +20,19 @@ from segmently.cli import app
 Cli = Callable[..., Any]
 
 
+def shop_db(tmp_path: Path, workspace: str) -> tuple[str, str]:
+    """(database URL, project id) of a new project "shop", with `workspace` written as
+    tmp_path/segmently.yaml (not applied)."""
+    from segmently.store import Store
+    from segmently.store.projects import create_project
+
+    db = f"duckdb://{tmp_path / 'shop.duckdb'}"
+    with Store(db) as s:
+        pid = create_project(s, "shop").project.project_id
+    (tmp_path / "segmently.yaml").write_text(workspace)
+    return db, pid
+
+
 def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
     """`cli(*args)`: run in-process from a temporary directory (so a forgotten --db would
     create ./segmently.duckdb there, which the tests look for); exit code 0 expected unless

@@ -7,13 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from clitools import runner
+from clitools import runner, shop_db
 
 from segmently.cli.context import Ctx
 from segmently.cli.serve import warn_if_unapplied
 from segmently.segments import definitions as defs
 from segmently.store import Store
-from segmently.store.projects import create_project
 
 WORKSPACE = """\
 project: shop
@@ -25,11 +24,7 @@ segments:
 
 @pytest.fixture
 def shop(tmp_path: Path) -> tuple[str, str]:
-    db = f"duckdb://{tmp_path / 'shop.duckdb'}"
-    with Store(db) as s:
-        pid = create_project(s, "shop").project.project_id
-    (tmp_path / "segmently.yaml").write_text(WORKSPACE)
-    return db, pid
+    return shop_db(tmp_path, WORKSPACE)
 
 
 @pytest.mark.slow

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from clitools import runner
+from clitools import runner, shop_db
 
 from segmently.act import campaigns as camps
 from segmently.store import Store
-from segmently.store.projects import create_project
 
 WORKSPACE = """\
 project: shop
@@ -43,11 +42,7 @@ campaigns:
 
 @pytest.fixture
 def shop(tmp_path: Path) -> tuple[str, str]:
-    db = f"duckdb://{tmp_path / 'shop.duckdb'}"
-    with Store(db) as s:
-        pid = create_project(s, "shop").project.project_id
-    (tmp_path / "segmently.yaml").write_text(WORKSPACE)
-    return db, pid
+    return shop_db(tmp_path, WORKSPACE)
 
 
 def test_apply_check_export_drift(shop: tuple[str, str], tmp_path: Path,
