@@ -68,7 +68,7 @@ class UserState:
             self.tasks.setdefault(campaign, set()).add(task)
 
 
-def watched(campaigns: Iterable[Stored], vocabulary: Vocabulary) -> frozenset[str]:
+def watched(campaigns: Iterable[Stored]) -> frozenset[str]:
     """The event names the state must fold: the campaign events and every checklist
     task's event (milestones are read through the vocabulary's matchers)."""
     names = set(CAMPAIGN_EVENTS)
@@ -77,11 +77,16 @@ def watched(campaigns: Iterable[Stored], vocabulary: Vocabulary) -> frozenset[st
     return frozenset(names)
 
 
-def milestone_names(vocabulary: Vocabulary, event: str) -> set[str]:
-    """The milestones an event reaches by name alone (matchers without property
-    filters; those with filters are read exactly when the state is loaded)."""
-    return {m.name for m in vocabulary.milestones
-            if any(x.event == event and not x.where for x in m.events)}
+def milestones_by_event(vocabulary: Vocabulary) -> dict[str, frozenset[str]]:
+    """event -> the milestones it reaches by name alone (matchers without property
+    filters; those with filters are read exactly when the state is loaded). Made once
+    per state load: every committed batch looks its events up in it."""
+    found: dict[str, set[str]] = {}
+    for m in vocabulary.milestones:
+        for x in m.events:
+            if not x.where:
+                found.setdefault(x.event, set()).add(m.name)
+    return {event: frozenset(names) for event, names in found.items()}
 
 
 def task_done(campaign: str, task: Task, state: UserState) -> bool:

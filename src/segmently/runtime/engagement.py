@@ -43,6 +43,7 @@ class ProjectState:
     settings: camps.InAppSettings
     vocabulary: Vocabulary
     watched: frozenset[str]
+    reaches: dict[str, frozenset[str]] = field(default_factory=dict)  # event -> milestones
     users: dict[str, UserState] = field(default_factory=dict)
     arms: dict[tuple[str, str], str] = field(default_factory=dict)
     read_at: float = field(default_factory=time.monotonic)
@@ -59,7 +60,8 @@ def load(store: Store, project_id: str) -> ProjectState:
     campaigns = camps.current(store, project_id)
     vocab = vocabularies.vocabulary(store, project_id)
     state = ProjectState(campaigns, camps.settings(store, project_id), vocab,
-                         targeting.watched(campaigns.values(), vocab))
+                         targeting.watched(campaigns.values()),
+                         targeting.milestones_by_event(vocab))
     state.arms = dict(assignments.load(store, project_id))
     e = resolved_events(store, project_id)
     rows = e.filter(e.event.isin(sorted(state.watched)) & e.person_id.notnull()).select(
@@ -103,7 +105,7 @@ class Engagement:
         if time.monotonic() - state.read_at > DEFINITIONS_SECONDS:
             campaigns = camps.current(self.store, project_id)
             vocab = vocabularies.vocabulary(self.store, project_id)
-            if targeting.watched(campaigns.values(), vocab) != state.watched or \
+            if targeting.watched(campaigns.values()) != state.watched or \
                     vocab != state.vocabulary:
                 return self._reload(project_id)
             with self._lock:
@@ -173,7 +175,7 @@ class Engagement:
                     props = m.properties
                     state.user(user).observe(m.event, now, _text(props.get("campaign")),
                                              _text(props.get("task")))
-                reached = targeting.milestone_names(state.vocabulary, m.event)
+                reached = state.reaches.get(m.event)
                 if reached:
                     state.user(user).milestones.update(reached)
 
