@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 import duckdb
 import httpx
 import pytest
-from playwright.sync_api import ConsoleMessage, Dialog, Page, Request, expect
+from playwright.sync_api import ConsoleMessage, Dialog, Page, Request, Response, expect
 from typer.testing import CliRunner
 from uikit import page  # noqa: F401 - the fixture (a fresh context, a screenshot on failure)
 
@@ -139,12 +139,21 @@ def traces(page: Page, chart: str) -> list[dict[str, Any]]:  # noqa: F811
                          "({name: t.name, x: t.x, y: t.y}))", chart)
 
 
-def submit(page: Page, form: str, api_path: str) -> dict[str, str]:  # noqa: F811
-    """Submit `form`, wait for the page's request to `api_path`; its parameters (once the
-    page's earlier requests are answered: a late answer to one of them must not be taken
-    for the form's)."""
-    page.wait_for_load_state("networkidle")
-    with page.expect_response(lambda r: urlsplit(r.url).path == api_path) as got:
+def answer_to(api_path: str, **want: str) -> Callable[[Response], bool]:
+    """Whether a response answers a request to `api_path` with the parameters `want`."""
+    def answers(r: Response) -> bool:
+        asked = query(r.url)
+        return urlsplit(r.url).path == api_path and all(asked.get(k) == v
+                                                        for k, v in want.items())
+    return answers
+
+
+def submit(page: Page, form: str, api_path: str, **want: str) -> dict[str, str]:  # noqa: F811
+    """Submit `form`, wait for the page's answered request to `api_path` carrying the
+    parameters `want` (what the test just chose: a late answer to one of the page's earlier
+    requests must not be taken for the form's; none carrying them fails by timeout); all
+    its parameters."""
+    with page.expect_response(answer_to(api_path, **want)) as got:
         page.click(f"#{form} button[type=submit]")
     assert got.value.ok, got.value.text()
     return query(got.value.url)
@@ -218,8 +227,8 @@ def test_campaign_results(page: Page, demo_server: Demo) -> None:  # noqa: F811
     # as of two weeks ago: fewer users, in the request, the address and the table
     day = (utcnow() - timedelta(days=14)).strftime("%Y-%m-%d")
     page.fill("#as-of", day)
-    asked = submit(page, "results-controls", path)
-    assert asked["as_of"] == f"{day}T00:00:00" and query(page.url)["as_of"] == asked["as_of"]
+    asked = submit(page, "results-controls", path, as_of=f"{day}T00:00:00")
+    assert query(page.url)["as_of"] == asked["as_of"]
     earlier = {a["arm"]: a["assigned"] for a in demo_server.api(path, asked)["arms"]}
     expect(page.locator("#arms tr[data-arm=treatment] .assigned")).to_have_text(
         num(earlier["treatment"]))
@@ -266,8 +275,7 @@ def test_segment_flow(page: Page, demo_server: Demo) -> None:  # noqa: F811
     # by month, two steps: the request, the address and the summary follow
     page.select_option("#period", "month")
     page.fill("#periods", "2")
-    asked = submit(page, "flow-controls", path)
-    assert (asked["period"], asked["periods"]) == ("month", "2")
+    asked = submit(page, "flow-controls", path, period="month", periods="2")
     assert {k: query(page.url)[k] for k in asked} == asked
     monthly = demo_server.api(path, asked)
     expect(summary).to_contain_text(f"{num(monthly['users'])} users were in")
@@ -278,8 +286,9 @@ def test_segment_flow(page: Page, demo_server: Demo) -> None:  # noqa: F811
     # what entrants did next: its controls too are kept in the address
     page.select_option("#next-segment", "regular")
     page.fill("#within", "7")
-    nxt = submit(page, "next-controls", "/api/insights/segment_next")
-    assert (nxt["segment"], nxt["within_days"], nxt["period"]) == ("regular", "7", "month")
+    nxt = submit(page, "next-controls", "/api/insights/segment_next", segment="regular",
+                 within_days="7")
+    assert nxt["period"] == "month"  # the flow's period, chosen above
     entrants = demo_server.api("/api/insights/segment_next", nxt)["entrants"]
     expect(page.locator("#next-summary")).to_contain_text(f"{num(entrants)} users entered "
                                                           "regular")
@@ -317,8 +326,8 @@ def test_retention(page: Page, demo_server: Demo) -> None:  # noqa: F811
 
     # by day: the request, the address, the columns and the first cohort follow
     page.select_option("#period", "day")
-    asked = submit(page, "retention-controls", path)
-    assert asked["period"] == "day" and query(page.url)["period"] == "day"
+    asked = submit(page, "retention-controls", path, period="day")
+    assert query(page.url)["period"] == "day"
     daily = demo_server.api(path, asked)["groups"][0]["cohorts"]
     expect(page.locator("#cohorts-table thead th").nth(2)).to_have_text("day 0")
     expect(page.locator("#cohorts-table tbody tr").first.locator("td").first).to_have_text(
@@ -327,8 +336,8 @@ def test_retention(page: Page, demo_server: Demo) -> None:  # noqa: F811
 
     # a segment beside everyone: its curve, and its cohorts in the table when chosen
     page.select_option("#segments", ["power_users"])
-    asked = submit(page, "retention-controls", path)
-    assert asked["segments"] == "power_users" and query(page.url)["segments"] == "power_users"
+    asked = submit(page, "retention-controls", path, segments="power_users")
+    assert query(page.url)["segments"] == "power_users"
     groups = demo_server.api(path, asked)["groups"]
     expect(page.locator("#group option")).to_have_text(["(all users)", "power_users"])
     page.wait_for_function("() => document.getElementById('curves-chart').data.length === 2")
@@ -361,11 +370,8 @@ def test_stickiness(page: Page, demo_server: Demo) -> None:  # noqa: F811
     # 14 days and one segment: both reach the three requests and the address
     page.fill("#days", "14")
     page.select_option("#segments", ["power_users"])
-    with page.expect_response(lambda r: urlsplit(r.url).path == "/api/insights/lifecycle"
-                              ) as life:
-        asked = submit(page, "stickiness-controls", path)
-    assert (asked["days"], asked["segments"]) == ("14", "power_users")
-    assert query(life.value.url)["segments"] == "power_users"
+    with page.expect_response(answer_to("/api/insights/lifecycle", segments="power_users")):
+        asked = submit(page, "stickiness-controls", path, days="14", segments="power_users")
     assert {k: query(page.url)[k] for k in asked} == asked
     expect(page.locator("#group option")).to_have_text(["(all users)", "power_users"])
     page.wait_for_function("() => document.getElementById('active-chart').data[0].x.length "
@@ -416,8 +422,7 @@ def test_friction(page: Page, demo_server: Demo) -> None:  # noqa: F811
 
     # a funnel per segment: the request, the address, the chart and the table's groups
     page.select_option("#segments", ["power_users", "regular"])
-    asked = submit(page, "friction-controls", path)
-    assert asked["segments"] == "power_users,regular"
+    asked = submit(page, "friction-controls", path, segments="power_users,regular")
     assert query(page.url)["segments"] == "power_users,regular"
     expect(page.locator("#funnel-group option")).to_have_text(["power_users", "regular"])
     page.wait_for_function("() => document.getElementById('funnel-chart').data.length === 2")
@@ -470,10 +475,10 @@ def test_feature_lift(page: Page, demo_server: Demo) -> None:  # noqa: F811
     page.select_option("#outcome", "segment")
     page.select_option("#segment", "power_users")
     page.fill("#days", "0")
-    with page.expect_response(lambda r: urlsplit(r.url).path ==
-                              "/api/insights/segment_features"):
-        asked = submit(page, "lift-controls", path)
-    assert (asked["outcome"], asked["segment"], asked["days"]) == ("segment", "power_users", "0")
+    with page.expect_response(answer_to("/api/insights/segment_features",
+                                        segment="power_users")):
+        asked = submit(page, "lift-controls", path, outcome="segment", segment="power_users",
+                       days="0")
     assert {k: query(page.url)[k] for k in asked} == asked
     lift = demo_server.api("/api/insights/feature_lift", asked)
     expect(page.locator("#lift-summary")).to_contain_text("in segment power_users")
