@@ -115,13 +115,15 @@ def _write(store: Store, p: Project, w1: datetime) -> None:
         snap.record(store, p.id, "activated", members, at(t))
 
 
-@pytest.fixture(scope="module", params=["duckdb",
+@pytest.fixture(scope="module", params=["duckdb", "duckdb-compacted",
                                         pytest.param("postgres", marks=pytest.mark.postgres)])
 def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[tuple[Project, datetime]]:
     """The dataset, written once per engine for every test of this file (they only read):
-    conftest's `store` on a module's scope."""
-    if request.param == "duckdb":
+    conftest's `store` on a module's scope. Compacted (store/activity.py): on DuckDB the
+    receive days of the first three weeks only, so activity is read from activity days and
+    rollups at once; on PostgreSQL all of them."""
+    if request.param.startswith("duckdb"):
         url = f"duckdb://{tmp_path_factory.mktemp('retention') / 'store.duckdb'}"
     else:
         url = request.getfixturevalue("pg_database")
@@ -132,6 +134,10 @@ def project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         p = Project(store, create_project(store, "p").project.project_id)
         w1 = _w1()
         _write(store, p, w1)
+        if request.param != "duckdb":
+            compacted = store.compact_rollups(
+                now=w1 + timedelta(weeks=3) if request.param == "duckdb-compacted" else None)
+            assert compacted == (3 if request.param == "duckdb-compacted" else 5)
         yield p, w1
 
 

@@ -220,6 +220,7 @@ def run_demo(store: Store, options: DemoOptions, project: str = "demo", *,
             report.truth.append(truth_tables(chunk.population, options.window_start))
         if progress:
             progress(report.summary.users, report.summary.events)
+    store.compact_rollups()  # a finished past: its days merged, their activity days kept
     report.seconds = time.monotonic() - began
     return report
 

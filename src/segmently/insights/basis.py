@@ -16,11 +16,11 @@ import ibis.expr.types as ir
 
 from segmently.profile import stored
 from segmently.profile.adoption import feature_usage, milestones_reached
-from segmently.profile.build import ACTIVITY_TYPES
 from segmently.profile.config import Vocabulary
 from segmently.segments import definitions as defs
 from segmently.segments import snapshots as snap
 from segmently.store import Store
+from segmently.store.activity import ACTIVITY_TYPES
 from segmently.store.views import resolved_events
 
 

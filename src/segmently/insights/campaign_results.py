@@ -48,9 +48,9 @@ from segmently.profile.jsonvalues import string_at
 from segmently.profile.literals import f64
 from segmently.profile.matchers import EventMatcher, any_of
 from segmently.segments import definitions as defs
-from segmently.segments.aggregates import ACTIVITY_TYPES
 from segmently.segments.evaluate import evaluate
 from segmently.segments.rules import parse_rule
+from segmently.store.activity import ACTIVITY_TYPES
 from segmently.store.rollups import EPOCH, day_number, day_of, day_start
 from segmently.store.views import resolved_daily_rows, resolved_events
 

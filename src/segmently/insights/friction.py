@@ -45,8 +45,8 @@ import ibis.expr.types as ir
 from pydantic import Field
 
 from segmently.insights.registry import Context, Csv, InsightError, Params, analysis
-from segmently.profile.build import ACTIVITY_TYPES
 from segmently.segments.kinds.flows import _next_step
+from segmently.store.activity import ACTIVITY_TYPES
 from segmently.store.views import resolved_events
 
 EVERYONE = ""  # the group key of the funnel over every user

@@ -48,12 +48,12 @@ from pydantic import Field
 from segmently.insights.friction import slug
 from segmently.insights.registry import Context, InsightError, Params, analysis
 from segmently.profile.billing import BILLING_EVENTS
-from segmently.profile.build import ACTIVITY_TYPES
 from segmently.profile.matchers import EventMatcher, any_of
 from segmently.profile.vocabulary import SUBSCRIPTION_CANCELLED, TRIAL_CONVERTED, TRIAL_STARTED
 from segmently.segments.library import _any_of, _last, _none_of
+from segmently.store.activity import ACTIVITY_TYPES
 from segmently.store.rollups import day_number, day_of
-from segmently.store.views import resolved_daily_rows, resolved_events
+from segmently.store.views import resolved_activity_days, resolved_daily_rows, resolved_events
 
 RETAINED_FROM, RETAINED_TO = 23, 37  # retained at day 30: active on a day 23..37
 TRIAL_DECIDED_DAYS = 30  # a trial this old is decided (the demo's last 14 days)
@@ -200,7 +200,7 @@ def _population(ctx: Context, p: LiftParams) -> tuple[ir.Table, str]:
     usage = f"in the first {n} days" if n else "ever"
     if p.outcome == "retained_d30":
         cohort = first.filter(first._f <= today - RETAINED_TO - 1)
-        rows = _activity(ctx)
+        rows = resolved_activity_days(ctx.store, ctx.project_id, ctx.now)
         j = rows.inner_join(cohort, rows.person_id == cohort.person_id)
         band = (j.day >= j._f + RETAINED_FROM) & (j.day <= j._f + RETAINED_TO)
         per = j.group_by(_p=j.person_id).aggregate(_y=band.any(), _f=j._f.min())
@@ -270,7 +270,7 @@ def _activity(ctx: Context, properties: bool = False) -> ir.Table:
 
 
 def _first_days(ctx: Context) -> ir.Table:
-    a = _activity(ctx)
+    a = resolved_activity_days(ctx.store, ctx.project_id, ctx.now, distinct=False)
     return a.group_by("person_id").aggregate(_f=a.day.min())
 
 

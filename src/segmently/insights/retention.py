@@ -83,7 +83,7 @@ def retention(ctx: Context, p: RetentionParams) -> dict[str, Any]:
     starts = _starts(ctx, p)
     starts = starts.filter((starts.start >= first) & (starts.start <= today))
     starts = starts.mutate(cohort=usage.index_of(starts.start, p.period, cohort_starts))
-    back = usage.active_days(ctx, p.return_event, since=first)
+    back = usage.active_days(ctx, p.return_event, since=first, distinct=False)
     j = starts.inner_join(back, starts.person_id == back.person_id)
     j = j.filter(j.day >= j.start)
     j = j.select(person_id=j.person_id, cohort=j.cohort,

@@ -35,9 +35,9 @@ import ibis.expr.types as ir
 
 from segmently.insights import usage
 from segmently.insights.registry import Context, Csv, InsightError, Params, analysis
-from segmently.profile.build import ACTIVITY_TYPES
 from segmently.profile.config import Feature
 from segmently.profile.matchers import any_of
+from segmently.store.activity import ACTIVITY_TYPES
 from segmently.store.rollups import day_number, day_of, day_start
 from segmently.store.views import resolved_events
 
@@ -287,7 +287,7 @@ def lifecycle(ctx: Context, p: LifecycleParams) -> dict[str, Any]:
     first = usage.starts(last, p.period, p.periods + 1)
     until = usage.next_start(last, p.period)
     seen = usage.first_days(ctx)
-    active = usage.active_days(ctx, since=first[0], until=until)
+    active = usage.active_days(ctx, since=first[0], until=until, distinct=False)
     active = active.mutate(i=usage.index_of(active.day, p.period, first))
     per = active.select("person_id", "i").distinct()
     per = per.inner_join(seen, per.person_id == seen.person_id)

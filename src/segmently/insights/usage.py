@@ -5,7 +5,8 @@ counted in (everyone, and each segment they are a member of at its latest refres
 Activity comes from the daily rollups (`store/views.resolved_daily_rows`): a user's
 events of one day are one row there, so a hundred million events are read as a fraction
 of that. A user is active on a day with any track, page or screen event that day
-(`profile/build.ACTIVITY_TYPES`, as the profile counts activity), or, for a chosen event,
+(`store/activity.ACTIVITY_TYPES`, as the profile counts activity; one row a person and day
+in `activity_days`), or, for a chosen event,
 with that event. Days are numbered from 1970-01-01 (`store/rollups.day_number`); weeks
 start on Monday; periods are indexed from the first of a list of period starts by
 integer arithmetic (days, weeks) or one CASE over month starts, the same on every engine.
@@ -21,9 +22,14 @@ import ibis.expr.types as ir
 
 from segmently.insights.adoption import ALL_USERS
 from segmently.insights.registry import Context, InsightError
-from segmently.profile.build import ACTIVITY_TYPES
+from segmently.store.activity import ACTIVITY_TYPES
 from segmently.store.rollups import day_number, day_of, day_start
-from segmently.store.views import has_rollups, resolved_daily_rows, resolved_events
+from segmently.store.views import (
+    has_rollups,
+    resolved_activity_days,
+    resolved_daily_rows,
+    resolved_events,
+)
 
 Period = Literal["day", "week", "month"]
 BEFORE = -1_000_000  # the index of a day before the first period start (months)
@@ -52,15 +58,20 @@ def daily(ctx: Context, event: str | None = None, since: int | None = None,
 
 
 def active_days(ctx: Context, event: str | None = None, since: int | None = None,
-                until: int | None = None) -> ir.Table:
-    """(person_id, day), distinct: the days each person was active (or did `event`)."""
-    rows = daily(ctx, event, since, until)
-    return rows.select("person_id", "day").distinct()
+                until: int | None = None, distinct: bool = True) -> ir.Table:
+    """(person_id, day): the days each person was active (from the activity days,
+    `store/activity.py`) or did `event` (from the rollups); without `distinct` a (person,
+    day) may repeat, for a reader that groups them anyway."""
+    if event is None:
+        return resolved_activity_days(ctx.store, ctx.project_id, ctx.now, since, until,
+                                      distinct)
+    rows = daily(ctx, event, since, until).select("person_id", "day")
+    return rows.distinct() if distinct else rows
 
 
 def first_days(ctx: Context, event: str | None = None) -> ir.Table:
     """(person_id, first): each person's first active day (or first day with `event`)."""
-    rows = daily(ctx, event)
+    rows = active_days(ctx, event, distinct=False)
     return rows.group_by("person_id").aggregate(first=rows.day.min())
 
 

@@ -22,14 +22,13 @@ from segmently.profile.literals import f64
 from segmently.profile.scores import engagement, engagement_start, health, lifecycle
 from segmently.profile.vocabulary import PLAN_TRAIT
 from segmently.store import Store
+from segmently.store.activity import ACTIVITY_TYPES
 from segmently.store.views import (
     has_rollups,
     latest_traits,
     resolved_daily_rows,
     resolved_events,
 )
-
-ACTIVITY_TYPES = ("track", "page", "screen")
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 
 import ibis.expr.types as ir
 
-from segmently.profile.build import ACTIVITY_TYPES
 from segmently.store import Store
+from segmently.store.activity import ACTIVITY_TYPES
 from segmently.store.rollups import day_number
 from segmently.store.views import resolved_daily_rows
 

@@ -82,10 +82,6 @@ class Refresher:
         if not self._ticking.acquire(blocking=False):
             return done
         try:
-            try:  # finished days' rollups merged first: fewer rows for every evaluation
-                self.store.compact_rollups()
-            except Exception:  # noqa: BLE001 - an optimisation; refreshes go on without it
-                log.exception("rollup compaction failed")
             for project in list_projects(self.store):
                 lock = self._lock(project.project_id)
                 if not lock.acquire(blocking=False):

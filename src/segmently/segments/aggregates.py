@@ -26,6 +26,7 @@ from segmently.profile.jsonvalues import number_at, string_at
 from segmently.profile.matchers import EventMatcher, any_of
 from segmently.segments.windows import Span
 from segmently.store import Store
+from segmently.store.activity import ACTIVITY_TYPES
 from segmently.store.rollups import day_of
 from segmently.store.views import (
     Persons,
@@ -35,7 +36,6 @@ from segmently.store.views import (
     resolved_events,
 )
 
-ACTIVITY_TYPES = ("track", "page", "screen")  # identify/group/alias manage data
 # aggregates that are 0, not unknown, over no events
 ZERO_WHEN_EMPTY = frozenset({"count", "distinct_day", "distinct_week", "sum", "distinct"})
 DAILY_FNS = frozenset({"count", "distinct_day", "distinct_week", "first_ts", "last_ts"})

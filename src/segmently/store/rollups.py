@@ -91,10 +91,13 @@ DAILY_COLUMNS = ("user_id", "anonymous_id", "event", "type", "day", "n", "first_
 
 
 def daily_rows(events: ir.Table, rollups: ir.Table, project_id: str, as_of: datetime,
-               boundaries: Iterable[datetime], known_at: datetime | None = None) -> ir.Table:
+               boundaries: Iterable[datetime], known_at: datetime | None = None,
+               received: list[int] | None = None) -> ir.Table:
     """Every event before as_of received by known_at (None: ever), as rows of
     DAILY_COLUMNS: whole rollup rows where a day lies entirely inside or outside every
-    window and arrived before known_at's day, single raw events (n = 1) elsewhere.
+    window and arrived before known_at's day, single raw events (n = 1) elsewhere; of the
+    rollup rows, only those of the receive days `received` when given (the others are
+    held by another table: `views.resolved_activity_days`).
 
     `boundaries` are the window starts and ends the reader will compare `first_ts` with;
     the days they cut in two, and as_of's day, are read raw, and so is whatever arrived on
@@ -106,6 +109,8 @@ def daily_rows(events: ir.Table, rollups: ir.Table, project_id: str, as_of: date
                                  if b < as_of and b != day_start(day_number(b))})
     r = rollups.filter(rollups.project_id == project_id, rollups.day < today,
                        ~rollups.day.isin(raw_days))
+    if received is not None:  # a list of numbers: the scan itself skips the other rows
+        r = r.filter(r.received_day.isin(received) if received else ibis.literal(False))
     e = events.filter(events.project_id == project_id, events.timestamp < as_of)
     if known_at is not None:
         e = e.filter(e.received_at <= known_at)
@@ -123,10 +128,10 @@ def daily_rows(events: ir.Table, rollups: ir.Table, project_id: str, as_of: date
 
 
 # -- compaction ----------------------------------------------------------------------------
-def compaction_rows(rollups: ir.Table, received_day: int) -> ir.Table:
-    """One row per key for a receive day. Live traffic writes a key's events in many
+def compaction_rows(rollups: ir.Table, received_days: list[int]) -> ir.Table:
+    """One row per key for some receive days. Live traffic writes a key's events in many
     commits, so a day arrives as about one rollup row per event; merged, as few as there are
     (user, event, day) keys. Sums, minimums and maximums make it the same data."""
-    r = rollups.filter(rollups.received_day == received_day)
+    r = rollups.filter(rollups.received_day.isin(received_days))
     return r.group_by(KEYS).aggregate(n=r.n.sum().cast("int64"), first_ts=r.first_ts.min(),
                                       last_ts=r.last_ts.max())

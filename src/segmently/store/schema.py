@@ -21,6 +21,7 @@ IDENTITIES = "identities"
 ACCOUNT_LINKS = "account_links"
 PROJECTS = "projects"
 ROLLUPS = "event_rollups"
+ACTIVITY = "activity_days"
 COMPACTIONS = "rollup_compactions"
 
 EVENTS_SCHEMA = ibis.schema(
@@ -110,6 +111,16 @@ COMPACTIONS_SCHEMA = ibis.schema(
     {"received_day": dt.Int32(nullable=False), "compacted_at": dt.Timestamp(nullable=False)}
 )
 
+# Who was active on which day, of the compacted receive days (store/activity.py).
+ACTIVITY_SCHEMA = ibis.schema(
+    {
+        "project_id": dt.String(nullable=False),
+        "distinct_id": dt.String(nullable=False),  # user_id, else anonymous_id
+        "day": dt.Int32(nullable=False),
+        "received_day": dt.Int32(nullable=False),
+    }
+)
+
 TABLES: dict[str, ibis.Schema] = {
     EVENTS: EVENTS_SCHEMA,
     TRAITS: TRAITS_SCHEMA,
@@ -118,4 +129,5 @@ TABLES: dict[str, ibis.Schema] = {
     PROJECTS: PROJECTS_SCHEMA,
     ROLLUPS: ROLLUPS_SCHEMA,
     COMPACTIONS: COMPACTIONS_SCHEMA,
+    ACTIVITY: ACTIVITY_SCHEMA,
 }

@@ -24,6 +24,7 @@ from ibis.backends import BaseBackend
 from segmently.settings import Settings
 from segmently.settings import load as load_settings
 from segmently.store import schema
+from segmently.store.activity import activity_expr, activity_of, received_days, reopen
 from segmently.store.backends import (
     FixedBackend,
     ThreadLocalBackends,
@@ -37,6 +38,7 @@ from segmently.store.rollups import compaction_rows, day_number, rollup, rollup_
 from segmently.store.rows import Message, RowBatch, to_rows
 
 DEFAULT_DEDUP_WINDOW = timedelta(days=7)
+COMPACT_DAYS = 8  # receive days merged per transaction (a backlog: one scan for several)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,15 +127,19 @@ class Store:
         PostgreSQL: two processes may open a new database at once."""
         con = self.backends.get()
         with self._write_lock, schema_lock(con):
-            had_rollups = schema.ROLLUPS in set(con.list_tables())
+            had = set(con.list_tables())
             self.ensure_tables(schema.TABLES)
             if con.name == "postgres":
                 from segmently.store.postgres import ensure_unique_message_ids
 
-                ensure_unique_message_ids(con, rebuild_rollups=had_rollups)
-            if not had_rollups:  # a database from before rollups: count what it holds once
+                ensure_unique_message_ids(con, rebuild_rollups=schema.ROLLUPS in had)
+            if schema.ROLLUPS not in had:  # a database from before rollups: count it once
                 with transaction(con):
                     con.insert(schema.ROLLUPS, rollup_expr(con.table(schema.EVENTS)))
+            elif schema.ACTIVITY not in had:  # the days it compacted before activity_days
+                with transaction(con):
+                    con.insert(schema.ACTIVITY, activity_expr(
+                        con.table(schema.ROLLUPS), con.table(schema.COMPACTIONS).received_day))
 
     def ensure_tables(self, tables: dict[str, ibis.Schema]) -> None:
         """Create the tables that do not exist yet (each stage owns its own tables). Checked
@@ -214,6 +220,7 @@ class Store:
                      oldest: datetime | None) -> int:
         con = self.backends.get()
         with transaction(con):
+            reopen(con, received_days(events), day_number(utcnow()))
             if con.name == "duckdb":  # all of it in SQL (store/fastpath.py)
                 return append_new_events(con, project_id, events, derived, oldest)
             new = insert_new_events(con, project_id, events, oldest)
@@ -240,6 +247,7 @@ class Store:
         with self._write_lock:
             con = self.backends.get()
             with transaction(con):
+                reopen(con, received_days(rows.events), day_number(utcnow()))
                 for name, table in tables.items():
                     if table.num_rows:  # not ibis.memtable: Ibis keeps those registered
                         insert_arrow(con, name, table)
@@ -280,9 +288,11 @@ class Store:
 
     def compact_rollups(self, now: datetime | None = None) -> int:
         """Merge the rollup rows of every receive day before today's not merged yet (each
-        day once, in its own transaction); returns how many days. Answers never change:
-        only the number of rows evaluations read. Rows written later with a receive day
-        in the past (explicit historical received_at) stay as they are, still correct."""
+        day once; COMPACT_DAYS days a transaction) and write their activity days
+        (`store/activity.py`); returns how many days. Answers never change: only the
+        number of rows evaluations read. Rows written later with a receive day in the past
+        (explicit historical received_at) reopen their day (`activity.reopen`), merged
+        again next time."""
         today = day_number(now or utcnow())
         con = self.backends.get()
         done = con.table(schema.COMPACTIONS).received_day
@@ -290,15 +300,23 @@ class Store:
         pending = rollups.filter(rollups.received_day < today,
                                  ~rollups.received_day.isin(done)).select("received_day").distinct()
         days = sorted(pending.to_pyarrow()["received_day"].to_pylist())
-        for day in days:
+        for at in range(0, len(days), COMPACT_DAYS):
+            chunk = [int(d) for d in days[at:at + COMPACT_DAYS]]  # numbers, never user text
+            listed = ", ".join(map(str, chunk))
             with self._write_lock, transaction(con):
-                merged = compaction_rows(con.table(schema.ROLLUPS), day).to_pyarrow()
-                # a day number we computed, never user text
-                con.raw_sql(f"DELETE FROM {schema.ROLLUPS} WHERE received_day = {int(day)}")
-                insert_arrow(con, schema.ROLLUPS, merged.cast(ROLLUP_ARROW))
+                rows = con.table(schema.ROLLUPS)
+                stored = rows.filter(rows.received_day.isin(chunk)).count().to_pyarrow()
+                merged = compaction_rows(rows, chunk).to_pyarrow().cast(ROLLUP_ARROW)
+                con.raw_sql(f"DELETE FROM {schema.ACTIVITY} WHERE received_day IN ({listed})")
+                if merged.num_rows < stored.as_py():  # else one row a key already (bulk)
+                    con.raw_sql(f"DELETE FROM {schema.ROLLUPS} WHERE received_day IN ({listed})")
+                    insert_arrow(con, schema.ROLLUPS, merged)
+                active = activity_of(merged)
+                if active.num_rows:
+                    insert_arrow(con, schema.ACTIVITY, active)
                 insert_arrow(con, schema.COMPACTIONS, pa.table(
-                    {"received_day": pa.array([day], pa.int32()),
-                     "compacted_at": pa.array([utcnow()], pa.timestamp("us"))}))
+                    {"received_day": pa.array(chunk, pa.int32()),
+                     "compacted_at": pa.array([utcnow()] * len(chunk), pa.timestamp("us"))}))
         return len(days)
 
     def _oldest(self, events: pa.Table) -> datetime | None:

@@ -17,7 +17,8 @@ import ibis
 import ibis.expr.types as ir
 
 from segmently.store import schema
-from segmently.store.rollups import daily_rows
+from segmently.store.activity import ACTIVITY_TYPES
+from segmently.store.rollups import daily_rows, day_number, day_of
 from segmently.store.store import Store
 
 
@@ -97,6 +98,63 @@ def resolved_daily_rows(store: Store, project_id: str, as_of: datetime,
     rows = daily_rows(store.table(schema.EVENTS), store.table(schema.ROLLUPS), project_id,
                       as_of, boundaries, known_at)
     return _with_person(rows, identity_map(store, project_id, as_of, known_at), person)
+
+
+def has_activity(store: Store) -> bool:
+    """False for a lake exported before activity_days existed."""
+    return schema.ACTIVITY in set(store.con.list_tables())
+
+
+def resolved_activity_days(store: Store, project_id: str, as_of: datetime,
+                           since: int | None = None, until: int | None = None,
+                           distinct: bool = True) -> ir.Table:
+    """(person_id, day): the days before as_of (in [since, until), day numbers) each person
+    had a track, page or screen event, from the activity days of the compacted receive
+    days, the rollups of the others and the raw events of as_of's day (store/activity.py):
+    the set `resolved_daily_rows` gives, from a fraction of the rows. Without `distinct`,
+    a (person, day) may repeat (a minimum per person does not mind, and skips a hash of
+    every row)."""
+    if not (has_rollups(store) and has_activity(store)):  # a lake exported before them
+        if has_rollups(store):
+            rows = resolved_daily_rows(store, project_id, as_of, [])
+        else:
+            e = resolved_events(store, project_id, as_of)
+            rows = e.mutate(day=day_of(e.timestamp))
+        rows = rows.filter(rows.type.isin(ACTIVITY_TYPES))
+        days = _days_of(rows.select(person_id=rows.person_id.cast("string"), day=rows.day),
+                        since, until)
+        return days.distinct() if distinct else days
+    today = day_number(as_of)
+    live = daily_rows(store.table(schema.EVENTS), store.table(schema.ROLLUPS), project_id,
+                      as_of, [], received=uncompacted_days(store))
+    live = live.filter(live.type.isin(ACTIVITY_TYPES))
+    live = live.select(_distinct_id=live.user_id.coalesce(live.anonymous_id), day=live.day)
+    kept = store.table(schema.ACTIVITY)
+    kept = kept.filter(kept.project_id == project_id, kept.day < today)
+    kept = kept.select(_distinct_id=kept.distinct_id, day=kept.day)
+    ids = _days_of(kept.union(live.cast(kept.schema())), since, until)
+    ids_map = identity_map(store, project_id, as_of)
+    j = ids.left_join(ids_map, ids._distinct_id == ids_map.alias_id)
+    resolved = j.select(person_id=j.user_id.coalesce(j._distinct_id).cast("string"), day=j.day)
+    return resolved.distinct() if distinct else resolved
+
+
+def uncompacted_days(store: Store) -> list[int]:
+    """The receive days of rollup rows not compacted yet (today's, yesterday's until the
+    next refresh, a reopened day): one scan of one integer column."""
+    def days(name: str) -> set[int]:  # each a small answer; an anti-join would hash every row
+        t = store.table(name).select("received_day").distinct()
+        return {int(d) for d in t.to_pyarrow()["received_day"].to_pylist()}
+
+    return sorted(days(schema.ROLLUPS) - days(schema.COMPACTIONS))
+
+
+def _days_of(rows: ir.Table, since: int | None, until: int | None) -> ir.Table:
+    if since is not None:
+        rows = rows.filter(rows.day >= since)
+    if until is not None:
+        rows = rows.filter(rows.day < until)
+    return rows.mutate(day=rows.day.cast("int64"))
 
 
 def latest_traits(
