@@ -4,10 +4,11 @@
     python bench/insights.py --db big.duckdb --baseline /tmp/segmently-prev [--rounds 2]
 
 Each analysis runs in a fresh process per side (`Project.insight`, the core every shell
-calls: no HTTP, no kept answers), sides alternating, `--rounds` times; printed: the best
-wall seconds of each side (the first call in the process, so the engine's cold start
-counts), their ratio and each process's peak RSS. Both sides open the same database read
-only; compact it first (`segments refresh` does) so both read what a served project holds.
+calls: no HTTP, no kept answers), twice (cold: the first call in the process; warm: the
+same again, as a running server computes it), sides alternating, `--rounds` times;
+printed: the best wall seconds of each side, their ratios and each process's peak RSS.
+Both sides open the same database read only; compact it first (`segments refresh` does)
+so both read what a served project holds.
 """
 
 from __future__ import annotations
@@ -39,10 +40,12 @@ from segmently.api import connect
 db, name, params = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 with connect(db, read_only=True) as sg:
     p = sg.project()
-    began = time.perf_counter()
-    p.insight(name, params)
-    took = time.perf_counter() - began
-print(json.dumps({"seconds": took,
+    took = []
+    for _ in range(2):  # cold, then warm (the engine's buffers hold the tables)
+        began = time.perf_counter()
+        p.insight(name, params)
+        took.append(time.perf_counter() - began)
+print(json.dumps({"seconds": took[0], "warm": took[1],
                   "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -63,8 +66,9 @@ def main() -> None:
     args = ap.parse_args()
     only = {n for n in args.only.split(",") if n}
     print(f"load {os.getloadavg()[0]:.1f}")
-    print("| analysis | this s | baseline s | ratio | RSS this / baseline MiB |")
-    print("|---|---:|---:|---:|---:|")
+    print("| analysis | cold: this / baseline s | ratio | warm: this / baseline s | ratio "
+          "| RSS this / baseline MiB |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, params in ANALYSES:
         if only and name not in only:
             continue
@@ -76,8 +80,9 @@ def main() -> None:
                     best[side] = got
         q = "&".join(f"{k}={v}" for k, v in params.items())
         this, base = best["this"], best["baseline"]
-        print(f"| `{name}{'?' + q if q else ''}` | {this['seconds']:.2f} | "
+        print(f"| `{name}{'?' + q if q else ''}` | {this['seconds']:.2f} / "
               f"{base['seconds']:.2f} | {this['seconds'] / base['seconds']:.2f} | "
+              f"{this['warm']:.2f} / {base['warm']:.2f} | {this['warm'] / base['warm']:.2f} | "
               f"{this['rss_mib']:,.0f} / {base['rss_mib']:,.0f} |", flush=True)
     print(f"load {os.getloadavg()[0]:.1f}")
 
