@@ -66,14 +66,16 @@ class UnknownProjectError(NotFoundError):
 log = logging.getLogger(__name__)
 
 
-def compact(store: Store) -> None:
-    """Merge the finished receive days' rollups and write their activity days before a
-    refresh (`Store.compact_rollups`): fewer rows for the evaluation and for every insight
-    after it. An optimisation: a refresh goes on without it."""
-    try:
-        store.compact_rollups()
-    except Exception:  # noqa: BLE001 - logged; the answers are the same uncompacted
-        log.exception("rollup compaction failed")
+def prepare(store: Store) -> None:
+    """Before a refresh: merge the finished receive days' rollups and write their activity
+    days (`Store.compact_rollups`: fewer rows for the evaluation and every insight after
+    it), then give PostgreSQL's planner statistics of what was written since
+    (`Store.refresh_statistics`). Optimisations: a refresh goes on without them."""
+    for step in (store.compact_rollups, store.refresh_statistics):
+        try:
+            step()
+        except Exception:  # noqa: BLE001 - logged; the answers are the same without
+            log.exception("%s before a refresh failed", step.__name__)
 
 
 def plain(value: Any) -> Any:
@@ -547,7 +549,7 @@ class Project:
         tables read is stored too."""
         at = instant(as_of)
         known = instant(known_at, "known_at") if known_at is not None else None
-        compact(self.store)
+        prepare(self.store)
         vocab = self.vocabulary()
         queue = self._outbox(at) if deliver else None
         done = refreshing.refresh_stored(self.store, self.id, at, vocab, known, queue)

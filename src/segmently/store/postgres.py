@@ -69,6 +69,35 @@ def schema_lock(con: BaseBackend) -> Iterator[None]:
             raw.execute("SELECT pg_advisory_unlock(%s)", [SCHEMA_LOCK])
 
 
+# A table is analyzed again once this share of its rows (and STALE_ROWS more) changed
+# since it last was: autovacuum's own default threshold, applied when the store reads.
+STALE_SHARE = 0.1
+STALE_ROWS = 50
+
+
+def analyze_stale(con: BaseBackend) -> list[str]:
+    """ANALYZE this schema's tables never analyzed (`reltuples` -1: exact at once) or whose
+    rows changed by more than STALE_SHARE since their last ANALYZE (the statistics
+    collector's counts: other connections' writes show within seconds); returns their
+    names.
+
+    Without statistics the planner takes every aggregate of a user for one row and joins
+    the profile's dozen per-user aggregates in nested loops: a 2,000-user profile run took
+    minutes, all but seconds of `segments refresh` (a fresh database, or autovacuum off
+    or not yet round). With them the same query is hash joins (bench/RESULTS.md). ANALYZE
+    reads a bounded sample of each table, so this costs about the same at any size."""
+    raw = con.con
+    stale = raw.execute(
+        "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+        "WHERE s.schemaname = current_schema() "
+        "AND (c.reltuples < 0 OR s.n_mod_since_analyze > %s + %s * s.n_live_tup) "
+        "ORDER BY s.relname", [STALE_ROWS, STALE_SHARE]).fetchall()
+    names = [name for (name,) in stale]
+    for name in names:
+        raw.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(name)))
+    return names
+
+
 def _create_index() -> sql.Composed:
     return sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} (project_id, message_id)"
                    ).format(sql.Identifier(INDEX), sql.Identifier(schema.EVENTS))

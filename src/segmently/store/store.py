@@ -286,6 +286,18 @@ class Store:
                     if table.num_rows:
                         insert_arrow(con, name, table)
 
+    def refresh_statistics(self) -> list[str]:
+        """On PostgreSQL, ANALYZE the tables much written since their last statistics
+        (`postgres.analyze_stale`; the planner needs them for the profile's joins);
+        returns their names. Nothing to do on other engines."""
+        con = self.backends.get()
+        if con.name != "postgres":
+            return []
+        from segmently.store.postgres import analyze_stale
+
+        with self._write_lock:
+            return analyze_stale(con)
+
     def compact_rollups(self, now: datetime | None = None) -> int:
         """Merge the rollup rows of every receive day before today's not merged yet (each
         day once; COMPACT_DAYS days a transaction) and write their activity days

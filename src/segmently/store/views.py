@@ -128,14 +128,13 @@ def resolved_activity_days(store: Store, project_id: str, as_of: datetime,
     live = daily_rows(store.table(schema.EVENTS), store.table(schema.ROLLUPS), project_id,
                       as_of, [], received=uncompacted_days(store))
     live = live.filter(live.type.isin(ACTIVITY_TYPES))
-    live = live.select(_distinct_id=live.user_id.coalesce(live.anonymous_id), day=live.day)
+    live = live.select("user_id", "anonymous_id", "day")
     kept = store.table(schema.ACTIVITY)
     kept = kept.filter(kept.project_id == project_id, kept.day < today)
-    kept = kept.select(_distinct_id=kept.distinct_id, day=kept.day)
+    kept = kept.select(user_id=kept.distinct_id, anonymous_id=ibis.null("string"), day=kept.day)
     ids = _days_of(kept.union(live.cast(kept.schema())), since, until)
-    ids_map = identity_map(store, project_id, as_of)
-    j = ids.left_join(ids_map, ids._distinct_id == ids_map.alias_id)
-    resolved = j.select(person_id=j.user_id.coalesce(j._distinct_id).cast("string"), day=j.day)
+    resolved = _with_person(ids, identity_map(store, project_id, as_of))
+    resolved = resolved.select(person_id=resolved.person_id.cast("string"), day=resolved.day)
     return resolved.distinct() if distinct else resolved
 
 
