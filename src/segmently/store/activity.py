@@ -1,6 +1,6 @@
 """Activity days: which ids were active (a track, page or screen event) on which UTC day,
-the table retention, stickiness, lifecycle and the profile's daily actives read instead of
-every rollup row of every event (`insights/usage.py`, `profile/daily.py`).
+the table retention, stickiness, lifecycle and feature lift's first days read instead of
+every rollup row of every event (`insights/usage.py`, `insights/lift.py`).
 
 A person's events of one day are several rollup rows (one per event name: at 1M users and
 109M events, 43.6M rows); their activity that day is one row here (9.7M). `activity_days`
@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from ibis.backends import BaseBackend
 
 from segmently.store import schema
+from segmently.store.rollups import arrow_days
 
 ACTIVITY_TYPES = ("track", "page", "screen")  # identify, group and alias manage data
 KEYS = ["project_id", "distinct_id", "day", "received_day"]
@@ -61,9 +62,7 @@ def received_days(events: pa.Table) -> list[int]:
     """The receive days (days since 1970-01-01) of a batch of event rows."""
     if events.num_rows == 0:
         return []
-    micros = pc.cast(pc.cast(events["received_at"], pa.timestamp("us")), pa.int64())
-    days = pc.floor(pc.divide(pc.cast(micros, pa.float64()), 86_400_000_000.0))
-    return sorted(int(d) for d in pc.unique(days).to_pylist())
+    return sorted(pc.unique(arrow_days(events["received_at"])).to_pylist())
 
 
 def reopen(con: BaseBackend, days: Iterable[int], today: int) -> None:

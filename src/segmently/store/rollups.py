@@ -44,7 +44,8 @@ def day_start(day: int) -> datetime:
     return EPOCH + timedelta(days=day)
 
 
-def _days(ts: pa.ChunkedArray) -> pa.Array:
+def arrow_days(ts: pa.ChunkedArray) -> pa.Array:
+    """Days since the epoch of timestamps (Arrow), floored."""
     micros = pc.cast(pc.cast(ts, pa.timestamp("us")), pa.int64())
     # floor division, also before 1970 (a truncating divide would round those up)
     shifted = pc.subtract(micros, pc.if_else(pc.less(micros, 0), _US_PER_DAY - 1, 0))
@@ -59,8 +60,8 @@ def rollup(events: pa.Table) -> pa.Table:
     keyed = pa.table({
         "project_id": events["project_id"], "user_id": events["user_id"],
         "anonymous_id": events["anonymous_id"], "event": events["event"],
-        "type": events["type"], "day": _days(events["timestamp"]),
-        "received_day": _days(events["received_at"]), "ts": ts,
+        "type": events["type"], "day": arrow_days(events["timestamp"]),
+        "received_day": arrow_days(events["received_at"]), "ts": ts,
     })
     grouped = keyed.group_by(KEYS, use_threads=False).aggregate(
         [("ts", "count"), ("ts", "min"), ("ts", "max")])
