@@ -46,7 +46,7 @@ class Refresher:
         self.interval = interval
         self._locks: dict[str, threading.Lock] = {}  # project -> held while it refreshes
         self._locks_lock = threading.Lock()
-        self._ticking = threading.Lock()  # one scheduled pass (and compaction) at a time
+        self._ticking = threading.Lock()  # one scheduled pass at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.incremental = incremental  # seconds between incremental passes (0: none)

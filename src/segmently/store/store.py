@@ -4,7 +4,8 @@ Appends come from the group-commit writer (`writer.py`, HTTP ingestion), the imp
 sink (`collect/importer.py`) and the demo (`append_new_rows`); derived rows and rollups are
 written in the same transaction (`fastpath.py` on DuckDB, `postgres.py` on PostgreSQL).
 Every later stage reads through `table`/`events` (and `views.py`); `replace_rows` keeps
-the profile runs' cache, `compact_rollups` is run by `runtime/refresher.py`."""
+the profile runs' cache; `core.Project.refresh` runs `compact_rollups` and
+`refresh_statistics` first."""
 
 from __future__ import annotations
 
