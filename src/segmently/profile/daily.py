@@ -15,7 +15,7 @@ import ibis.expr.types as ir
 from segmently.store import Store
 from segmently.store.activity import ACTIVITY_TYPES
 from segmently.store.rollups import day_number
-from segmently.store.views import resolved_daily_rows
+from segmently.store.views import resolved_activity_days, resolved_daily_rows
 
 MAX_DAYS = 366
 
@@ -35,6 +35,10 @@ def daily_active(store: Store, project_id: str, as_of: datetime,
     if not 1 <= days <= MAX_DAYS:
         raise ValueError(f"days: must be between 1 and {MAX_DAYS}")
     start = (as_of - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    if known_at is None:  # as known now: the activity days (store/activity.py)
+        active = resolved_activity_days(store, project_id, as_of, since=day_number(start),
+                                        distinct=False)
+        return active.group_by("day").aggregate(users=active.person_id.nunique())
     rows = resolved_daily_rows(store, project_id, as_of, [start],  # midnight: no raw day
                                known_at=known_at)
     rows = rows.filter(rows.type.isin(ACTIVITY_TYPES), rows.day >= day_number(start))
