@@ -33,25 +33,12 @@ from segmently.store.rollups import arrow_days
 
 ACTIVITY_TYPES = ("track", "page", "screen")  # identify, group and alias manage data
 KEYS = ["project_id", "distinct_id", "day", "received_day"]
-ARROW_SCHEMA = pa.schema([
-    pa.field(name, t.to_pyarrow(), nullable=t.nullable)
-    for name, t in schema.ACTIVITY_SCHEMA.items()])
 
 
-def activity_of(rollups: pa.Table) -> pa.Table:
-    """The activity rows of rollup rows (Arrow, the rollups' schema)."""
-    active = rollups.filter(pc.is_in(rollups["type"], pa.array(ACTIVITY_TYPES)))
-    keyed = pa.table({
-        "project_id": active["project_id"],
-        "distinct_id": pc.coalesce(active["user_id"], active["anonymous_id"]),
-        "day": active["day"], "received_day": active["received_day"]})
-    keyed = keyed.filter(pc.is_valid(keyed["distinct_id"]))
-    return keyed.group_by(KEYS, use_threads=False).aggregate([]).cast(ARROW_SCHEMA)
-
-
-def activity_expr(rollups: ir.Table, received_days: ir.IntegerColumn) -> ir.Table:
-    """The same rows computed by the engine from the rollups of `received_days`: filling
-    the table once for the days a database compacted before it existed."""
+def activity_expr(rollups: ir.Table, received_days: ir.IntegerColumn | list[int]) -> ir.Table:
+    """The activity rows of the rollups of `received_days`, computed by the engine: what
+    compaction inserts for the days it merged, and what a database compacted before
+    activity days existed is filled with once."""
     r = rollups.filter(rollups.type.isin(ACTIVITY_TYPES), rollups.received_day.isin(received_days))
     r = r.mutate(distinct_id=r.user_id.coalesce(r.anonymous_id))
     r = r.filter(r.distinct_id.notnull())
@@ -70,9 +57,13 @@ def reopen(con: BaseBackend, days: Iterable[int], today: int) -> None:
     rows for are no longer compacted (their marks and activity rows go; the next
     compaction merges and counts them again). Days are numbers we computed, never text."""
     past = sorted({int(d) for d in days if d < today})
-    if not past:
-        return
-    listed = ", ".join(str(d) for d in past)
-    for name in (schema.COMPACTIONS, schema.ACTIVITY):
+    if past:
+        delete_days(con, [schema.COMPACTIONS, schema.ACTIVITY], past)
+
+
+def delete_days(con: BaseBackend, tables: list[str], days: list[int]) -> None:
+    """Delete the rows of these receive days (numbers we computed, never user text)."""
+    listed = ", ".join(str(int(d)) for d in days)
+    for name in tables:
         con.raw_sql(f"DELETE FROM {name} WHERE received_day IN ({listed})")
 

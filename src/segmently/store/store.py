@@ -25,7 +25,7 @@ from ibis.backends import BaseBackend
 from segmently.settings import Settings
 from segmently.settings import load as load_settings
 from segmently.store import schema
-from segmently.store.activity import activity_expr, activity_of, received_days, reopen
+from segmently.store.activity import activity_expr, delete_days, received_days, reopen
 from segmently.store.backends import (
     FixedBackend,
     ThreadLocalBackends,
@@ -314,19 +314,16 @@ class Store:
                                  ~rollups.received_day.isin(done)).select("received_day").distinct()
         days = sorted(pending.to_pyarrow()["received_day"].to_pylist())
         for at in range(0, len(days), COMPACT_DAYS):
-            chunk = [int(d) for d in days[at:at + COMPACT_DAYS]]  # numbers, never user text
-            listed = ", ".join(map(str, chunk))
+            chunk = [int(d) for d in days[at:at + COMPACT_DAYS]]
             with self._write_lock, transaction(con):
                 rows = con.table(schema.ROLLUPS)
                 stored = rows.filter(rows.received_day.isin(chunk)).count().to_pyarrow()
                 merged = compaction_rows(rows, chunk).to_pyarrow().cast(ROLLUP_ARROW)
-                con.raw_sql(f"DELETE FROM {schema.ACTIVITY} WHERE received_day IN ({listed})")
+                delete_days(con, [schema.ACTIVITY], chunk)
                 if merged.num_rows < stored.as_py():  # else one row a key already (bulk)
-                    con.raw_sql(f"DELETE FROM {schema.ROLLUPS} WHERE received_day IN ({listed})")
+                    delete_days(con, [schema.ROLLUPS], chunk)
                     insert_arrow(con, schema.ROLLUPS, merged)
-                active = activity_of(merged)
-                if active.num_rows:
-                    insert_arrow(con, schema.ACTIVITY, active)
+                con.insert(schema.ACTIVITY, activity_expr(con.table(schema.ROLLUPS), chunk))
                 insert_arrow(con, schema.COMPACTIONS, pa.table(
                     {"received_day": pa.array(chunk, pa.int32()),
                      "compacted_at": pa.array([utcnow()] * len(chunk), pa.timestamp("us"))}))
