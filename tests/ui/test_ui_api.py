@@ -60,6 +60,15 @@ def test_catalog_offers_what_the_project_has_seen(ui_server: UiServer) -> None: 
     assert plans == [{"value": "growth", "users": 3}, {"value": "starter", "users": 1}]
 
 
+def test_adoption_before_any_segment_is_saved(ui_server: UiServer) -> None:  # noqa: F811
+    """A new project's journey page: only the all-users row (every one of the five viewed
+    a report, u1 alone invited). This answered 500 on DuckDB 1.5 (a bloom filter pushed
+    into the scan of an empty in-memory members table)."""
+    a = api(ui_server, "GET", "/api/insights/adoption").json()
+    assert [(g["name"], g["size"], g["used"]) for g in a["groups"]] == [
+        ("(all users)", 5, {"reports": 5, "invites": 1})]
+
+
 def test_preview_counts_an_unsaved_rule_and_explains_errors(ui_server: UiServer  # noqa: F811
                                                             ) -> None:
     p = api(ui_server, "POST", "/api/rules/preview", json={"rule": BUILT}).json()

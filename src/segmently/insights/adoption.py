@@ -27,10 +27,12 @@ def adoption(base: Basis, features: list[str], groups: list[str],
     if not features or base.features is None:
         return {"features": [], "groups": []}
     everyone = base.users
-    members = ibis.union(  # nullability differs: cast both
-        everyone.select(user_id=everyone.user_id.cast("string"), group=ibis.literal(ALL_USERS)),
-        members.select(user_id=members.user_id.cast("string"),
-                       group=members.segment.cast("string")))
+    everyone = everyone.select(user_id=everyone.user_id.cast("string"),  # nullability
+                               group=ibis.literal(ALL_USERS))
+    # no groups: no union with an empty in-memory members table, into whose scan DuckDB
+    # 1.5 pushes a bloom filter that its PyArrow scan cannot apply (a 500 before)
+    members = everyone if not groups else ibis.union(everyone, members.select(
+        user_id=members.user_id.cast("string"), group=members.segment.cast("string")))
     used = base.features
     joined = members.inner_join(used, members.user_id == used.user_id)
     counts = joined.group_by(["group", "feature"]).aggregate(users=joined.count())
