@@ -207,6 +207,39 @@ def test_the_user_page_reads_the_latest_refresh(saved: UiServer) -> None:
     assert u1["as_of"] == table["as_of"] and "viewers" in u1["segments"]
     m = u1["metrics"]
     assert (m["engagement_points"], m["engagement_score"], m["events_window"]) == (4.0, 80.0, 4)
+    assert (m["account_id"], m["plan"], m["journey_stage"]) == ("acc_a", "growth", "invited")
+    # three report views and one invite, the last view a day ago, the invite 12 hours ago
+    uses = {f["feature"]: f["uses_window"] for f in u1["features"]}
+    assert uses == {"reports": 3, "invites": 1}
+    assert [(s["milestone"], s["step"]) for s in sorted(u1["milestones"],
+                                                       key=lambda s: s["step"])] == [
+        ("signed_up", 1), ("first_report", 2), ("invited", 3)]
+
+
+def test_a_users_explanations_come_in_one_answer(saved: UiServer) -> None:
+    """By hand (PEOPLE): u2 viewed once in 30 days, so u2 is a viewer and not `built`
+    (at least twice and growth); u1 viewed three times and is both. Without names the
+    answer explains the user's segments at the latest refresh (u2: viewers only)."""
+    assert api(saved, "POST", "/api/segments", json={"name": "built", "rule": BUILT}
+               ).status_code == 201
+    try:
+        both = api(saved, "GET", "/api/users/u2/explanations?segments=viewers,built").json()
+        by_name = {s["segment"]: s for s in both["segments"]}
+        assert (by_name["viewers"]["member"], by_name["built"]["member"]) == (True, False)
+        views, plan = by_name["built"]["explanation"]["children"]
+        assert (views["truth"], views["observed"], plan["truth"]) == (False, {"count": 1},
+                                                                       True)
+        u1 = api(saved, "GET", "/api/users/u1/explanations?segments=built").json()
+        assert u1["segments"][0]["member"] is True
+        assert u1["segments"][0]["explanation"]["children"][0]["observed"] == {"count": 3}
+        stored = api(saved, "GET", "/api/users/u2/explanations").json()
+        assert [s["segment"] for s in stored["segments"]] == ["viewers"]
+        assert stored["as_of"] == api(saved, "GET", "/api/segments/viewers/table"
+                                      ).json()["as_of"]
+        r = api(saved, "GET", "/api/users/u2/explanations?segments=nope")
+        assert r.status_code == 404 and "nope" in r.json()["message"]
+    finally:
+        assert api(saved, "DELETE", "/api/segments/built").status_code == 200
 
 
 def test_unknown_and_hostile_user_ids_are_404s(saved: UiServer) -> None:
@@ -231,3 +264,7 @@ def test_timeline_includes_events_sent_before_sign_up(ui_server: UiServer  # noq
     events = api(ui_server, "GET", "/api/users/u9/timeline").json()["events"]
     assert [e["event"] for e in events] == ["signed_up", "$identify", "$page"]
     assert api(ui_server, "GET", "/api/users/anon9/timeline").json()["events"] == []
+    # the user page reads the latest refresh as it knew the data: u9 arrived after it
+    assert api(ui_server, "GET", "/api/users/u9").json()["metrics"]["events_total"] == 2
+    r = api(ui_server, "GET", "/api/users/u9/at-refresh")
+    assert r.status_code == 404 and "no user 'u9'" in r.json()["message"]

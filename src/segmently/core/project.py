@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,7 +47,7 @@ from segmently.segments import refreshing
 from segmently.segments import snapshots as snap
 from segmently.segments.errors import RuleError, UnknownUserError
 from segmently.segments.evaluate import Evaluation, evaluate
-from segmently.segments.explain import Explanation, explain
+from segmently.segments.explain import Explanation, explain_many
 from segmently.segments.member_views import Members
 from segmently.segments.rules import Rule, parse_rule
 from segmently.segments.workspace import Workspace
@@ -487,13 +487,22 @@ class Project:
 
     def explain(self, name: str, user_id: str, as_of: Instant = None,
                 known_at: Instant = None) -> Explanation:
+        return self.explain_user(user_id, [name], as_of, known_at)[name]
+
+    def explain_user(self, user_id: str, names: Iterable[str] | None = None,
+                     as_of: Instant = None, known_at: Instant = None
+                     ) -> dict[str, Explanation]:
+        """Why the user is in or out of each of `names` (default: every segment), in one
+        evaluation pass over that user's rows (`segments.explain.explain_many`)."""
         rules = self.rules()
-        if name not in rules:
-            raise defs.not_found(self.store, self.id, name)
+        names = list(rules) if names is None else list(names)
+        for name in names:
+            if name not in rules:
+                raise defs.not_found(self.store, self.id, name)
         at, known = pair(as_of, known_at)
         try:
-            return explain(self.store, self.id, rules[name], user_id, at, rules,
-                           vocabulary=self.vocabulary(), known_at=known)
+            return explain_many(self.store, self.id, {n: rules[n] for n in names}, user_id,
+                                at, rules, vocabulary=self.vocabulary(), known_at=known)
         except LookupError as exc:
             raise UnknownUserError(str(exc)) from exc
 
@@ -524,19 +533,31 @@ class Project:
                             for row in mine.to_pyarrow().to_pylist()]
         return out
 
+    def profile_of_run(self, user_id: str, run: stored.Run) -> dict[str, Any]:
+        """What `profile` says at a stored run's instant (as known then), read from the
+        run: a user page costs that user's rows, not a profile build."""
+        found = stored.person(self.store, run, user_id)
+        if found is None:
+            raise UnknownUserError(f"no user {user_id!r} in this project as of "
+                                   f"{run.as_of.isoformat()}")
+        vocab = self.vocabulary()
+        out: dict[str, Any] = {"user_id": user_id, "as_of": run.as_of.isoformat(),
+                               "known_at": run.as_of.isoformat(),
+                               "metrics": {k: plain(v) for k, v in found["users"][0].items()}}
+        for key, declared in (("features", vocab.features), ("milestones", vocab.milestones)):
+            if declared:
+                out[key] = [{k: plain(v) for k, v in row.items()} for row in found[key]]
+        return out
+
     def user_segments(self, user_id: str, as_of: Instant = None,
                       known_at: Instant = None) -> dict[str, Explanation]:
-        """The segments the user is in at as_of (as known at known_at), each explained."""
-        at, known = pair(as_of, known_at)
-        if not self.definitions():
+        """The segments the user is in at as_of (as known at known_at), each explained:
+        every segment explained in one pass over the user's rows, the true ones kept."""
+        try:
+            every = self.explain_user(user_id, None, as_of, known_at)
+        except UnknownUserError:
             return {}
-        ev = self.evaluation(at, known)
-        t = ev.table
-        row = t.filter(t.user_id == user_id).to_pyarrow().to_pylist()
-        if not row:
-            return {}
-        inside = [name for name, col in ev.columns.items() if row[0][col]]
-        return {name: self.explain(name, user_id, at, known) for name in inside}
+        return {name: why for name, why in every.items() if why.truth}
 
     # -- snapshots -----------------------------------------------------------------------
     def refresh(self, as_of: Instant = None, known_at: Instant = None,

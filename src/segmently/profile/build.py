@@ -48,9 +48,8 @@ def _attach(left: ir.Table, right: ir.Table | None, key: str = "person_id") -> i
 
 
 def _plan(store: Store, project_id: str, as_of: datetime,
-          known_at: datetime | None) -> ir.Table:
-    t = latest_traits(store, project_id, "user", as_of, known_at)
-    t = t.filter(t.trait == PLAN_TRAIT)
+          known_at: datetime | None, person: str | None) -> ir.Table:
+    t = latest_traits(store, project_id, "user", as_of, known_at, person, [PLAN_TRAIT])
     return t.select(person_id=t.entity_id, plan=string_at(t.value))
 
 
@@ -78,21 +77,26 @@ def build_profiles(store: Store, project_id: str, vocab: Vocabulary, as_of: date
     stored run keeps it), so one person's profile costs a fraction of everyone's and
     reads the same. What had happened by as_of counts, as received by known_at (None:
     everything received)."""
-    everything = resolved_events(store, project_id, as_of, person, known_at)
+    # One person: each part is read into a temporary table (DuckDB-native, unlike an
+    # in-memory one) as it is built, so the answers compile over small leaves; Ibis
+    # compiling the whole graph at once cost more than the reading (a user page 2.7 s
+    # at 5k users, bench/RESULTS.md). Everyone's: one graph, the engine plans it whole.
+    leaf = (lambda t: t.cache()) if person is not None else (lambda t: t)
+    everything = leaf(resolved_events(store, project_id, as_of, person, known_at))
     # identify/group/alias manage data; only what users did counts as activity
     events = everything.filter(everything.type.isin(ACTIVITY_TYPES))
     scaled = person if engagement_scale is not None else None
     engaged = engagement(_activity_rows(store, project_id, vocab, as_of, scaled, known_at),
                          vocab.engagement, as_of, engagement_scale)
     window = vocab.activity_window_days
-    users = activity(events, as_of, window_days=window, session_gap=vocab.session_gap_minutes * 60)
-    users = _attach(users, nps(events))
-    users = _attach(users, billing(events, as_of, window_days=30))
-    users = _attach(users, engaged)
-    users = _attach(users, lifecycle(events, as_of))
-    users = _attach(users, _plan(store, project_id, as_of, known_at))
+    users = leaf(activity(events, as_of, window_days=window,
+                          session_gap=vocab.session_gap_minutes * 60))
+    for part in (nps(events), billing(events, as_of, window_days=30), engaged,
+                 lifecycle(events, as_of), _plan(store, project_id, as_of, known_at, person)):
+        users = _attach(users, leaf(part) if part is not None else None)
     features = feature_usage(events, vocab.features, as_of, window)
     if features is not None:
+        features = leaf(features)
         used = features.filter(features.uses_window > 0)
         breadth = used.group_by("person_id").aggregate(features_used=used.count())
         users = _attach(users, breadth)
@@ -103,6 +107,7 @@ def build_profiles(store: Store, project_id: str, vocab: Vocabulary, as_of: date
         users = users.mutate(features_used=ibis.literal(0), adoption_share=f64(0.0))
     milestones = milestones_reached(events, vocab.milestones)
     if milestones is not None:
+        milestones = leaf(milestones)
         users = _attach(users, journey_stage(milestones))
     users = users.mutate(engagement_score=users.engagement_score.fill_null(f64(0.0)),
                          engagement_points=users.engagement_points.fill_null(f64(0.0)))

@@ -51,19 +51,32 @@ USERS, FEATURES, MILESTONES, ACTIVE, RUNS = (
 KEEP = 3  # instants per project: the latest refresh, and the one a page may still show
 
 _KEY = {"project_id": dt.String(nullable=False), "as_of": dt.Timestamp(nullable=False)}
-USER_COLUMNS = {
+USER_COLUMNS = {  # every metric of build_profiles: a user page reads its row here
     "user_id": dt.String(nullable=False), "account_id": dt.string, "plan": dt.string,
-    "last_seen": dt.timestamp, "events_total": dt.int64, "events_window": dt.int64,
-    "active_days_window": dt.int64, "sessions_window": dt.int64,
+    "first_seen": dt.timestamp, "last_seen": dt.timestamp, "days_since_last_seen": dt.int64,
+    "events_total": dt.int64, "events_window": dt.int64,
+    "active_days_window": dt.int64, "active_weeks_window": dt.int64,
+    "sessions_window": dt.int64, "avg_session_seconds": dt.float64,
+    "stickiness": dt.float64, "nps_score": dt.int64, "nps_at": dt.timestamp,
+    "nps_responses": dt.int64, "nps_category": dt.string, "payments_made": dt.int64,
+    "payments_missed": dt.int64, "payments_missed_window": dt.int64,
+    "revenue_to_date": dt.float64, "last_payment_at": dt.timestamp,
+    "trial_started_at": dt.timestamp, "converted_at": dt.timestamp,
+    "cancelled_at": dt.timestamp, "on_trial": dt.boolean,
     "engagement_points": dt.float64, "engagement_score": dt.float64,
+    "lifecycle": dt.string, "features_used": dt.int64, "adoption_share": dt.float64,
+    "journey_step": dt.int64, "journey_stage": dt.string, "stage_since": dt.timestamp,
     "health_score": dt.float64, "health_band": dt.string,
-    "lifecycle": dt.string, "journey_stage": dt.string,
 }
+NO_MILESTONES = ("journey_step", "journey_stage", "stage_since")  # null without any
 TABLES = {
     USERS: ibis.schema(_KEY | USER_COLUMNS),
-    FEATURES: ibis.schema(_KEY | {"user_id": dt.String(nullable=False),
-                                  "feature": dt.String(nullable=False)}),
+    FEATURES: ibis.schema(_KEY | {"user_id": dt.String(nullable=False),  # used ever
+                                  "feature": dt.String(nullable=False),
+                                  "uses_window": dt.int64, "first_used": dt.timestamp,
+                                  "last_used": dt.timestamp}),
     MILESTONES: ibis.schema(_KEY | {"user_id": dt.String(nullable=False),
+                                    "milestone": dt.String(nullable=False),
                                     "step": dt.Int64(nullable=False),
                                     "reached_at": dt.Timestamp(nullable=False)}),
     ACTIVE: ibis.schema(_KEY | {"day": dt.Date(nullable=False),
@@ -130,10 +143,10 @@ def _keyed(table: pa.Table, name: str, project_id: str, as_of: datetime) -> pa.T
 def _user_rows(store: Store, project_id: str, prof: Profiles, as_of: datetime) -> ir.Table:
     users = prof.users
     if "journey_stage" not in users.columns:  # no milestones declared
-        users = users.mutate(journey_stage=ibis.null("string"))
+        users = users.mutate(**{c: ibis.null(USER_COLUMNS[c]) for c in NO_MILESTONES})
     acct = user_accounts(store, project_id, as_of, known_at=as_of)
     users = users.left_join(acct, users.user_id == acct.person_id)
-    return users.select(*USER_COLUMNS)
+    return users.select(**{c: users[c].cast(t) for c, t in USER_COLUMNS.items()})
 
 
 def live_users(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime) -> ir.Table:
@@ -154,11 +167,14 @@ def compute(store: Store, project_id: str, vocab: Vocabulary,
                              for c in TABLES[name] if c not in _KEY})
              for name in (FEATURES, MILESTONES)}
     if prof.features is not None:
-        used = prof.features.filter(prof.features.uses_window > 0)
-        rows[FEATURES] = used.select(user_id=used.person_id, feature=used.feature).to_pyarrow()
+        f = prof.features
+        rows[FEATURES] = f.select(user_id=f.person_id, feature=f.feature,
+                                  uses_window=f.uses_window.cast("int64"),
+                                  first_used=f.first_used, last_used=f.last_used).to_pyarrow()
     if prof.milestones is not None:
         m = prof.milestones
-        rows[MILESTONES] = m.select(user_id=m.person_id, step=m.step.cast("int64"),
+        rows[MILESTONES] = m.select(user_id=m.person_id, milestone=m.milestone,
+                                    step=m.step.cast("int64"),
                                     reached_at=m.reached_at).to_pyarrow()
     active = daily.daily_active(store, project_id, as_of, known_at=as_of).to_pyarrow()
     rows[ACTIVE] = pa.table({"day": active["day"].cast(pa.int32()).cast(pa.date32()),
@@ -213,12 +229,24 @@ def users(store: Store, run: Run) -> ir.Table:
 
 def features_used(store: Store, run: Run) -> ir.Table:
     """(user_id, feature) for each feature a user used in the activity window."""
-    return _of(store, FEATURES, run)
+    t = _of(store, FEATURES, run)
+    return t.filter(t.uses_window > 0).select("user_id", "feature")
 
 
 def milestones(store: Store, run: Run) -> ir.Table:
     """(user_id, step, reached_at) for each milestone a user reached."""
-    return _of(store, MILESTONES, run)
+    return _of(store, MILESTONES, run).select("user_id", "step", "reached_at")
+
+
+def person(store: Store, run: Run, user_id: str) -> dict[str, list[dict]] | None:
+    """One user's rows of the run: {users: [metrics], features: [...], milestones: [...]}
+    (what `core.Project.profile` computes, read back: three indexed reads, not a profile
+    build), or None when the run has no such user."""
+    out: dict[str, list[dict]] = {}
+    for key, name in (("users", USERS), ("features", FEATURES), ("milestones", MILESTONES)):
+        t = _of(store, name, run)
+        out[key] = t.filter(t.user_id == user_id).drop("user_id").to_pyarrow().to_pylist()
+    return out if out["users"] else None
 
 
 def daily_active(store: Store, run: Run) -> ir.Table:

@@ -65,29 +65,57 @@ def explain(
 ) -> Explanation:
     """Explain `rule` (references resolve in `segments`; features, milestones and metrics
     in `vocabulary`) for one user at as_of, as known at known_at (default: now)."""
-    rule = parse_rule(rule) if isinstance(rule, dict) else rule
+    return explain_many(store, project_id, {"": rule}, user_id, as_of, segments,
+                        vocabulary, known_at)[""]
+
+
+def explain_many(
+    store: Store,
+    project_id: str,
+    rules: Mapping[str, Rule | dict[str, Any]],
+    user_id: str,
+    as_of: datetime | None = None,
+    segments: Mapping[str, Rule | dict[str, Any]] | None = None,
+    vocabulary: Vocabulary | None = None,
+    known_at: datetime | None = None,
+) -> dict[str, Explanation]:
+    """Explain each of `rules` for one user in one evaluation pass: the rules are lowered
+    into one Aggregates, so the user's rows are read once and every node of every tree is
+    a column of the same one-row answer (a user page costs that user's rows, not one
+    query per segment)."""
+    if not rules:
+        return {}
     as_of, known_at = instants(as_of, known_at)
     aggs = Aggregates(as_of, vocabulary=vocabulary or Vocabulary(),
                       known_at=known_at)
     lowerer = Lowerer(aggs, as_rules(segments or {}))
-    root = lowerer.lower(rule)
-    nodes = _preorder(root)
-    t = lowerer.aggs.table(store, project_id, person=user_id)
+    trees = {name: _preorder(lowerer.lower(parse_rule(rule) if isinstance(rule, dict)
+                                           else rule))
+             for name, rule in rules.items()}
+    # the user's one row of aggregates read first (a DuckDB-native temporary table): the
+    # trees' columns then compile over a leaf, not over the aggregation graph
+    t = lowerer.aggs.table(store, project_id, person=user_id).cache()
     columns: dict[str, Any] = {}
-    for i, node in enumerate(nodes):
-        columns[f"_n{i}"] = node.truth(t)
-        for j, expr in enumerate(node.observed(t).values()):
-            columns[f"_o{i}_{j}"] = expr
+    for r, nodes in enumerate(trees.values()):
+        for i, node in enumerate(nodes):
+            columns[f"_r{r}_n{i}"] = node.truth(t)
+            for j, expr in enumerate(node.observed(t).values()):
+                columns[f"_r{r}_o{i}_{j}"] = expr
     rows = t.select(**columns).to_pyarrow().to_pylist()
     if not rows:
         raise UnknownUserError(f"no user {user_id!r} in project {project_id!r} "
                                f"as of {as_of.isoformat(sep=' ')}")
-    row = rows[0]
+    return {name: _built(nodes, t, rows[0], f"_r{r}_")
+            for r, (name, nodes) in enumerate(trees.items())}
+
+
+def _built(nodes: list[Node], t: Any, row: dict[str, Any], prefix: str) -> Explanation:
+    """One tree's explanations from its columns of the answer row."""
     built: dict[int, Explanation] = {}
     for i in reversed(range(len(nodes))):
         node = nodes[i]
-        observed = {k: row[f"_o{i}_{j}"] for j, k in enumerate(node.observed(t))}
-        built[i] = Explanation(node.kind, node.label, bool(row[f"_n{i}"]), observed,
+        observed = {k: row[f"{prefix}o{i}_{j}"] for j, k in enumerate(node.observed(t))}
+        built[i] = Explanation(node.kind, node.label, bool(row[f"{prefix}n{i}"]), observed,
                                node.sentence(observed) if observed else node.label)
     _link(nodes, built)
     return built[0]

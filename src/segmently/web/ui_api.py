@@ -171,17 +171,38 @@ async def feature_adoption(ctx: Ctx, segments: str = "") -> dict[str, Any]:
 @router.get("/users/{user_id}/at-refresh", summary="A user's metrics and segments at the "
             "latest refresh")
 async def user_at_refresh(ctx: Ctx, user_id: str) -> dict[str, Any]:
-    """At the latest profile run (now if the project was never refreshed), the instant
-    the user's segments come from: the page reads one consistent picture, and the run's
-    engagement scale makes it one person's work."""
+    """The latest profile run's rows for the user (now if the project was never
+    refreshed): the instant the user's segments come from, so the page reads one
+    consistent picture, and one person's stored rows."""
     project_id, user_id = ctx.project_id, path_value(user_id)
     base = await run(_basis, ctx)
-    out = await run(ctx.project.profile, user_id, base.as_of if base.run else None)
+    out = await (run(ctx.project.profile_of_run, user_id, base.run) if base.run else
+                 run(ctx.project.profile, user_id))
     known = ctx.state.index.get(project_id)
     if known is None:
         known = await run(ctx.state.index.load, project_id)
     out["segments"] = list(known.of(user_id))
     return out
+
+
+def _explanations(ctx: Ctx, user_id: str, names: list[str]) -> dict[str, Any]:
+    base = _basis(ctx)
+    at = base.as_of if base.run else None
+    if not names:
+        known = ctx.state.index.get(ctx.project_id) or ctx.state.index.load(ctx.project_id)
+        live = ctx.project.rules()
+        names = [n for n in known.of(user_id) if n in live]  # deleted since: not explained
+    trees = ctx.project.explain_user(user_id, names, at)
+    return {"user_id": user_id, "as_of": (at or utcnow()).isoformat(),
+            "segments": [{"segment": n, "member": t.truth, "explanation": t.to_dict()}
+                         for n, t in trees.items()]}
+
+
+@router.get("/users/{user_id}/explanations", summary="Why the user is in or out of each "
+            "segment (default: the user's segments at the latest refresh), in one pass")
+async def user_explanations(ctx: Ctx, user_id: str, segments: str = "") -> dict[str, Any]:
+    names = [n for n in segments.split(",") if n]
+    return await run(_explanations, ctx, path_value(user_id), names)
 
 
 @router.get("/users/{user_id}/timeline", summary="A user's events, newest first")

@@ -326,7 +326,8 @@ const pages = {
 
   async user() {
     const id = document.body.dataset.user, base = "/api/users/" + UI.seg(id);
-    const [p, t] = await Promise.all([UI.api(base + "/at-refresh"), UI.api(base + "/traits")]);
+    const [p, t, why] = await Promise.all([UI.api(base + "/at-refresh"), UI.api(base + "/traits"),
+      UI.api(base + "/explanations")]);
     const kv = (obj) => Object.entries(obj).map(([k, v]) => UI.el("tr", {}, UI.el("td", {}, k), UI.el("td", {}, UI.value(v))));
     UI.fill(document.querySelector("#traits tbody"), kv(t.traits));
     UI.fill(document.querySelector("#metrics tbody"), kv(p.metrics));
@@ -340,11 +341,9 @@ const pages = {
       UI.el("td", {}, f.feature), UI.el("td", {class: "r"}, UI.num(f.uses_window)),
       UI.el("td", {}, UI.when(f.first_used)), UI.el("td", {}, UI.when(f.last_used)))));
     const box = document.getElementById("user-segments");
-    box.replaceChildren(p.segments.length ? "" : UI.el("p", {class: "hint"}, "In no segment at the last refresh."));
-    for (const name of p.segments) {
-      const e = await UI.api(`/api/segments/${encodeURIComponent(name)}/explain/${UI.seg(id)}`);
-      box.append(UI.el("div", {class: "seg-block tree"}, UI.el("h2", {}, UI.segLink(name)), UI.tree(e.explanation)));
-    }
+    box.replaceChildren(why.segments.length ? "" : UI.el("p", {class: "hint"}, "In no segment at the last refresh."));
+    box.append(...why.segments.map(e => UI.el("div", {class: "seg-block tree"},
+      UI.el("h2", {}, UI.segLink(e.segment)), UI.tree(e.explanation))));
     let before = null;
     const older = document.getElementById("older"), tbody = document.querySelector("#timeline tbody");
     const more = async () => {
