@@ -32,6 +32,7 @@ def routes(segment: str, user: str) -> list[tuple[str, str, dict | None]]:
             ("GET", f"{s}/explain/{user}", None), ("GET", f"{s}/export.csv", None),
             ("GET", "/api/insights/funnel", None), ("GET", "/api/insights/adoption", None),
             ("GET", f"/api/users/{user}", None), ("GET", f"/api/users/{user}/at-refresh", None),
+            ("GET", f"/api/users/{user}/explanations", None),
             ("GET", f"/api/users/{user}/timeline", None),
             *[("GET", f"/api/insights/{q}", None) for q in INSIGHTS]]
 

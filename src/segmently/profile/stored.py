@@ -130,6 +130,7 @@ def ensure_tables(store: Store) -> None:
             if outdated():
                 for name in set(TABLES) & set(con.list_tables()):
                     con.drop_table(name)
+                store.forget_tables()
     store.ensure_tables(TABLES)
 
 

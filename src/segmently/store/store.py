@@ -82,6 +82,8 @@ class Store:
         self.read_only = read_only
         self.dedup_window = dedup_window
         self._write_lock = threading.RLock()
+        self._schemas = 0  # bumped by our DDL: each connection's known tables read again
+        self._existing: set[str] = set()  # tables ensure_tables found: not asked again
         if not read_only:
             self.ensure_schema()
 
@@ -95,6 +97,8 @@ class Store:
         store.read_only = True
         store.dedup_window = DEFAULT_DEDUP_WINDOW
         store._write_lock = threading.RLock()
+        store._schemas = 0
+        store._existing = set()
         return store
 
     # -- connections -------------------------------------------------------------------
@@ -146,14 +150,18 @@ class Store:
         """Create the tables that do not exist yet (each stage owns its own tables). Checked
         again under the write lock (two threads may ask at once) and, on PostgreSQL, the
         schema lock (two processes may)."""
+        if set(tables) <= self._existing:
+            return
         con = self.backends.get()
         if set(tables) <= set(con.list_tables()):
+            self._existing.update(tables)
             return
         with self._write_lock, schema_lock(con):
             existing = set(con.list_tables())
             for name, sch in tables.items():
                 if name not in existing:
                     con.create_table(name, schema=sch)
+            self.forget_tables()
 
     def ensure_columns(self, name: str, sch: ibis.Schema) -> None:
         """Add the nullable columns of `sch` that table `name` lacks (a table created by an
@@ -172,6 +180,7 @@ class Store:
                 ddl = sge.Alter(this=sge.to_table(name), kind="TABLE", actions=[
                     sge.ColumnDef(this=sge.to_identifier(column, quoted=True), kind=kind)])
                 con.con.execute(ddl.sql(dialect=con.name))
+            self.forget_tables()
 
     def ping(self) -> None:
         """Check that the database answers; raises DatabaseUnavailableError if not (for
@@ -179,7 +188,26 @@ class Store:
         self.backends.ping()
 
     def table(self, name: str) -> ir.Table:
-        return self.con.table(name)
+        """The table, its schema read once per connection: Ibis asks the catalog on every
+        `con.table` (a query each, ~10 ms; a page's reads took 13 of them). Kept on the
+        connection object itself (backends compare equal across threads: a shared dict
+        would hand one thread's connection to another); our own DDL forgets them
+        (`forget_tables`); columns another process adds are not selected until this one
+        reconnects."""
+        con = self.con
+        mark, known = getattr(con, "_segmently_tables", (None, None))
+        if mark != self._schemas or known is None:
+            known = {}
+            con._segmently_tables = (self._schemas, known)  # type: ignore[attr-defined]
+        found = known.get(name)
+        if found is None:
+            found = known[name] = con.table(name)
+        return found
+
+    def forget_tables(self) -> None:
+        """After DDL: every connection reads the schemas (and the table list) again."""
+        self._schemas += 1
+        self._existing.clear()
 
     def events(self, project_id: str) -> ir.Table:
         t = self.table(schema.EVENTS)
