@@ -17,27 +17,10 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import psycopg
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(src: Path, *args: str) -> tuple[float, float]:
-    """Run `segmently ARGS` with `src`'s package; (wall seconds, its peak RSS MiB)."""
-    env = {**os.environ, "PYTHONPATH": str(src / "src")}
-    began = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "segmently.cli", *args], env=env,
-                             stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    took = time.perf_counter() - began
-    if status:
-        raise SystemExit(f"segmently {' '.join(args)} failed ({status})")
-    return took, usage.ru_maxrss / 1024
+from processes import ROOT, cli
 
 
 def main() -> None:

@@ -31,10 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from segmently.errors import UnavailableError
-from segmently.store.backends import duckdb_path
+from segmently.store.urls import duckdb_path
 
 MAX_CONTROL_BYTES = 4096  # a real control file is ~150 bytes
 PROBE_TIMEOUT = 2.0  # seconds to wait for the server a control file names
@@ -135,6 +133,8 @@ def is_live(control: ServerControl) -> bool:
     The pid alone is not enough (pids are reused): the server must also answer the
     internal call route with something other than a refused token. An unknown command is
     the probe: it runs nothing."""
+    import httpx  # here, not at the top: a third of the CLI's start
+
     if not _pid_alive(control.pid):
         return False
     try:
@@ -210,6 +210,8 @@ def remove_control(db_url: str, control: ServerControl | None) -> None:
 
 
 def remote_call(control: ServerControl, command: str, args: dict[str, Any]) -> Any:
+    import httpx  # here, not at the top: a third of the CLI's start
+
     response = httpx.post(
         f"{control.url}/internal/v1/call",
         json={"command": command, "args": args},
@@ -224,6 +226,8 @@ def remote_call(control: ServerControl, command: str, args: dict[str, Any]) -> A
 
 def remote_append(control: ServerControl, project_id: str, body: bytes) -> dict[str, int]:
     """Send rows converted here (an encoded RowBatch) to the server's store."""
+    import httpx  # here, not at the top: a third of the CLI's start
+
     response = httpx.post(
         f"{control.url}/internal/v1/append",
         params={"project_id": project_id},

@@ -101,3 +101,36 @@ def test_replay_resends_a_delivered_message_with_the_same_webhook_id(store: Stor
         assert deliver(store).delivered == 3
         assert [a.webhook_id for a in receiver.arrivals[4:]] == ids[:3]
         assert {r["state"] for r in queued(store, project.id)} == {"delivered"}
+
+
+@DUCKDB
+def test_a_new_subscription_starts_with_the_members(store: Store) -> None:
+    """By hand: u0 and u1 bought an hour before T, so the refresh at T, with no
+    destination yet, made them buyers and queued nothing. A destination saved after it
+    queues their entries once, stamped with that snapshot's instant; saved unchanged, or
+    given `exited` too, it queues no more entries; a sync subscription added to it queues
+    its marker (the whole list is sent then); a disabled destination, nothing."""
+    project = shop(store)
+    buy(store, project.id, ["u0", "u1"], T - HOUR)
+    project.refresh(T)
+    assert table_rows(store, outbox.OUTBOX, project.id) == []
+    secret = new_secret()
+    project.save_destination(hook("http://127.0.0.1:9/hook", secret), create=True)
+    rows = [(r["kind"], r["segment"], r["user_ids"], r["as_of"])
+            for r in queued(store, project.id)]
+    assert rows == [("entered", "buyers", '["u0", "u1"]', T)]
+    project.save_destination(hook("http://127.0.0.1:9/hook", secret))  # unchanged
+    both = {"segments": ["buyers"], "changes": ["entered", "exited"]}
+    project.save_destination(hook("http://127.0.0.1:9/hook", secret, subscriptions=[both]))
+    assert len(queued(store, project.id)) == 1
+    synced = {"segments": ["buyers"], "mode": "sync"}
+    project.save_destination(hook("http://127.0.0.1:9/hook", secret,
+                                  subscriptions=[both, synced]))
+    assert [r["kind"] for r in queued(store, project.id)] == ["entered", "sync"]
+    project.save_destination({**hook("http://127.0.0.1:9/hook", new_secret()),
+                              "name": "off", "enabled": False}, create=True)
+    assert len(queued(store, project.id)) == 2
+    buy(store, project.id, ["u2"], T + HOUR)  # the next refresh: only what changed
+    project.refresh(T + 2 * HOUR)
+    assert [(r["kind"], r["user_ids"]) for r in queued(store, project.id)][2:] == [
+        ("entered", '["u2"]'), ("sync", None)]

@@ -60,3 +60,19 @@ def test_the_example_is_shown_in_the_help() -> None:
             "Example: segmently --" in shown.output, path
     root = runner.invoke(app, ["--help"], env={"COLUMNS": "120"})
     assert "Example: segmently" in root.output
+
+
+def test_the_command_line_starts_without_the_engines() -> None:
+    """`segmently --help` (and every command before it opens a store) imports neither
+    Ibis, Arrow, DuckDB, pandas, httpx nor pydantic: they are most of a second of start
+    (bench/cli_start.py); a command imports what it uses."""
+    import subprocess
+    import sys
+
+    heavy = ["ibis", "pyarrow", "duckdb", "pandas", "httpx", "pydantic", "yaml"]
+    code = ("import sys, segmently.cli.__main__ as m; from typer.testing import CliRunner; "
+            "r = CliRunner().invoke(m.entry.__globals__['app'], ['--help']); "
+            f"print(r.exit_code, [n for n in {heavy!r} if n in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split(maxsplit=1)
+    assert out == ["0", "[]\n"], out

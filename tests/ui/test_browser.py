@@ -66,6 +66,9 @@ def test_build_save_explain_and_export(page: Page, ui_server: UiServer,  # noqa:
 
     expect(page.locator("#yaml")).to_have_text(EXPECTED_YAML)
     expect(page.locator("#live-size")).to_have_text("1 users")  # u1, by hand
+    # each condition alone, by hand: two views in 30 days u1, u3, u5; growth u1, u2, u4
+    expect(first.locator(".part-size")).to_have_text("alone: 3 users")
+    expect(second.locator(".part-size")).to_have_text("alone: 3 users")
 
     # an invalid value is explained in place, on the condition at fault
     first.locator("[data-field=at_least]").fill("-1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import date, datetime, timedelta
 from urllib.parse import quote
 
@@ -80,6 +81,16 @@ def test_preview_counts_an_unsaved_rule_and_explains_errors(ui_server: UiServer 
     assert (p["valid"], p["size"]) == (False, None)
     assert p["error"].startswith("rule.any[1].at_least: ")
     assert "kind: performed" in p["yaml"]  # the YAML of what was written, still shown
+
+
+def test_preview_counts_each_condition_alone(ui_server: UiServer) -> None:  # noqa: F811
+    """By hand (PEOPLE): two or more views in 30 days: u1, u3, u5; growth: u1, u2, u4;
+    both: u1; not growth: u3, u5 (u5 has no plan); viewed in 30 days: all five."""
+    rule = {"any": [BUILT, {"not": {"kind": "plan", "is": "growth"}}]}
+    p = api(ui_server, "POST", "/api/rules/preview", json={"rule": rule}).json()
+    assert (p["valid"], p["size"]) == (True, 3)  # u1 or not growth: u1, u3, u5
+    assert p["parts"] == {"rule.any[0]": 1, "rule.any[0].all[0]": 3,
+                          "rule.any[0].all[1]": 3, "rule.any[1]": 2, "rule.any[1].not": 3}
 
 
 def _ids(page: dict) -> list[str]:
@@ -202,7 +213,11 @@ def test_the_user_page_reads_the_latest_refresh(saved: UiServer) -> None:
     """At the refresh instant the member table has stored every profile (and the most
     engaged user's points), so one user's scores come from their own events and read as
     they would beside everyone's: the same 80 as above."""
-    table = api(saved, "GET", "/api/segments/viewers/table").json()
+    deadline = time.monotonic() + 60  # the run of the latest refresh, recorded meanwhile
+    while (table := api(saved, "GET", "/api/segments/viewers/table").json()
+           )["metrics_as_of"] != table["as_of"]:
+        assert time.monotonic() < deadline, "no profile run at the refresh after 60 s"
+        time.sleep(0.2)
     u1 = api(saved, "GET", "/api/users/u1/at-refresh").json()
     assert u1["as_of"] == table["as_of"] and "viewers" in u1["segments"]
     m = u1["metrics"]
@@ -247,6 +262,40 @@ def test_unknown_and_hostile_user_ids_are_404s(saved: UiServer) -> None:
         r = api(saved, "GET", f"/api/users/{quote(user, safe='')}/at-refresh")
         assert r.status_code == 404 and "no user" in r.json()["message"], (user, r.text)
     assert api(saved, "GET", "/api/overview").json()["events"] == saved.sent  # unharmed
+
+
+def _counted(server: UiServer, name: str) -> dict:
+    deadline = time.monotonic() + 60
+    while (d := api(server, "GET", f"/api/segments/{name}").json())["counting"]:
+        assert time.monotonic() < deadline, "still counting after 60 s"
+        time.sleep(0.1)
+    return d
+
+
+def test_a_saved_segment_is_counted_once_in_the_background(saved: UiServer) -> None:
+    """By hand: growth is u1, u2, u4; starter is u3. A new segment is counted at the
+    latest refresh's instant (its pages read a snapshot, like viewers'); changed, it is
+    counted again now, u1, u2 and u4 leaving and u3 entering."""
+    rule = {"kind": "plan", "is": "growth"}
+    made = api(saved, "POST", "/api/segments", json={"name": "planned", "rule": rule})
+    assert made.status_code == 201 and made.json()["counting"] is True
+    d = _counted(saved, "planned")
+    viewers = api(saved, "GET", "/api/segments/viewers").json()
+    assert [(s["size"], s["as_of"]) for s in d["sizes"]] == [(3, viewers["as_of"])]
+    table = api(saved, "GET", "/api/segments/planned/table").json()
+    assert (table["source"], table["total"]) == ("snapshot", 3)
+    assert sorted(m["user_id"] for m in table["members"]) == ["u1", "u2", "u4"]
+    r = api(saved, "PUT", "/api/segments/planned", json={"rule": {"kind": "plan",
+                                                                  "is": "starter"}})
+    assert r.status_code == 200 and r.json()["version"] == 2
+    d = _counted(saved, "planned")
+    assert [s["size"] for s in d["sizes"]] == [3, 1] and d["sizes"][1]["version"] == 2
+    assert d["sizes"][1]["as_of"] > viewers["as_of"]
+    moves = api(saved, "GET", "/api/segments/planned/transitions").json()["transitions"]
+    latest = [(m["user_id"], m["kind"]) for m in moves if m["as_of"] == d["sizes"][1]["as_of"]]
+    assert sorted(latest) == [("u1", "exited"), ("u2", "exited"), ("u3", "entered"),
+                              ("u4", "exited")]
+    assert api(saved, "DELETE", "/api/segments/planned").status_code == 200
 
 
 def test_timeline_includes_events_sent_before_sign_up(ui_server: UiServer  # noqa: F811

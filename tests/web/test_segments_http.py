@@ -164,17 +164,30 @@ def test_validation_errors_name_the_field_and_store_nothing(api: Api) -> None:
                                                              "power_not_pro": 1}
 
 
+def counted(c: httpx.Client) -> list[dict]:
+    """The segments once none is being counted (each saved one is, in the background)."""
+    deadline = time.monotonic() + 60
+    while True:
+        found: list[dict] = c.get("/api/segments").json()["segments"]
+        if not any(s["counting"] for s in found):
+            return found
+        assert time.monotonic() < deadline, "still counting after 60 s"
+        time.sleep(0.1)
+
+
 def test_refresh_members_versions_and_transitions(api: Api) -> None:
     with api.client(api.key_a) as c:
-        before = c.get("/api/segments").json()["segments"]
-        assert all(s["size"] is None and s["last_computed"] is None for s in before)
-        # no snapshot yet: members are evaluated live
+        # each segment was counted when saved: the first now, the others at its instant
+        before = counted(c)
+        assert {s["name"]: s["size"] for s in before} == {"power": 2, "pro": 1,
+                                                          "power_not_pro": 1}
+        assert len({s["as_of"] for s in before}) == 1
         r = c.get("/api/segments/power/members")
-        assert (r.json()["members"], r.json()["source"]) == (["alice", "carol"], "live")
+        assert (r.json()["members"], r.json()["source"]) == (["alice", "carol"], "snapshot")
 
         first = {s["name"]: s for s in c.post("/api/refresh").json()["segments"]}
         assert {n: (s["size"], s["entered"], s["exited"]) for n, s in first.items()} == {
-            "power": (2, 2, 0), "pro": (1, 1, 0), "power_not_pro": (1, 1, 0)}
+            "power": (2, 0, 0), "pro": (1, 0, 0), "power_not_pro": (1, 0, 0)}
         listed = {s["name"]: s for s in c.get("/api/segments").json()["segments"]}
         assert listed["power"]["size"] == 2 and listed["power"]["version"] == 1
         assert listed["power"]["data_through"] == ago(1).replace("Z", "")  # latest event
@@ -226,11 +239,13 @@ def test_refresh_members_versions_and_transitions(api: Api) -> None:
         assert r.json()["description"] == "power users"  # kept
         same = c.put("/api/segments/power", json={"rule": {**POWER, "at_least": 6}})
         assert same.json()["version"] == 2  # unchanged: no new version
-        # the snapshot is of version 1, so members are evaluated live for version 2
-        assert c.get("/api/segments/power/members").json()["members"] == ["alice"]
+        # version 2 is counted at once: bob and carol leave then, not at the next refresh
+        counted(c)
+        r = c.get("/api/segments/power/members").json()
+        assert (r["members"], r["source"]) == (["alice"], "snapshot")
         third = {s["name"]: s for s in c.post("/api/refresh").json()["segments"]}
         assert (third["power"]["size"], third["power"]["entered"],
-                third["power"]["exited"]) == (1, 0, 2)
+                third["power"]["exited"]) == (1, 0, 0)
         assert (third["power_not_pro"]["size"], third["power_not_pro"]["exited"]) == (0, 2)
         assert c.get("/api/users/bob/segments").json()["segments"] == []
 
@@ -238,7 +253,8 @@ def test_refresh_members_versions_and_transitions(api: Api) -> None:
         assert detail["version"] == 2 and detail["rule"]["at_least"] == 6
         assert [(v["version"], v["rule"]["at_least"]) for v in detail["versions"]] == [
             (1, 5), (2, 6)]
-        assert [(s["size"], s["version"]) for s in detail["sizes"]] == [(2, 1), (3, 1), (1, 2)]
+        assert [(s["size"], s["version"]) for s in detail["sizes"]] == [
+            (2, 1), (2, 1), (3, 1), (1, 2), (1, 2)]  # counted, refreshed, ..., refreshed
 
         gone = c.delete("/api/segments/power_not_pro")
         assert gone.status_code == 200 and gone.json()["version"] == 2

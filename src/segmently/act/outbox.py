@@ -112,14 +112,48 @@ def rows_for(project_id: str, destinations: dict[str, Destination], as_of: datet
     """The outbox rows of one refresh: for each subscription to a segment that changed,
     its entries and exits in batches (changes mode) or one marker (sync mode: the diff is
     computed when it is sent, against what the destination acknowledged)."""
-    now = utcnow()
-    base = int(now.timestamp() * 1_000_000) * 1000  # seq: later refreshes sort after
     rows: list[dict[str, Any]] = []
     for segment in sorted(changes):
         entered, exited = changes[segment]
         for dest, sub in subscribers(destinations, segment):
             rows.extend(_subscription_rows(project_id, dest, sub, segment, as_of,
                                            {"entered": entered, "exited": exited}))
+    return _stamped(project_id, rows)
+
+
+def welcome_rows(project_id: str, dest: Destination, version: int,
+                 before: Destination | None, members: dict[str, tuple[datetime, pa.Array]]
+                 ) -> dict[str, pa.Table]:
+    """The outbox rows that start a subscription new in `dest` (not in `before`, its
+    previous version) with the segment's current members: entries in changes mode, the
+    whole list in sync mode. `members`: segment -> (its latest snapshot's instant, its
+    members now). A segment counted as soon as it is saved (`core.Project.count`) has no
+    entries left for a destination made after it: this is how such a destination hears of
+    them, as Segment Engage sends an audience's members when a destination is connected."""
+    if not dest.enabled:
+        return {}
+    had = {(seg, kind) for sub in (before.subscriptions if before and before.enabled else [])
+           for seg in sub.segments
+           for kind in (["sync"] if sub.mode == "sync" else sub.changes)}
+    rows: list[dict[str, Any]] = []
+    for sub in dest.subscriptions:
+        for segment in sub.segments:
+            kind = "sync" if sub.mode == "sync" else "entered"
+            if segment not in members or (segment, kind) in had or \
+                    (kind == "entered" and "entered" not in sub.changes):
+                continue
+            as_of, ids = members[segment]
+            new = [{**r, "message_id": message_id(r["message_id"], "welcome", version)}
+                   for r in _subscription_rows(project_id, dest, sub, segment, as_of,
+                                               {"entered": ids, "exited": ids[:0]})
+                   if r["kind"] in ("sync", "entered")]
+            rows.extend(new)
+    return _stamped(project_id, rows)
+
+
+def _stamped(project_id: str, rows: list[dict[str, Any]]) -> dict[str, pa.Table]:
+    now = utcnow()
+    base = int(now.timestamp() * 1_000_000) * 1000  # seq: later refreshes sort after
     for i, row in enumerate(rows):
         row.update(project_id=project_id, seq=base + i, created_at=now)
     if not rows:

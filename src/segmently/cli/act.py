@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 
 from segmently.cli.app import app
 from segmently.cli.context import Ctx, run_segments
@@ -53,6 +52,8 @@ def destinations_add(
     Example: segmently destinations add crm --kind webhook --url https://crm.example/hook
     --segment at_risk
     """
+    import yaml  # on use: not on every CLI start
+
     if from_file is not None:
         definition: dict[str, Any] = yaml.safe_load(from_file.read_text()) or {}
         definition.setdefault("name", name)

@@ -16,7 +16,7 @@ from segmently import settings
 from segmently.cli.context import Ctx
 from segmently.cli.options import CONFIG_HELP, DB_HELP, JSON_HELP, PROJECT_HELP, global_params
 from segmently.errors import SegmentlyError
-from segmently.store import normalize_url
+from segmently.store.urls import normalize_url
 
 
 def _add_global_options(command: Any) -> None:

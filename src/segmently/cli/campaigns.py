@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 
 from segmently.cli.app import app
 from segmently.cli.context import Ctx, run_segments
@@ -46,6 +45,8 @@ def campaigns_show(name: str, project: str = PROJECT) -> None:
 
     Example: segmently campaigns show nps_detractors
     """
+    import yaml  # on use: not on every CLI start
+
     found = run_segments("campaigns_show", name=name, project=project)
     if Ctx.json:
         show(found)
@@ -68,6 +69,8 @@ def campaigns_add(
 
     Example: segmently campaigns add nps.yaml
     """
+    import yaml  # on use: not on every CLI start
+
     try:
         definition: Any = yaml.safe_load(from_file.read_text())
     except (OSError, yaml.YAMLError) as exc:

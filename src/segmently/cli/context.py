@@ -7,13 +7,16 @@ core command here or in the `segmently serve` that holds the DuckDB file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from segmently import control  # `commands` on first use: it imports the query layers
-from segmently.settings import Settings
-from segmently.store import Store, StoreLockedError, normalize_url
+from segmently import control  # `commands` and the store on first use: they import the
+from segmently.settings import Settings  # engines (Ibis, Arrow), a second of the CLI start
+from segmently.store.urls import StoreLockedError, normalize_url
+
+if TYPE_CHECKING:
+    from segmently.store import Store
 
 
 class Ctx:
@@ -25,6 +28,8 @@ class Ctx:
 
 
 def open_store() -> Store:
+    from segmently.store import Store
+
     return Store(Ctx.db, settings=Ctx.settings)
 
 

@@ -13,7 +13,7 @@ from segmently.cli.app import app
 from segmently.cli.context import Ctx, open_store
 from segmently.cli.options import project_or_global
 from segmently.cli.output import console, show
-from segmently.store import StoreLockedError
+from segmently.store.urls import StoreLockedError
 
 
 @app.command()

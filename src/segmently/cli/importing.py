@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -20,8 +20,10 @@ from segmently.cli.app import app
 from segmently.cli.context import Ctx, serving_control
 from segmently.cli.options import project_or_global
 from segmently.cli.output import console, show
-from segmently.collect import arrow_ipc
-from segmently.store import AppendResult, RowBatch, Store, StoreLockedError
+from segmently.store.urls import StoreLockedError
+
+if TYPE_CHECKING:
+    from segmently.store import AppendResult, RowBatch
 
 
 @dataclass
@@ -34,6 +36,9 @@ class RemoteSink:
     max_rows: int = 250_000
 
     def __call__(self, rows: RowBatch) -> AppendResult:
+        from segmently.collect import arrow_ipc
+        from segmently.store import AppendResult
+
         result = control.remote_append(self.ctl, self.project_id, arrow_ipc.encode(rows))
         return AppendResult(result["received"], result["stored"])
 
@@ -48,6 +53,8 @@ def _import_target(project: str | None) -> Iterator[tuple[str, Any]]:
     from segmently.core.project import choose_project, find_project_id
 
     try:
+        from segmently.store import Store
+
         store = Store(Ctx.db, dedup_window=None, settings=Ctx.settings)
     except StoreLockedError:
         ctl = serving_control()

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from segmently.cli.context import Ctx
-from segmently.store import normalize_url
+from segmently.store.urls import normalize_url
 
 GLOBAL_PANEL = "Global options (also accepted before the command)"
 DB_HELP = ("Database URL: duckdb:///file.duckdb, postgres://user@host/db, or a path. "

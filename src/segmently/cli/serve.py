@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -16,7 +17,9 @@ from segmently import control
 from segmently.cli.app import app
 from segmently.cli.context import Ctx, open_store, workspace_project
 from segmently.errors import SegmentlyError
-from segmently.store import Store
+
+if TYPE_CHECKING:
+    from segmently.store import Store
 
 
 def warn_if_unapplied(store: Store) -> None:

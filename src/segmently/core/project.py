@@ -29,6 +29,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from segmently.act import applying as campaign_apply
 from segmently.act import assignments, delivery, outbox, targeting
@@ -271,8 +272,31 @@ class Project:
                     raise dests.DestinationError(
                         f"subscriptions: no segment named {name!r}; known: "
                         f"{', '.join(sorted(live)) or 'none'}")
-        dests.save(self.store, self.id, dest, source, create=create)
-        return dests.get(self.store, self.id, dest.name)
+        with self.store.write_lock:  # a snapshot is written before or after, never between
+            before = dests.current(self.store, self.id).get(dest.name)
+            version = dests.save(self.store, self.id, dest, source, create=create)
+            saved = dests.get(self.store, self.id, dest.name)
+            self._welcome(saved, version, before)
+        return saved
+
+    def _welcome(self, dest: dests.Destination, version: int,
+                 before: dests.Destination | None) -> None:
+        """Queue a new subscription's start: the current members of each counted segment
+        (`outbox.welcome_rows`); the delivery worker sends them like a refresh's."""
+        names = {s for sub in dest.subscriptions for s in sub.segments}
+        latest = {n: row["as_of"] for n, row in snap.latest(self.store, self.id).items()
+                  if n in names}
+        if not latest:
+            return
+        rows = snap.members_at_each(self.store, self.id, dict.fromkeys(latest, snap.END)) \
+            .to_pyarrow()
+        members = {n: (at, pc.filter(rows["user_id"], pc.equal(rows["segment"], n))
+                       .combine_chunks().cast(pa.string()))
+                   for n, at in latest.items()}
+        found = outbox.welcome_rows(self.id, dest, version, before, members)
+        if found:
+            outbox.ensure_tables(self.store)
+            self.store.insert_tables(found)
 
     def destination(self, name: str) -> dests.Destination:
         return dests.get(self.store, self.id, name)
@@ -578,6 +602,26 @@ class Project:
             stored.record(self.store, self.id, vocab, at)
         return done
 
+    def count(self, name: str) -> snap.RefreshResult | None:
+        """Snapshot one segment just saved, so its pages read stored members like every
+        other's; its entries and exits are queued for delivery like a refresh's. None
+        when its latest snapshot is of its live version already. A new segment is
+        counted at the latest refresh's instant (as known now): its pages agree with the
+        others' and that refresh's profile run; a changed one now (its earlier version
+        holds that instant)."""
+        live = self.definitions()
+        if name not in live:
+            raise defs.not_found(self.store, self.id, name)
+        latest = snap.latest(self.store, self.id)
+        mine = latest.get(name)
+        if mine is not None and mine["version"] == live[name].version:
+            return None
+        previous = max((row["as_of"] for n, row in latest.items() if n in live), default=None)
+        at = previous if mine is None and previous is not None else instant(None)
+        done = refreshing.refresh_stored(self.store, self.id, at, self.vocabulary(),
+                                         None, self._outbox(at), only=[name])
+        return done[0] if done else None
+
     def refresh_users(self, users: tuple[str, ...], at: Instant = None
                       ) -> dict[str, tuple[pa.Array, pa.Array]]:
         """Re-evaluate only these users (those with new events) at `at` in every segment
@@ -601,14 +645,16 @@ class Project:
             stored.record(self.store, self.id, self.vocabulary(), max(r.as_of for r in out))
         return out
 
-    def _outbox(self, at: datetime) -> refreshing.Outbox | None:
-        """The hook that turns a refresh's changes into outbox rows (none without
-        destinations: a refresh pays nothing for act/ then)."""
-        subscribed = dests.current(self.store, self.id)
-        if not any(d.enabled and d.subscriptions for d in subscribed.values()):
-            return None
-        outbox.ensure_tables(self.store)
-        return lambda changes: outbox.rows_for(self.id, subscribed, at, changes)
+    def _outbox(self, at: datetime) -> refreshing.Outbox:
+        """The hook that turns a refresh's changes into outbox rows. The destinations are
+        read in the snapshot's transaction (under the write lock, as a destination's save
+        is): one saved meanwhile gets these changes or, after them, its welcome."""
+        def rows(changes: dict[str, tuple[pa.Array, pa.Array]]) -> dict[str, pa.Table]:
+            found = outbox.rows_for(self.id, dests.current(self.store, self.id), at, changes)
+            if found:
+                outbox.ensure_tables(self.store)
+            return found
+        return rows
 
     def size_history(self, segment: str | None = None) -> ir.Table:
         """segment, as_of, known_at, size, version, computed_at, data_through of every

@@ -19,7 +19,7 @@ from segmently.demo import vocabulary as v
 from segmently.profile.config import EngagementScore, Feature, HealthScore, Milestone, Vocabulary
 from segmently.profile.matchers import EventMatcher
 from segmently.segments.workspace import DEFAULT_FILE, SegmentDefinition, Workspace
-from segmently.store.backends import duckdb_path
+from segmently.store.urls import duckdb_path
 
 ENGAGEMENT_WEIGHTS = {v.REPORT_VIEWED: 1.0, v.DASHBOARD_VIEWED: 1.0, v.REPORT_CREATED: 3.0,
                       v.ALERT_CREATED: 3.0, v.EXPORT_DOWNLOADED: 2.0, v.API_CALLED: 2.0,

@@ -77,11 +77,13 @@ def build_profiles(store: Store, project_id: str, vocab: Vocabulary, as_of: date
     stored run keeps it), so one person's profile costs a fraction of everyone's and
     reads the same. What had happened by as_of counts, as received by known_at (None:
     everything received)."""
-    # One person: each part is read into a temporary table (DuckDB-native, unlike an
+    # One person: each part is read into a temporary table (engine-native, unlike an
     # in-memory one) as it is built, so the answers compile over small leaves; Ibis
-    # compiling the whole graph at once cost more than the reading (a user page 2.7 s
-    # at 5k users, bench/RESULTS.md). Everyone's: one graph, the engine plans it whole.
-    leaf = (lambda t: t.cache()) if person is not None else (lambda t: t)
+    # compiling the whole graph at once cost more than the reading (2.25 -> 1.5 s at 5k
+    # users). Everyone's (and on Spark, whose cached views lose in-memory tables): one
+    # graph, the engine plans it whole.
+    small = person is not None and store.con.name in ("duckdb", "postgres")
+    leaf = (lambda t: t.cache()) if small else (lambda t: t)
     everything = leaf(resolved_events(store, project_id, as_of, person, known_at))
     # identify/group/alias manage data; only what users did counts as activity
     events = everything.filter(everything.type.isin(ACTIVITY_TYPES))

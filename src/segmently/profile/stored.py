@@ -8,9 +8,11 @@ adoption across twenty segments; none of that can wait a minute per click, and t
 numbers only change when segments are refreshed. So a run computes the profile once at a
 segment snapshot's instant and keeps three narrow tables:
 
-- `profile_users`: the columns a member table shows, one row per user;
-- `profile_features`: (user, feature) for each feature used in the activity window;
-- `profile_milestones`: (user, step, reached_at) for each journey milestone reached;
+- `profile_users`: every metric of `build_profiles`, one row per user (member tables show
+  some, the user page all of one row);
+- `profile_features`: (user, feature, uses in the window, first and last use) for each
+  feature a user used;
+- `profile_milestones`: (user, milestone, step, reached_at) for each milestone reached;
 - `profile_daily_active`: distinct active people per day (profile/daily.py);
 
 and `profile_runs` says which runs are complete, for which vocabulary, with the

@@ -38,7 +38,7 @@ def load_memberships(store: Store, project_id: str) -> Memberships:
     latest = {name: row for name, row in snap.latest(store, project_id).items()
               if name in live}
     snap.ensure_tables(store)
-    rows = snap.members_at_each(store, project_id, dict.fromkeys(live, _END)) \
+    rows = snap.members_at_each(store, project_id, dict.fromkeys(live, snap.END)) \
         .order_by(["user_id", "segment"]).to_pyarrow().to_pylist() if live else []
     by_user: dict[str, list[str]] = {}
     for row in rows:
@@ -47,7 +47,6 @@ def load_memberships(store: Store, project_id: str) -> Memberships:
                        {n: row["as_of"] for n, row in latest.items()})
 
 
-_END = datetime(9999, 1, 1)
 
 
 @dataclass

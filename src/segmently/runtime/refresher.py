@@ -53,6 +53,8 @@ class Refresher:
         self._touched: dict[str, set[str]] = {}  # project -> users with new events
         self._touched_lock = threading.Lock()
         self._inc_thread: threading.Thread | None = None
+        self._counting: dict[str, set[str]] = {}  # project -> segments being counted
+        self._counting_lock = threading.Lock()
 
     def _lock(self, project_id: str) -> threading.Lock:
         with self._locks_lock:
@@ -96,6 +98,35 @@ class Refresher:
         finally:
             self._ticking.release()
         return done
+
+    # -- a segment just saved -------------------------------------------------------------
+    def count(self, project_id: str, name: str) -> None:
+        """Snapshot a segment just saved, in the background (`core.Project.count`), so its
+        pages read stored members instead of evaluating it on every view; `counting`
+        says so meanwhile (the page shows "counting")."""
+        with self._counting_lock:
+            self._counting.setdefault(project_id, set()).add(name)
+        threading.Thread(target=self._count, args=(project_id, name), daemon=True,
+                         name=f"segmently-count-{name}").start()
+
+    def counting(self, project_id: str) -> set[str]:
+        """The segments of a project being counted now."""
+        with self._counting_lock:
+            return set(self._counting.get(project_id, ()))
+
+    def _count(self, project_id: str, name: str) -> None:
+        try:
+            with self._lock(project_id):  # after a refresh under way: maybe counted there
+                done = Project(self.store, project_id).count(name)
+                if done is not None:
+                    self.index.load(project_id)
+                    if self.after is not None and done.error is None:
+                        self.after(project_id, done.as_of)
+        except Exception:  # noqa: BLE001 - e.g. deleted meanwhile: the refresh counts it
+            log.exception("counting segment %s of project %s failed", name, project_id)
+        finally:
+            with self._counting_lock:
+                self._counting.get(project_id, set()).discard(name)
 
     # -- incremental ----------------------------------------------------------------------
     def touch(self, project_id: str, users: set[str]) -> None:

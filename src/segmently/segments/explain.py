@@ -92,9 +92,7 @@ def explain_many(
     trees = {name: _preorder(lowerer.lower(parse_rule(rule) if isinstance(rule, dict)
                                            else rule))
              for name, rule in rules.items()}
-    # the user's one row of aggregates read first (a DuckDB-native temporary table): the
-    # trees' columns then compile over a leaf, not over the aggregation graph
-    t = lowerer.aggs.table(store, project_id, person=user_id).cache()
+    t = lowerer.aggs.table(store, project_id, person=user_id)
     columns: dict[str, Any] = {}
     for r, nodes in enumerate(trees.values()):
         for i, node in enumerate(nodes):

@@ -15,7 +15,7 @@ segment's latest error until a refresh records it again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 
 import ibis
@@ -90,14 +90,19 @@ def refresh(store: Store, project_id: str, rules: Mapping[str, Rule],
             vocabulary: Vocabulary | None = None,
             failed: Mapping[str, str] | None = None,
             known_at: datetime | None = None,
-            outbox: Outbox | None = None) -> list[snap.RefreshResult]:
+            outbox: Outbox | None = None,
+            record: Collection[str] | None = None) -> list[snap.RefreshResult]:
     """Evaluate what can run at as_of as known at known_at (each default now) and record
     it; `failed` (name -> error) are segments known not to run (definitions that no
     longer validate), recorded as failures. `outbox`: given each segment's entries and
-    exits, the rows that queue their deliveries, written in the snapshots' transaction."""
+    exits, the rows that queue their deliveries, written in the snapshots' transaction.
+    `record`: only these are recorded (the others are what they refer to)."""
     as_of, known_at = instants(as_of, known_at)
     members, errors = evaluate_each(store, project_id, rules, as_of, vocabulary, known_at)
     errors.update(failed or {})
+    if record is not None:
+        members = {n: m for n, m in members.items() if n in record}
+        errors = {n: e for n, e in errors.items() if n in record}
     return snap.record_all(store, project_id, members, as_of, versions=dict(versions),
                            data_through=data_through(store, project_id, as_of, known_at),
                            errors=errors, known_at=known_at, also=outbox)
@@ -106,16 +111,22 @@ def refresh(store: Store, project_id: str, rules: Mapping[str, Rule],
 def refresh_stored(store: Store, project_id: str, as_of: datetime | None = None,
                    vocabulary: Vocabulary | None = None,
                    known_at: datetime | None = None,
-                   outbox: Outbox | None = None) -> list[snap.RefreshResult]:
-    """Refresh every live stored definition (`segments/definitions.py`) at one instant; a
-    stored definition that no longer validates is recorded failed, the others refresh."""
+                   outbox: Outbox | None = None,
+                   only: Collection[str] | None = None) -> list[snap.RefreshResult]:
+    """Refresh every live stored definition (`segments/definitions.py`) at one instant, or
+    `only` these (with what they refer to evaluated, not recorded: a segment just saved);
+    a stored definition that no longer validates is recorded failed, the others refresh."""
     live, broken = defs.current(store, project_id), defs.broken(store, project_id)
-    if not live and not broken:
+    rules = {n: d.rule for n, d in live.items()}
+    if only is not None:
+        rules = {k: r for n in only if n in rules for k, r in _closure(rules, n).items()}
+        broken = {n: b for n, b in broken.items() if n in only}
+    if not rules and not broken:
         return []
     versions = {n: d.version for n, d in live.items()} | {n: b.version for n, b in broken.items()}
-    return refresh(store, project_id, {n: d.rule for n, d in live.items()}, versions, as_of,
+    return refresh(store, project_id, rules, versions, as_of,
                    vocabulary, failed={n: b.error for n, b in broken.items()},
-                   known_at=known_at, outbox=outbox)
+                   known_at=known_at, outbox=outbox, record=only)
 
 
 def data_through(store: Store, project_id: str, as_of: datetime,

@@ -32,6 +32,7 @@ from segmently.store import Store, utcnow
 from segmently.store.rows import arrow_schema
 
 SNAPSHOTS = "segment_snapshots"
+END = datetime(9999, 1, 1)  # an instant after every transition: members now (incremental too)
 TRANSITIONS = "segment_transitions"
 
 SNAPSHOTS_SCHEMA = ibis.schema({

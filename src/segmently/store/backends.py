@@ -11,49 +11,14 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import ibis
 from ibis.backends import BaseBackend
 
-from segmently.errors import UnavailableError
 from segmently.settings import SettingError, declared
 from segmently.store.connections import DEPTH, Reconnector, connect_postgres, lost, ping
-
-DEFAULT_DB = "segmently.duckdb"
-
-
-class StoreLockedError(UnavailableError):
-    """The DuckDB file is held by another process (usually `segmently serve`)."""
-
-    code = "store_locked"
-
-
-def normalize_url(url: str | None) -> str:
-    url = url or DEFAULT_DB
-    if "://" not in url:
-        if url == ":memory:":
-            return "duckdb://:memory:"
-        return f"duckdb://{Path(url).expanduser().resolve()}"
-    if url.startswith("postgresql://"):
-        return "postgres://" + url.removeprefix("postgresql://")
-    return url
-
-
-def duckdb_path(url: str) -> Path | None:
-    """The file behind a DuckDB URL, or None for other engines and in-memory databases."""
-    url = normalize_url(url)
-    if not url.startswith("duckdb://"):
-        return None
-    path = url.removeprefix("duckdb://")
-    if path in ("", ":memory:", "/:memory:"):
-        return None
-    return Path(path)
-
-
-def is_duckdb(url: str) -> bool:
-    return normalize_url(url).startswith("duckdb://")
+from segmently.store.urls import StoreLockedError, duckdb_path, normalize_url
 
 
 def connect(url: str, *, read_only: bool = False, memory_limit: str | None = None

@@ -198,7 +198,7 @@ class Store:
         mark, known = getattr(con, "_segmently_tables", (None, None))
         if mark != self._schemas or known is None:
             known = {}
-            con._segmently_tables = (self._schemas, known)  # type: ignore[attr-defined]
+            con._segmently_tables = (self._schemas, known)
         found = known.get(name)
         if found is None:
             found = known[name] = con.table(name)

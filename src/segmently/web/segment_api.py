@@ -99,12 +99,15 @@ async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 # -- definitions -------------------------------------------------------------------------
 @router.get("/segments", summary="Segments with size, freshness and version")
 async def list_segments(ctx: Ctx) -> dict[str, Any]:
-    return {"segments": await _run(ctx.project.summaries)}
+    counting = ctx.state.refresher.counting(ctx.project_id)
+    return {"segments": [{**row, "counting": row["name"] in counting}
+                         for row in await _run(ctx.project.summaries)]}
 
 
 @router.get("/segments/{name}", summary="A segment: definition, versions, size over time")
 async def get_segment(ctx: Ctx, name: str) -> dict[str, Any]:
-    return await _run(ctx.project.detail, name)
+    found = await _run(ctx.project.detail, name)
+    return {**found, "counting": name in ctx.state.refresher.counting(ctx.project_id)}
 
 
 def _create(ctx: Context, body: NewSegment) -> dict[str, Any]:
@@ -120,9 +123,17 @@ def _create(ctx: Context, body: NewSegment) -> dict[str, Any]:
     return made.to_json()
 
 
-@router.post("/segments", status_code=201, summary="Create a segment (version 1)")
+def _counted(ctx: Context, made: dict[str, Any]) -> dict[str, Any]:
+    """A saved segment is counted in the background (`Refresher.count`): its pages then
+    read a snapshot, not a live evaluation on every view."""
+    ctx.state.refresher.count(ctx.project_id, made["name"])
+    return {**made, "counting": True}
+
+
+@router.post("/segments", status_code=201, summary="Create a segment (version 1); its "
+             "members are counted in the background")
 async def create_segment(ctx: Ctx, body: NewSegment) -> dict[str, Any]:
-    return await _run(_create, ctx, body)
+    return _counted(ctx, await _run(_create, ctx, body))
 
 
 def _update(ctx: Context, name: str, body: SegmentUpdate) -> dict[str, Any]:
@@ -136,7 +147,7 @@ def _update(ctx: Context, name: str, body: SegmentUpdate) -> dict[str, Any]:
 
 @router.put("/segments/{name}", summary="Change a segment (a new version when it differs)")
 async def update_segment(ctx: Ctx, name: str, body: SegmentUpdate) -> dict[str, Any]:
-    return await _run(_update, ctx, name, body)
+    return _counted(ctx, await _run(_update, ctx, name, body))
 
 
 @router.delete("/segments/{name}", summary="Delete a segment (its versions are kept)")
@@ -166,7 +177,7 @@ async def segment_history(ctx: Ctx, name: str) -> dict[str, Any]:
 @router.post("/segments/{name}/revert", summary="A new version equal to an earlier one")
 async def revert_segment(ctx: Ctx, name: str, body: Revert) -> dict[str, Any]:
     made = await _run(ctx.project.revert, name, body.version, ctx.source)
-    return made.to_json()
+    return _counted(ctx, made.to_json())
 
 
 @router.post("/segments/{name}/rename", summary="Move a segment to a new name (the old "
@@ -174,7 +185,7 @@ async def revert_segment(ctx: Ctx, name: str, body: Revert) -> dict[str, Any]:
 async def rename_segment(ctx: Ctx, name: str, body: Rename) -> dict[str, Any]:
     made = await _run(ctx.project.rename, name, body.name, ctx.source)
     ctx.state.index.forget_segment(ctx.project_id, name)
-    return made.to_json()
+    return _counted(ctx, made.to_json())
 
 
 AsOf = Annotated[datetime | None, Query(

@@ -89,12 +89,19 @@ async def preview_rule(ctx: Ctx, body: RuleDraft) -> dict[str, Any]:
                      utcnow())
 
 
+def _counting(ctx: Ctx, name: str) -> bool:
+    return name in ctx.state.refresher.counting(ctx.project_id)
+
+
 @router.get("/segments/{name}/table", summary="Members with metrics: search, sort, page")
 async def member_table(ctx: Ctx, name: str, q: str = Query("", max_length=256),
                        sort: str = "user_id", desc: bool = False,
                        offset: int = Query(0, ge=0),
                        limit: int = Query(50, ge=1, le=member_views.MAX_PAGE)
                        ) -> dict[str, Any]:
+    if _counting(ctx, name):  # just saved: its snapshot is seconds away, no live pass
+        return {"segment": name, "counting": True, "members": [], "total": None}
+
     def table() -> dict[str, Any]:
         return member_views.member_table(
             ctx.state.store, ctx.project_id, ctx.project.member_ids(name), ctx.vocabulary(),
@@ -106,6 +113,9 @@ async def member_table(ctx: Ctx, name: str, q: str = Query("", max_length=256),
 
 @router.get("/segments/{name}/breakdown", summary="Members by plan, account, band...")
 async def segment_breakdown(ctx: Ctx, name: str, by: str = "plan") -> dict[str, Any]:
+    if _counting(ctx, name):
+        return {"segment": name, "by": by, "values": [], "counting": True}
+
     def bars() -> list[dict[str, Any]]:
         return member_views.breakdown(ctx.state.store, ctx.project_id,
                                       ctx.project.member_ids(name), ctx.vocabulary(), by,

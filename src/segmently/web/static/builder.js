@@ -226,8 +226,24 @@ const preview = UI.debounce(async () => {
   document.getElementById("yaml").textContent = p.yaml;
   size.textContent = p.valid ? `${UI.num(p.size)} users` : "invalid rule";
   size.dataset.size = p.valid ? p.size : "";
+  showParts(p.valid ? p.parts : {});
   showErrors(p.error);
 }, 400);
+
+// Beside each condition and group: how many users it alone holds (counted in the same
+// pass as the whole rule).
+function showParts(parts) {
+  for (const node of document.querySelectorAll("#rule-tree [data-path]")) {
+    const head = node.querySelector(":scope > .group-head");
+    if (!head) continue;
+    let badge = head.querySelector(":scope > .part-size");
+    const n = parts[node.dataset.path];
+    if (n === undefined) { if (badge) badge.remove(); continue; }
+    if (!badge) head.append(badge = el("span", {class: "part-size hint"}));
+    badge.textContent = `alone: ${UI.num(n)} users`;
+    badge.dataset.size = n;
+  }
+}
 
 function changed() { document.getElementById("save-result").textContent = ""; preview(); }
 

@@ -95,7 +95,7 @@ const pages = {
         "latest refresh failed: " + s.error.message) : "";
       return UI.el("tr", {"data-segment": s.name}, UI.el("td", {}, UI.segLink(s.name), failed),
         UI.el("td", {class: "r size"}, UI.num(s.size)), spark,
-        UI.el("td", {}, UI.when(s.last_computed)), UI.el("td", {}, UI.when(s.data_through)),
+        UI.el("td", {}, s.counting ? "counting…" : UI.when(s.last_computed)), UI.el("td", {}, UI.when(s.data_through)),
         UI.el("td", {class: "r"}, s.version));
     }));
     document.getElementById("refresh").onclick = async (ev) => {
@@ -117,10 +117,15 @@ const pages = {
       return pages.deletedSegment(name, base, h.versions);
     }
     pages.showLive(true);
+    document.getElementById("description").textContent = d.description;
+    while (d.counting) {  // just saved: its members are counted in the background
+      document.getElementById("size").textContent = "counting members…";
+      await new Promise(done => setTimeout(done, 500));
+      d = await UI.api(base);
+    }
     pages.segmentActions(name, base);
     pages.history(name, base, d.version).then(pages.managedNote)
       .catch(err => { document.getElementById("segment-error").textContent = err.message; });
-    document.getElementById("description").textContent = d.description;
     document.getElementById("size").textContent = UI.num(d.size) + " members";
     document.getElementById("freshness").textContent = d.last_computed
       ? `computed ${UI.when(d.last_computed)} (as of ${UI.when(d.as_of)}, as known at ${UI.when(d.known_at)}), data through ${UI.when(d.data_through)}; version ${d.version}`
