@@ -9,6 +9,7 @@ check is reported by the refresh and the listings, and the other segments refres
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,10 @@ def test_a_rule_that_cannot_run_is_refused_and_stores_nothing(poisoned: Poisoned
     http = httpx.Client(base_url=poisoned.url, headers=poisoned.auth, timeout=60)
     viewers = {"name": "viewers", "rule": {"kind": "performed", "event": "purchase"}}
     assert http.post("/api/segments", json=viewers).status_code == 201
+    deadline = time.monotonic() + 60  # a saved segment is counted in the background
+    while any(s["counting"] for s in http.get("/api/segments").json()["segments"]):
+        assert time.monotonic() < deadline, "still counting after 60 s"
+        time.sleep(0.1)
     before = http.get("/api/segments").json()["segments"]
     old = http.get("/api/segments/old_regex/members")
     assert old.status_code == 400 and "no longer validates" in old.text, old.text
