@@ -84,3 +84,19 @@ def test_a_refresh_analyzes_what_was_written_and_only_that(
     changed_since_analyze(store, raw, "events", 410)
     assert "events" in store.refresh_statistics()
     assert analyzed(raw)["events"] == 2
+
+
+def test_what_a_refresh_writes_is_analyzed_for_the_pages_that_read_it(
+        pg: tuple[Store, psycopg.Connection]) -> None:
+    """The snapshots, transitions and profile run a refresh writes are what every page
+    joins next; without statistics the adoption page of a 5,000-user demo took minutes
+    (0.7 s after ANALYZE)."""
+    store, raw = pg
+    p = Project(store, create_project(store, "p").project.project_id)
+    p.save("viewers", "", {"kind": "performed", "event": "viewed"})
+    store.append(p.id, views(500), received_at=AT + timedelta(days=1))
+    p.refresh(profiles=True)
+    counts = analyzed(raw)
+    for table in ("segment_snapshots", "segment_transitions", "profile_users",
+                  "profile_features", "profile_runs"):
+        assert counts.get(table, 0) >= 1, (table, counts)

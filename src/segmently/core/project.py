@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -73,10 +73,15 @@ def prepare(store: Store) -> None:
     it), then give PostgreSQL's planner statistics of what was written since
     (`Store.refresh_statistics`). Optimisations: a refresh goes on without them."""
     for step in (store.compact_rollups, store.refresh_statistics):
-        try:
-            step()
-        except Exception:  # noqa: BLE001 - logged; the answers are the same without
-            log.exception("%s before a refresh failed", step.__name__)
+        quietly(step)
+
+
+def quietly(step: Callable[[], object]) -> None:
+    """Run an optimisation; logged if it fails: the answers are the same without it."""
+    try:
+        step()
+    except Exception:  # noqa: BLE001 - logged; the answers are the same without
+        log.exception("%s failed", getattr(step, "__name__", step))
 
 
 def plain(value: Any) -> Any:
@@ -598,6 +603,7 @@ class Project:
         vocab = self.vocabulary()
         queue = self._outbox(at) if deliver else None
         done = refreshing.refresh_stored(self.store, self.id, at, vocab, known, queue)
+        quietly(self.store.refresh_statistics)  # the snapshots the pages read next
         if profiles and done:
             stored.record(self.store, self.id, vocab, at)
         return done

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +48,7 @@ from segmently.profile.config import Vocabulary
 from segmently.store import Store, utcnow
 from segmently.store.rows import arrow_schema
 
+log = logging.getLogger(__name__)
 USERS, FEATURES, MILESTONES, ACTIVE, RUNS = (
     "profile_users", "profile_features", "profile_milestones", "profile_daily_active",
     "profile_runs")
@@ -216,6 +218,10 @@ def record(store: Store, project_id: str, vocab: Vocabulary, as_of: datetime) ->
                   reverse=True)[:KEEP - 1]
     rows[RUNS] = pa.Table.from_pylist([run.__dict__], schema=_ARROW[RUNS])
     store.replace_rows(project_id, kept, rows)
+    try:  # PostgreSQL: the pages join these tables next; without statistics, minutes
+        store.refresh_statistics()
+    except Exception:  # noqa: BLE001 - logged; the answers are the same without
+        log.exception("statistics after the profile run of %s failed", project_id)
     return run
 
 
