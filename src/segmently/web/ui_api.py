@@ -199,7 +199,7 @@ def _explanations(ctx: Ctx, user_id: str, names: list[str]) -> dict[str, Any]:
     base = _basis(ctx)
     at = base.as_of if base.run else None
     if not names:
-        known = ctx.state.index.get(ctx.project_id) or ctx.state.index.load(ctx.project_id)
+        known = ctx.state.index.ensure(ctx.project_id)
         live = ctx.project.rules()
         names = [n for n in known.of(user_id) if n in live]  # deleted since: not explained
     trees = ctx.project.explain_user(user_id, names, at)
